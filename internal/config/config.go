@@ -1,0 +1,312 @@
+// Package config defines idvault's one typed configuration, its defaults,
+// how it is loaded from a YAML file and IDVAULT_ environment variables, and
+// the rules that Validate enforces. docs/configuration.md is the reference
+// for every key; a test keeps it in step with Config.
+//
+// Loading, in order of precedence (later wins):
+//
+//  1. the defaults (Default, before derivation);
+//  2. the YAML file, decoded strictly: an unknown or repeated key is an error
+//     that names the key path and its line;
+//  3. environment variables IDVAULT_<KEY>__<KEY>..., one per leaf key,
+//     matched case-insensitively against the YAML key names
+//     (IDVAULT_API__TLS__CERTFILE sets api.tls.certFile);
+//  4. derivation: keys left empty that default to a value computed from
+//     other keys (store.sqlite.path, blob.file.dir, api.publicURL) are
+//     filled in;
+//  5. Validate, which reports every problem at once.
+//
+// Security: configuration holds secrets only as references (env:NAME,
+// file:/path, see package secret), typed secret.Ref so that a literal secret
+// renders as REDACTED wherever a Config is printed, logged or marshalled.
+// Production mode refuses literal secrets outright. Validate does no I/O: it
+// does not open the TLS files or resolve the root key; the components that
+// use them do, at start-up.
+package config
+
+import (
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/idvault/idvault/internal/secret"
+)
+
+// Mode selects dev or production behaviour.
+type Mode string
+
+// The modes. Dev generates what is missing (a self-signed TLS certificate, a
+// root key file) so that one command gives a working platform; production
+// requires everything to be given and refuses insecure settings.
+const (
+	ModeDev        Mode = "dev"
+	ModeProduction Mode = "production"
+)
+
+// Role names one of the five roles a process can run.
+type Role string
+
+// The roles; see docs/configuration.md and DESIGN.md §1.
+const (
+	RoleAPI       Role = "api"
+	RoleWorkflow  Role = "workflow"
+	RoleScheduler Role = "scheduler"
+	RoleAudit     Role = "audit"
+	RoleIndexer   Role = "indexer"
+)
+
+// AllRoles returns the five roles in their canonical order.
+func AllRoles() []Role {
+	return []Role{RoleAPI, RoleWorkflow, RoleScheduler, RoleAudit, RoleIndexer}
+}
+
+// Backend type names known to this build. The wiring in internal/server
+// maps each to a constructor; adding a backend adds its name here and its
+// settings section to the matching struct.
+var (
+	storeTypes = map[string]bool{"sqlite": true}
+	blobTypes  = map[string]bool{"file": true}
+	queueTypes = map[string]bool{"sqlite": true}
+)
+
+// Config is the whole configuration of an idvault process. The zero Config
+// is not useful; start from Default or Load. A Config is a plain value:
+// copying it copies everything except the Roles slice, which is shared.
+type Config struct {
+	// Mode is dev or production. Default dev.
+	Mode Mode `yaml:"mode"`
+	// DataDir is the directory under which embedded backends and dev-mode
+	// generated files live. Default "./data".
+	DataDir string `yaml:"dataDir"`
+	// Roles lists the roles this process runs. Default all five: api,
+	// workflow, scheduler, audit, indexer.
+	Roles []Role `yaml:"roles"`
+	// Log configures the process log.
+	Log Log `yaml:"log"`
+	// API configures the HTTPS API server.
+	API API `yaml:"api"`
+	// Store selects and configures the structured-data backend.
+	Store Store `yaml:"store"`
+	// Blob selects and configures the file backend.
+	Blob Blob `yaml:"blob"`
+	// Queue selects and configures the broker.
+	Queue Queue `yaml:"queue"`
+	// Crypto configures the key hierarchy.
+	Crypto Crypto `yaml:"crypto"`
+	// Sessions configures verification session lifetimes.
+	Sessions Sessions `yaml:"sessions"`
+	// Scheduler configures the scheduler role.
+	Scheduler Scheduler `yaml:"scheduler"`
+	// Workflow configures the workflow role.
+	Workflow Workflow `yaml:"workflow"`
+}
+
+// Log configures the process log.
+type Log struct {
+	// Level is the minimum level logged: debug, info, warn or error.
+	// Default info.
+	Level string `yaml:"level"`
+	// Format is json or text. Default json.
+	Format string `yaml:"format"`
+}
+
+// SlogLevel returns Level as a slog.Level; an invalid Level (which Validate
+// rejects) yields slog.LevelInfo.
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// API configures the HTTPS API server.
+type API struct {
+	// Listen is the host:port the server listens on. Default
+	// "127.0.0.1:8443".
+	Listen string `yaml:"listen"`
+	// PublicURL is the base URL clients use to reach the API, used in
+	// printed and generated URLs. Default (when empty) "https://" + Listen,
+	// with "localhost" for an unspecified host. Production requires https.
+	PublicURL string `yaml:"publicURL"`
+	// TLS configures the server certificate.
+	TLS TLS `yaml:"tls"`
+	// MaxJSONBytes caps a JSON request body. Default 1048576 (1 MiB).
+	MaxJSONBytes int64 `yaml:"maxJSONBytes"`
+	// MaxUploadBytes caps an uploaded file. Default 20971520 (20 MiB).
+	MaxUploadBytes int64 `yaml:"maxUploadBytes"`
+	// MaxImagePixels caps the width × height of an uploaded image, checked
+	// before it is decoded. Default 40000000.
+	MaxImagePixels int64 `yaml:"maxImagePixels"`
+	// ReadHeaderTimeout limits reading request headers. Default 10s.
+	ReadHeaderTimeout time.Duration `yaml:"readHeaderTimeout"`
+	// ReadTimeout limits reading a whole request. Default 60s.
+	ReadTimeout time.Duration `yaml:"readTimeout"`
+	// WriteTimeout limits writing a response. Default 60s.
+	WriteTimeout time.Duration `yaml:"writeTimeout"`
+	// IdleTimeout limits an idle keep-alive connection. Default 120s.
+	IdleTimeout time.Duration `yaml:"idleTimeout"`
+	// ShutdownTimeout limits the graceful shutdown. Default 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+}
+
+// TLS configures the API server's certificate. CertFile and KeyFile are set
+// together or not at all.
+type TLS struct {
+	// CertFile is the PEM certificate chain. Default empty: in dev mode a
+	// self-signed certificate is generated under DevTLSDir; production
+	// requires it.
+	CertFile string `yaml:"certFile"`
+	// KeyFile is the PEM private key for CertFile. Default empty, as
+	// CertFile.
+	KeyFile string `yaml:"keyFile"`
+	// ClientCAFile, when set, is a PEM bundle of CAs whose client
+	// certificates are verified when presented (mTLS between roles).
+	// Default empty: client certificates are not requested.
+	ClientCAFile string `yaml:"clientCAFile"`
+	// ReloadInterval is how often the files are checked for changes and
+	// reloaded. Default 10s.
+	ReloadInterval time.Duration `yaml:"reloadInterval"`
+}
+
+// Store selects the structured-data backend.
+type Store struct {
+	// Type names the backend: sqlite. Default sqlite.
+	Type string `yaml:"type"`
+	// SQLite configures the sqlite backend.
+	SQLite SQLite `yaml:"sqlite"`
+}
+
+// SQLite configures the embedded SQLite database.
+type SQLite struct {
+	// Path is the database file. Default (when empty) DataDir/idvault.db.
+	Path string `yaml:"path"`
+}
+
+// Blob selects the file backend.
+type Blob struct {
+	// Type names the backend: file. Default file.
+	Type string `yaml:"type"`
+	// File configures the file backend.
+	File FileBlob `yaml:"file"`
+}
+
+// FileBlob configures the local-filesystem file backend.
+type FileBlob struct {
+	// Dir is the directory holding the stored files. Default (when empty)
+	// DataDir/files.
+	Dir string `yaml:"dir"`
+}
+
+// Queue selects and tunes the broker; the fields map to queue.Options.
+type Queue struct {
+	// Type names the broker: sqlite (a queue table in the store's SQLite
+	// database). Default sqlite.
+	Type string `yaml:"type"`
+	// VisibilityTimeout is how long a received message stays invisible
+	// before it is delivered again. Default 30s.
+	VisibilityTimeout time.Duration `yaml:"visibilityTimeout"`
+	// MaxAttempts is how many deliveries a message gets before it is
+	// dead-lettered. Default 5.
+	MaxAttempts int `yaml:"maxAttempts"`
+	// RetryBackoff is the base delay before a nacked message is delivered
+	// again, doubled per attempt. Default 1s.
+	RetryBackoff time.Duration `yaml:"retryBackoff"`
+	// MaxRetryBackoff caps the retry delay. Default 5m.
+	MaxRetryBackoff time.Duration `yaml:"maxRetryBackoff"`
+}
+
+// Crypto configures the key hierarchy.
+type Crypto struct {
+	// RootKey is a secret reference (env:NAME or file:/path) to the root
+	// key material. Default empty: in dev mode the key is generated into,
+	// or read from, DevRootKeyPath; production requires a reference and
+	// refuses a literal.
+	RootKey secret.Ref `yaml:"rootKey"`
+}
+
+// Sessions configures verification session lifetimes.
+type Sessions struct {
+	// DefaultTTL is the lifetime of a session created without one.
+	// Default 24h.
+	DefaultTTL time.Duration `yaml:"defaultTTL"`
+	// MaxTTL is the longest lifetime a session may be given. Default 720h.
+	MaxTTL time.Duration `yaml:"maxTTL"`
+}
+
+// Scheduler configures the scheduler role.
+type Scheduler struct {
+	// Interval is how often the scheduler runs its due jobs and renews its
+	// lease. Default 30s.
+	Interval time.Duration `yaml:"interval"`
+	// LeaseTTL is how long the active scheduler's lease lasts without
+	// renewal; it must exceed Interval. Default 60s.
+	LeaseTTL time.Duration `yaml:"leaseTTL"`
+}
+
+// Workflow configures the workflow role.
+type Workflow struct {
+	// Concurrency is how many workflow steps one process runs at once.
+	// Default 4.
+	Concurrency int `yaml:"concurrency"`
+}
+
+// base returns the defaults before derivation: derived keys are empty.
+func base() Config {
+	return Config{
+		Mode:    ModeDev,
+		DataDir: "./data",
+		Roles:   AllRoles(),
+		Log:     Log{Level: "info", Format: "json"},
+		API: API{
+			Listen:            "127.0.0.1:8443",
+			TLS:               TLS{ReloadInterval: 10 * time.Second},
+			MaxJSONBytes:      1 << 20,
+			MaxUploadBytes:    20 << 20,
+			MaxImagePixels:    40_000_000,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       60 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ShutdownTimeout:   30 * time.Second,
+		},
+		Store: Store{Type: "sqlite"},
+		Blob:  Blob{Type: "file"},
+		Queue: Queue{
+			Type:              "sqlite",
+			VisibilityTimeout: 30 * time.Second,
+			MaxAttempts:       5,
+			RetryBackoff:      time.Second,
+			MaxRetryBackoff:   5 * time.Minute,
+		},
+		Sessions:  Sessions{DefaultTTL: 24 * time.Hour, MaxTTL: 720 * time.Hour},
+		Scheduler: Scheduler{Interval: 30 * time.Second, LeaseTTL: 60 * time.Second},
+		Workflow:  Workflow{Concurrency: 4},
+	}
+}
+
+// Default returns the configuration used when there is no file and no
+// environment override, with derived keys filled in; it equals
+// Load("", nil). Each call returns a fresh value.
+func Default() Config {
+	c := base()
+	c.derive()
+	return c
+}
+
+// DevTLSDir is the directory where dev mode keeps the self-signed API
+// certificate it generates when api.tls.certFile is empty: DataDir/tls.
+func (c Config) DevTLSDir() string { return filepath.Join(c.DataDir, "tls") }
+
+// DevRootKeyPath is the file where dev mode keeps the root key it generates
+// when crypto.rootKey is empty: DataDir/keys/root.key.
+func (c Config) DevRootKeyPath() string { return filepath.Join(c.DataDir, "keys", "root.key") }
+
+// HasRole reports whether r is among c.Roles.
+func (c Config) HasRole(r Role) bool { return slices.Contains(c.Roles, r) }

@@ -1,0 +1,404 @@
+package files
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"math"
+	"os"
+
+	"github.com/minio/sio"
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+	"gocloud.dev/gcerrors"
+
+	"github.com/idvault/idvault/internal/barrier"
+)
+
+// Sentinel errors. Check them with errors.Is.
+var (
+	// ErrInvalid means a Ref or an argument is malformed.
+	ErrInvalid = errors.New("files: invalid argument")
+	// ErrTooLarge means Put received more than maxBytes of plaintext.
+	ErrTooLarge = errors.New("files: file too large")
+	// ErrTampered means a stored object, or the Sealed metadata given for it,
+	// does not match what Put recorded: the object was changed, truncated,
+	// extended or replaced, or the metadata belongs to another file. The
+	// wrapped error text says which check failed; it holds no file content.
+	ErrTampered = errors.New("files: stored file failed verification")
+	// ErrNotFound means no object exists for the Ref.
+	ErrNotFound = errors.New("files: not found")
+)
+
+// Location is the top-level area of the bucket a file belongs to.
+type Location string
+
+// Locations.
+const (
+	Sessions  Location = "sessions"
+	Persons   Location = "persons"
+	Workflows Location = "workflows"
+	Files     Location = "files"
+	Tmp       Location = "tmp"
+)
+
+// Valid reports whether l is one of the declared locations.
+func (l Location) Valid() bool {
+	switch l {
+	case Sessions, Persons, Workflows, Files, Tmp:
+		return true
+	}
+	return false
+}
+
+// maxComponent is the longest tenant or id a Ref accepts.
+const maxComponent = 128
+
+// Ref names one stored file. Tenant and ID MUST be 1 to 128 characters from
+// [A-Za-z0-9_.-], not starting with '.' and not containing "..", so that a
+// Ref maps to exactly one object key on every backend and can never reach
+// outside its location and tenant.
+type Ref struct {
+	Tenant   string
+	Location Location
+	ID       string
+}
+
+// Key returns the object key "<location>/<tenant>/<id>", or ErrInvalid.
+func (r Ref) Key() (string, error) {
+	if !r.Location.Valid() {
+		return "", fmt.Errorf("%w: unknown location %q", ErrInvalid, r.Location)
+	}
+	if !validComponent(r.Tenant) {
+		return "", fmt.Errorf("%w: bad tenant %q", ErrInvalid, r.Tenant)
+	}
+	if !validComponent(r.ID) {
+		return "", fmt.Errorf("%w: bad id %q", ErrInvalid, r.ID)
+	}
+	return string(r.Location) + "/" + r.Tenant + "/" + r.ID, nil
+}
+
+func (r Ref) place() barrier.Place {
+	return barrier.Place{Tenant: r.Tenant, Collection: "files:" + string(r.Location), ID: r.ID, Field: "key"}
+}
+
+func validComponent(s string) bool {
+	if s == "" || len(s) > maxComponent || s[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
+		case c == '.':
+			if i > 0 && s[i-1] == '.' {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Digest is a SHA-256 digest. Its text form (JSON, logs) is lowercase hex.
+type Digest [sha256.Size]byte
+
+// String returns d in lowercase hex.
+func (d Digest) String() string { return hex.EncodeToString(d[:]) }
+
+// MarshalText returns d in lowercase hex.
+func (d Digest) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText parses 64 hex digits.
+func (d *Digest) UnmarshalText(text []byte) error {
+	if hex.DecodedLen(len(text)) != len(d) {
+		return fmt.Errorf("files: digest is %d hex digits, want %d", len(text), 2*len(d))
+	}
+	if _, err := hex.Decode(d[:], text); err != nil {
+		return fmt.Errorf("files: digest: %w", err)
+	}
+	return nil
+}
+
+// Sealed is what Put records about a file and ReadAll needs to open it. The
+// caller keeps it in the file's store record. None of it is secret: the file
+// key inside WrappedKey is sealed by the barrier.
+type Sealed struct {
+	// Size is the plaintext length in bytes.
+	Size int64 `json:"size"`
+	// StoredSize is the length of the stored object in bytes.
+	StoredSize int64 `json:"stored_size"`
+	// PlainSHA256 is the SHA-256 of the plaintext.
+	PlainSHA256 Digest `json:"plain_sha256"`
+	// StoredSHA256 is the SHA-256 of the stored object.
+	StoredSHA256 Digest `json:"stored_sha256"`
+	// WrappedKey is the barrier-sealed file key, bound to the Ref and to
+	// the four fields above.
+	WrappedKey []byte `json:"wrapped_key"`
+}
+
+const (
+	keyLen     = 32
+	wrapV1     = 0x01
+	wrapLen    = 1 + keyLen + 8 + 2*sha256.Size
+	objectType = "application/octet-stream"
+)
+
+// sioConfig pins DARE 2.0 with AES-256-GCM for both directions.
+func sioConfig(key []byte) sio.Config {
+	return sio.Config{
+		MinVersion:   sio.Version20,
+		MaxVersion:   sio.Version20,
+		CipherSuites: []byte{sio.AES_256_GCM},
+		Key:          key,
+	}
+}
+
+// Store keeps sealed files in a bucket. It is safe for concurrent use. It does
+// not own the bucket; the caller closes it.
+type Store struct {
+	bucket  *blob.Bucket
+	barrier barrier.Barrier
+}
+
+// New returns a Store over bucket that wraps file keys with b.
+func New(bucket *blob.Bucket, b barrier.Barrier) *Store {
+	return &Store{bucket: bucket, barrier: b}
+}
+
+// OpenBucket opens the local directory dir as a bucket with the fileblob
+// driver, creating it with mode 0700 if it does not exist. Subdirectories are
+// created 0700, temporary files live next to their objects (atomic rename),
+// and no metadata sidecar files are written. The caller closes the bucket.
+func OpenBucket(ctx context.Context, dir string) (*blob.Bucket, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create bucket directory: %w", err)
+	}
+	b, err := fileblob.OpenBucket(dir, &fileblob.Options{
+		DirFileMode: 0o700,
+		NoTempDir:   true,
+		Metadata:    fileblob.MetadataDontWrite,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", dir, err)
+	}
+	return b, nil
+}
+
+// Put encrypts the plaintext read from r until io.EOF and stores it at ref,
+// replacing any object there. It reads at most maxBytes+1 bytes: a longer
+// input fails with ErrTooLarge. On any error nothing new is visible in the
+// bucket and an earlier object at ref is unchanged. maxBytes MUST NOT be
+// negative. The returned Sealed is the only way to read the file back.
+func (s *Store) Put(ctx context.Context, ref Ref, r io.Reader, maxBytes int64) (Sealed, error) {
+	key, err := ref.Key()
+	if err != nil {
+		return Sealed{}, err
+	}
+	if maxBytes < 0 {
+		return Sealed{}, fmt.Errorf("%w: negative maxBytes", ErrInvalid)
+	}
+	fileKey := make([]byte, keyLen)
+	if _, err := rand.Read(fileKey); err != nil {
+		return Sealed{}, fmt.Errorf("file key: %w", err)
+	}
+
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var tmp *os.File
+	w, err := s.bucket.NewWriter(wctx, key, &blob.WriterOptions{
+		ContentType: objectType,
+		// The fileblob driver exposes its temporary file; Put syncs it
+		// before the rename. Other drivers ignore this.
+		BeforeWrite: func(as func(any) bool) error {
+			as(&tmp)
+			return nil
+		},
+	})
+	if err != nil {
+		return Sealed{}, fmt.Errorf("open writer: %w", err)
+	}
+	abort := func(err error) (Sealed, error) {
+		cancel()
+		_ = w.Close() // reports the cancellation; the write is discarded
+		return Sealed{}, err
+	}
+
+	stored := &countingHash{h: sha256.New()}
+	enc, err := sio.EncryptWriter(io.MultiWriter(w, stored), sioConfig(fileKey))
+	if err != nil {
+		return abort(fmt.Errorf("encrypt: %w", err))
+	}
+	plain := sha256.New()
+	limit := maxBytes
+	if limit < math.MaxInt64 {
+		limit++
+	}
+	n, err := io.Copy(io.MultiWriter(enc, plain), io.LimitReader(r, limit))
+	if err != nil {
+		return abort(fmt.Errorf("store %s: %w", key, err))
+	}
+	if n > maxBytes {
+		return abort(fmt.Errorf("%w: more than %d bytes", ErrTooLarge, maxBytes))
+	}
+	if err := enc.Close(); err != nil {
+		return abort(fmt.Errorf("store %s: %w", key, err))
+	}
+
+	sealed := Sealed{Size: n, StoredSize: stored.n}
+	plain.Sum(sealed.PlainSHA256[:0])
+	stored.h.Sum(sealed.StoredSHA256[:0])
+	sealed.WrappedKey, err = s.barrier.Seal(ref.place(), wrapPayload(fileKey, sealed))
+	if err != nil {
+		return abort(fmt.Errorf("wrap file key: %w", err))
+	}
+	if tmp != nil {
+		if err := tmp.Sync(); err != nil {
+			return abort(fmt.Errorf("store %s: %w", key, err))
+		}
+	}
+	if err := w.Close(); err != nil {
+		return Sealed{}, fmt.Errorf("store %s: %w", key, err)
+	}
+	return sealed, nil
+}
+
+// ReadAll verifies the object at ref completely against sealed and returns its
+// plaintext. No byte is returned unless every check passes: the object's
+// size and SHA-256, DARE authentication of every package including the final
+// one, and the plaintext's size and SHA-256. Any mismatch, and a wrapped key
+// that does not open for ref, is ErrTampered; a missing object is
+// ErrNotFound. ReadAll holds the whole plaintext in memory (files are bounded
+// by Put's maxBytes) but never the whole stored object. The caller owns the
+// returned slice.
+func (s *Store) ReadAll(ctx context.Context, ref Ref, sealed Sealed) ([]byte, error) {
+	key, err := ref.Key()
+	if err != nil {
+		return nil, err
+	}
+	if sealed.Size < 0 {
+		return nil, fmt.Errorf("%w: negative size", ErrTampered)
+	}
+	want, err := sio.EncryptedSize(uint64(sealed.Size))
+	if err != nil || want != uint64(sealed.StoredSize) {
+		return nil, fmt.Errorf("%w: stored size does not fit plaintext size", ErrTampered)
+	}
+	payload, err := s.barrier.Open(ref.place(), sealed.WrappedKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: wrapped key does not open for this file", ErrTampered)
+	}
+	if len(payload) != wrapLen || payload[0] != wrapV1 ||
+		subtle.ConstantTimeCompare(payload, wrapPayload(payload[1:1+keyLen], sealed)) != 1 {
+		return nil, fmt.Errorf("%w: metadata does not match wrapped key", ErrTampered)
+	}
+	fileKey := payload[1 : 1+keyLen]
+
+	r, err := s.bucket.NewReader(ctx, key, nil)
+	if err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, key)
+		}
+		return nil, fmt.Errorf("open %s: %w", key, err)
+	}
+	defer r.Close()
+	if r.Size() != sealed.StoredSize {
+		return nil, fmt.Errorf("%w: stored object is %d bytes, want %d", ErrTampered, r.Size(), sealed.StoredSize)
+	}
+
+	stored := &countingHash{h: sha256.New()}
+	src := io.TeeReader(io.LimitReader(r, sealed.StoredSize+1), stored)
+	plain := bytes.NewBuffer(make([]byte, 0, sealed.Size))
+	// An empty file is an empty object, which sio's reader refuses as a
+	// stream without a final package; the size and digest checks cover it.
+	if sealed.Size > 0 {
+		dec, err := sio.DecryptReader(src, sioConfig(fileKey))
+		if err != nil {
+			return nil, fmt.Errorf("decrypt: %w", err)
+		}
+		if _, err := io.Copy(plain, dec); err != nil {
+			if errors.As(err, new(sio.Error)) {
+				return nil, fmt.Errorf("%w: %w", ErrTampered, err)
+			}
+			return nil, fmt.Errorf("read %s: %w", key, err)
+		}
+	}
+	// DARE stops at the final package; count what follows it.
+	if _, err := io.Copy(io.Discard, src); err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	var storedSum, plainSum Digest
+	stored.h.Sum(storedSum[:0])
+	if stored.n != sealed.StoredSize || storedSum != sealed.StoredSHA256 {
+		return nil, fmt.Errorf("%w: stored object digest mismatch", ErrTampered)
+	}
+	out := plain.Bytes()
+	plainSum = sha256.Sum256(out)
+	if int64(len(out)) != sealed.Size || plainSum != sealed.PlainSHA256 {
+		return nil, fmt.Errorf("%w: plaintext digest mismatch", ErrTampered)
+	}
+	return out, nil
+}
+
+// Exists reports whether an object is stored at ref. It does not verify it.
+func (s *Store) Exists(ctx context.Context, ref Ref) (bool, error) {
+	key, err := ref.Key()
+	if err != nil {
+		return false, err
+	}
+	ok, err := s.bucket.Exists(ctx, key)
+	if err != nil {
+		return false, fmt.Errorf("stat %s: %w", key, err)
+	}
+	return ok, nil
+}
+
+// Delete removes the object at ref, or returns ErrNotFound. To shred a file
+// also delete its Sealed record: the wrapped key is the only copy of the
+// file key.
+func (s *Store) Delete(ctx context.Context, ref Ref) error {
+	key, err := ref.Key()
+	if err != nil {
+		return err
+	}
+	if err := s.bucket.Delete(ctx, key); err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			return fmt.Errorf("%w: %s", ErrNotFound, key)
+		}
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// wrapPayload returns the wrap format version 1 plaintext for fileKey and the
+// sizes and digests of s.
+func wrapPayload(fileKey []byte, s Sealed) []byte {
+	p := make([]byte, 0, wrapLen)
+	p = append(p, wrapV1)
+	p = append(p, fileKey...)
+	p = binary.BigEndian.AppendUint64(p, uint64(s.Size))
+	p = append(p, s.PlainSHA256[:]...)
+	return append(p, s.StoredSHA256[:]...)
+}
+
+// countingHash is a hash that also counts the bytes written to it.
+type countingHash struct {
+	h hash.Hash
+	n int64
+}
+
+func (c *countingHash) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return c.h.Write(p)
+}

@@ -1,0 +1,344 @@
+// Package httpapi is the API role's HTTP surface: the route table, the
+// middleware that authenticates, authorizes, limits and audits every
+// request, and the handlers.
+//
+// Every route declares its permission in the routes table (a test fails if
+// one does not, or if a route is missing from the OpenAPI document). Errors
+// are RFC 9457 problem+json with an error id that also appears in the log.
+// Handlers only ever hold a tenant view of the principal's tenant.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/idvault/idvault/internal/audit"
+	"github.com/idvault/idvault/internal/authz"
+	"github.com/idvault/idvault/internal/barrier"
+	"github.com/idvault/idvault/internal/files"
+	"github.com/idvault/idvault/internal/identity"
+	"github.com/idvault/idvault/internal/media"
+	"github.com/idvault/idvault/internal/queue"
+	"github.com/idvault/idvault/internal/store"
+)
+
+// Limits bound what a request may carry.
+type Limits struct {
+	MaxJSONBytes   int64
+	MaxUploadBytes int64
+	MaxImagePixels int64
+	DefaultTTL     time.Duration
+	MaxTTL         time.Duration
+}
+
+// Deps are what the API needs.
+type Deps struct {
+	Backend  store.Backend
+	Barrier  barrier.Barrier
+	Identity *identity.Service
+	Files    *files.Store
+	Broker   queue.Broker
+	Audit    *audit.Emitter
+	Log      *slog.Logger
+	Limits   Limits
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// API serves the REST API.
+type API struct {
+	d      Deps
+	routes []route
+	mux    *http.ServeMux
+}
+
+// route is one entry of the route table. perm is the permission the route
+// needs; public routes need none and must say so.
+type route struct {
+	method  string
+	pattern string
+	perm    string
+	public  bool
+	handle  func(w http.ResponseWriter, r *http.Request) error
+}
+
+// New returns the API with every route registered.
+func New(d Deps) *API {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	a := &API{d: d, mux: http.NewServeMux()}
+	a.routes = []route{
+		{method: "GET", pattern: "/healthz", public: true, handle: a.healthz},
+		{method: "GET", pattern: "/readyz", public: true, handle: a.readyz},
+		{method: "GET", pattern: "/api/v1/openapi.json", public: true, handle: a.openapi},
+		{method: "POST", pattern: "/api/v1/auth/token", public: true, handle: a.issueToken},
+		{method: "POST", pattern: "/api/v1/sessions", perm: authz.SessionWrite, handle: a.createSession},
+		{method: "GET", pattern: "/api/v1/sessions", perm: authz.SessionRead, handle: a.listSessions},
+		{method: "GET", pattern: "/api/v1/sessions/{id}", perm: authz.SessionRead, handle: a.getSession},
+		{method: "POST", pattern: "/api/v1/sessions/{id}/cancel", perm: authz.SessionWrite, handle: a.cancelSession},
+		{method: "POST", pattern: "/api/v1/sessions/{id}/files", perm: authz.FileWrite, handle: a.uploadFile},
+		{method: "GET", pattern: "/api/v1/sessions/{id}/files/{fileId}", perm: authz.FileRead, handle: a.downloadFile},
+	}
+	byPattern := map[string][]route{}
+	var order []string
+	for _, rt := range a.routes {
+		if _, seen := byPattern[rt.pattern]; !seen {
+			order = append(order, rt.pattern)
+		}
+		byPattern[rt.pattern] = append(byPattern[rt.pattern], rt)
+	}
+	for _, p := range order {
+		a.mux.Handle(p, a.dispatch(byPattern[p]))
+	}
+	a.mux.Handle("/", a.wrap(route{public: true, handle: func(http.ResponseWriter, *http.Request) error { return notFound() }}))
+	return a
+}
+
+// dispatch routes one path pattern by method, answering 405 with Allow as
+// problem+json.
+func (a *API) dispatch(rts []route) http.Handler {
+	handlers := map[string]http.Handler{}
+	var allow []string
+	for _, rt := range rts {
+		handlers[rt.method] = a.wrap(rt)
+		allow = append(allow, rt.method)
+	}
+	notAllowed := a.wrap(route{public: true, handle: func(w http.ResponseWriter, r *http.Request) error {
+		p := problem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
+			"The method is not allowed on this resource.")
+		p.header = http.Header{"Allow": {strings.Join(allow, ", ")}}
+		return p
+	}})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := handlers[r.Method]; ok {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if r.Method == http.MethodHead {
+			if h, ok := handlers[http.MethodGet]; ok {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		notAllowed.ServeHTTP(w, r)
+	})
+}
+
+// ServeHTTP serves a request.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	h.Set("Cache-Control", "no-store")
+	id := r.Header.Get("X-Request-Id")
+	if !requestIDPattern.MatchString(id) {
+		id = newID()
+	}
+	h.Set("X-Request-Id", id)
+	a.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+}
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+type (
+	requestIDKey struct{}
+	principalKey struct{}
+)
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+func principalOf(ctx context.Context) identity.Principal {
+	p, _ := ctx.Value(principalKey{}).(identity.Principal)
+	return p
+}
+
+func newID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// wrap applies authentication, authorization, error rendering and access
+// logging to one route.
+func (a *API) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := a.d.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		err := a.serve(sw, r, rt)
+		errorID := ""
+		if err != nil {
+			errorID = newID()
+			p, ok := errors.AsType[*Problem](err)
+			if !ok {
+				p = problem(http.StatusInternalServerError, "internal", "Internal error",
+					"The request failed; quote the error id when you report it.")
+			}
+			if !sw.wroteHeader {
+				writeProblem(sw, r, p, errorID)
+			}
+		}
+		attrs := []any{"method", r.Method, "route", rt.pattern, "status", sw.status(),
+			"durationMs", a.d.Now().Sub(start).Milliseconds(), "requestId", requestID(r.Context())}
+		if p := principalOf(r.Context()); p.Tenant != "" {
+			attrs = append(attrs, "tenant", p.Tenant, "principal", p.ID)
+		}
+		switch {
+		case err == nil:
+			a.d.Log.Info("request", attrs...)
+		case sw.status() >= 500:
+			a.d.Log.Error("request failed", append(attrs, "errorId", errorID, "err", err)...)
+		default:
+			a.d.Log.Info("request rejected", append(attrs, "errorId", errorID, "problem", err.Error())...)
+		}
+	})
+}
+
+func (a *API) serve(w http.ResponseWriter, r *http.Request, rt route) error {
+	if rt.public {
+		return rt.handle(w, r)
+	}
+	p, err := a.d.Identity.Authenticate(r.Context(), r.Header.Get("Authorization"))
+	switch {
+	case errors.Is(err, identity.ErrUnauthenticated):
+		a.emit(r, audit.Event{Action: "auth.failure", Outcome: audit.Denied, Reason: "invalid or missing credential",
+			Resource: audit.Resource{Type: "route", ID: rt.method + " " + rt.pattern}})
+		return unauthenticated()
+	case errors.Is(err, identity.ErrTenantSuspended):
+		return problem(http.StatusForbidden, "tenant-suspended", "Tenant suspended", "The tenant of this credential is suspended.")
+	case err != nil:
+		return err
+	}
+	r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+	if !authz.Allowed(p, rt.perm) {
+		a.emit(r, audit.Event{Action: "access.denied", Outcome: audit.Denied, Reason: "missing permission " + rt.perm,
+			Resource: audit.Resource{Type: "route", ID: rt.method + " " + rt.pattern}})
+		return problem(http.StatusForbidden, "forbidden", "Forbidden", "The credential lacks the permission "+rt.perm+".")
+	}
+	return rt.handle(w, r)
+}
+
+// emit records an audit event about the request, filling actor, tenant and
+// request id. A failure to record is logged; callers that must fail closed
+// check the error of emitErr instead.
+func (a *API) emit(r *http.Request, ev audit.Event) {
+	if err := a.emitErr(r, ev); err != nil {
+		a.d.Log.Error("audit event not recorded", "action", ev.Action, "requestId", requestID(r.Context()), "err", err)
+	}
+}
+
+func (a *API) emitErr(r *http.Request, ev audit.Event) error {
+	p := principalOf(r.Context())
+	ev.Tenant = p.Tenant
+	ev.Actor = audit.Actor{Type: p.Type, ID: p.ID, Address: clientAddr(r), UserAgent: r.UserAgent()}
+	if ev.Actor.Type == "" {
+		ev.Actor.Type = "anonymous"
+	}
+	ev.RequestID = requestID(r.Context())
+	return a.d.Audit.Emit(r.Context(), ev)
+}
+
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// view returns the tenant view of the request's principal.
+func (a *API) view(r *http.Request) (*store.View, error) {
+	return store.NewView(a.d.Backend, a.d.Barrier, principalOf(r.Context()).Tenant)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code        int
+	wroteHeader bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wroteHeader {
+		s.code, s.wroteHeader = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if !s.wroteHeader {
+		s.WriteHeader(http.StatusOK)
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) status() int {
+	if !s.wroteHeader {
+		return http.StatusOK
+	}
+	return s.code
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (a *API) healthz(w http.ResponseWriter, _ *http.Request) error {
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"store": "ok", "queue": "ok"}
+	ready := true
+	if err := a.d.Backend.Ping(ctx); err != nil {
+		checks["store"], ready = "unavailable", false
+		a.d.Log.Warn("readyz: store", "err", err)
+	}
+	if err := a.d.Broker.Ping(ctx); err != nil {
+		checks["queue"], ready = "unavailable", false
+		a.d.Log.Warn("readyz: queue", "err", err)
+	}
+	if !ready {
+		p := problem(http.StatusServiceUnavailable, "not-ready", "Not ready", "A backend is unavailable: "+checks["store"]+" store, "+checks["queue"]+" queue.")
+		return p
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": checks})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return jsonEncode(w, v)
+}
+
+// mediaProblem maps a media check failure to a problem.
+func mediaProblem(err error) error {
+	switch {
+	case errors.Is(err, media.ErrUnsupportedType):
+		return problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+			"Only JPEG, PNG, WebP and PDF files are accepted.")
+	case errors.Is(err, media.ErrTypeMismatch):
+		return problem(http.StatusUnsupportedMediaType, "content-type-mismatch", "Content type mismatch",
+			"The Content-Type header does not match the file's content.")
+	case errors.Is(err, media.ErrTooManyPixels):
+		return problem(http.StatusRequestEntityTooLarge, "too-many-pixels", "Image too large",
+			"The image has more pixels than allowed.")
+	case errors.Is(err, media.ErrCorrupt):
+		return problem(http.StatusUnprocessableEntity, "corrupt-file", "Corrupt file",
+			"The file is truncated or corrupt.")
+	}
+	return err
+}

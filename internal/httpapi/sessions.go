@@ -1,0 +1,409 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/idvault/idvault/internal/audit"
+	"github.com/idvault/idvault/internal/files"
+	"github.com/idvault/idvault/internal/identity"
+	"github.com/idvault/idvault/internal/media"
+	"github.com/idvault/idvault/internal/session"
+	"github.com/idvault/idvault/internal/store"
+	"github.com/idvault/idvault/internal/workflow"
+)
+
+// maxMetadataBytes bounds the metadata object of a session.
+const maxMetadataBytes = 16 << 10
+
+var localePattern = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$`)
+
+type createSessionRequest struct {
+	WorkflowID *string         `json:"workflowId"`
+	Metadata   json.RawMessage `json:"metadata"`
+	Locale     *string         `json:"locale"`
+	TTL        *int64          `json:"ttl"`
+}
+
+type fileView struct {
+	ID          string    `json:"id"`
+	Kind        string    `json:"kind"`
+	Size        int64     `json:"size"`
+	SHA256      string    `json:"sha256"`
+	ContentType string    `json:"contentType"`
+	Width       int       `json:"width,omitempty"`
+	Height      int       `json:"height,omitempty"`
+	CreatedAt   time.Time `json:"createdAt"`
+}
+
+type sessionView struct {
+	ID         string          `json:"id"`
+	WorkflowID string          `json:"workflowId"`
+	Status     string          `json:"status"`
+	Locale     string          `json:"locale,omitempty"`
+	Metadata   json.RawMessage `json:"metadata,omitempty"`
+	CreatedAt  time.Time       `json:"createdAt"`
+	UpdatedAt  time.Time       `json:"updatedAt"`
+	ExpiresAt  time.Time       `json:"expiresAt"`
+	Reason     string          `json:"reason,omitempty"`
+	Files      []fileView      `json:"files"`
+}
+
+func toFileView(f session.File) fileView {
+	return fileView{ID: f.ID, Kind: string(f.Kind), Size: f.Sealed.Size, SHA256: f.Sealed.PlainSHA256.String(),
+		ContentType: f.ContentType, Width: f.Width, Height: f.Height, CreatedAt: f.CreatedAt}
+}
+
+func toSessionView(s *session.Session) sessionView {
+	v := sessionView{ID: s.ID, WorkflowID: s.WorkflowID, Status: string(s.Status), Locale: s.Locale, Metadata: s.Metadata,
+		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, ExpiresAt: s.ExpiresAt, Reason: s.Reason, Files: []fileView{}}
+	for _, f := range s.Files {
+		v.Files = append(v.Files, toFileView(f))
+	}
+	return v
+}
+
+func (a *API) repo(r *http.Request) (*session.Repo, error) {
+	v, err := a.view(r)
+	if err != nil {
+		return nil, err
+	}
+	return session.NewRepo(v), nil
+}
+
+func (a *API) createSession(w http.ResponseWriter, r *http.Request) error {
+	var req createSessionRequest
+	if err := decodeJSON(w, r, a.d.Limits.MaxJSONBytes, &req); err != nil {
+		return err
+	}
+	now := a.d.Now().UTC()
+	s := &session.Session{
+		ID:         identity.NewID(),
+		WorkflowID: workflow.DefaultID,
+		Status:     session.StatusPending,
+		CreatedBy:  principalOf(r.Context()).ID,
+		CreatedAt:  now,
+		UpdatedAt:  now,
+		Files:      []session.File{},
+	}
+	var fields []FieldError
+	if req.WorkflowID != nil {
+		if _, ok := workflow.Lookup(*req.WorkflowID); !ok {
+			fields = append(fields, FieldError{"workflowId", "unknown workflow"})
+		}
+		s.WorkflowID = *req.WorkflowID
+	}
+	if len(req.Metadata) > 0 && !bytes.Equal(req.Metadata, []byte("null")) {
+		switch {
+		case len(req.Metadata) > maxMetadataBytes:
+			fields = append(fields, FieldError{"metadata", fmt.Sprintf("larger than %d bytes", maxMetadataBytes)})
+		case req.Metadata[0] != '{':
+			fields = append(fields, FieldError{"metadata", "must be a JSON object"})
+		default:
+			s.Metadata = req.Metadata
+		}
+	}
+	if req.Locale != nil {
+		if !localePattern.MatchString(*req.Locale) {
+			fields = append(fields, FieldError{"locale", "must be a language tag such as en or pt-BR"})
+		}
+		s.Locale = *req.Locale
+	}
+	ttl := a.d.Limits.DefaultTTL
+	if req.TTL != nil {
+		if *req.TTL < 60 || time.Duration(*req.TTL)*time.Second > a.d.Limits.MaxTTL {
+			fields = append(fields, FieldError{"ttl", fmt.Sprintf("must be between 60 and %d seconds", int64(a.d.Limits.MaxTTL/time.Second))})
+		} else {
+			ttl = time.Duration(*req.TTL) * time.Second
+		}
+	}
+	if len(fields) > 0 {
+		return badRequest("The session request is invalid.", fields...)
+	}
+	s.ExpiresAt = now.Add(ttl)
+	repo, err := a.repo(r)
+	if err != nil {
+		return err
+	}
+	if err := repo.Create(r.Context(), s); err != nil {
+		return err
+	}
+	a.emit(r, audit.Event{Action: "session.create", Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: s.ID}})
+	w.Header().Set("Location", "/api/v1/sessions/"+s.ID)
+	return writeJSON(w, http.StatusCreated, toSessionView(s))
+}
+
+// getOr404 loads the session named in the path; an absent or malformed id is
+// 404, exactly as another tenant's id.
+func (a *API) getOr404(r *http.Request) (*session.Repo, *session.Session, error) {
+	repo, err := a.repo(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := repo.Get(r.Context(), r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
+		return nil, nil, notFound()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return repo, s, nil
+}
+
+func (a *API) getSession(w http.ResponseWriter, r *http.Request) error {
+	_, s, err := a.getOr404(r)
+	if err != nil {
+		return err
+	}
+	a.emit(r, audit.Event{Action: "session.read", Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: s.ID}})
+	return writeJSON(w, http.StatusOK, toSessionView(s))
+}
+
+func (a *API) listSessions(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	var f session.Filter
+	var fields []FieldError
+	for key := range q {
+		switch key {
+		case "status", "createdAfter", "createdBefore", "cursor", "limit":
+			if len(q[key]) > 1 {
+				fields = append(fields, FieldError{key, "given more than once"})
+			}
+		default:
+			fields = append(fields, FieldError{key, "unknown query parameter"})
+		}
+	}
+	if v := q.Get("status"); v != "" {
+		f.Status = session.Status(v)
+		if !f.Status.Valid() {
+			fields = append(fields, FieldError{"status", "unknown status"})
+		}
+	}
+	for _, tc := range []struct {
+		key string
+		dst *time.Time
+	}{{"createdAfter", &f.CreatedAfter}, {"createdBefore", &f.CreatedBefore}} {
+		if v := q.Get(tc.key); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				fields = append(fields, FieldError{tc.key, "must be an RFC 3339 timestamp"})
+			}
+			*tc.dst = t
+		}
+	}
+	f.Limit = 20
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			fields = append(fields, FieldError{"limit", "must be an integer from 1 to 100"})
+		}
+		f.Limit = n
+	}
+	f.Cursor = q.Get("cursor")
+	if len(fields) > 0 {
+		return badRequest("The query is invalid.", fields...)
+	}
+	repo, err := a.repo(r)
+	if err != nil {
+		return err
+	}
+	list, next, err := repo.List(r.Context(), f)
+	if errors.Is(err, store.ErrInvalid) {
+		return badRequest("The cursor is invalid.", FieldError{"cursor", "not a cursor of this query"})
+	}
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Items      []sessionView `json:"items"`
+		NextCursor string        `json:"nextCursor,omitempty"`
+	}{Items: []sessionView{}, NextCursor: next}
+	for _, s := range list {
+		out.Items = append(out.Items, toSessionView(s))
+	}
+	a.emit(r, audit.Event{Action: "session.list", Outcome: audit.Success, Resource: audit.Resource{Type: "session"},
+		Details: map[string]string{"count": strconv.Itoa(len(list))}})
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) cancelSession(w http.ResponseWriter, r *http.Request) error {
+	if err := drainEmpty(w, r); err != nil {
+		return err
+	}
+	repo, s, err := a.getOr404(r)
+	if err != nil {
+		return err
+	}
+	s, err = repo.Update(r.Context(), s.ID, a.d.Now(), func(s *session.Session) error {
+		if s.Status == session.StatusCancelled {
+			return session.ErrUnchanged
+		}
+		if !s.Status.Open() && s.Status != session.StatusReview {
+			return problem(http.StatusConflict, "invalid-state", "Session cannot be cancelled",
+				"A session in status "+string(s.Status)+" cannot be cancelled.")
+		}
+		s.Status, s.Reason, s.Advance = session.StatusCancelled, "cancelled by request", false
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	a.emit(r, audit.Event{Action: "session.cancel", Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: s.ID}})
+	return writeJSON(w, http.StatusOK, toSessionView(s))
+}
+
+// drainEmpty rejects a body on a request that takes none.
+func drainEmpty(w http.ResponseWriter, r *http.Request) error {
+	n, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 1<<10))
+	if err != nil || n > 0 {
+		return badRequest("This operation takes no request body.")
+	}
+	return nil
+}
+
+func (a *API) uploadFile(w http.ResponseWriter, r *http.Request) error {
+	kind := session.FileKind(r.URL.Query().Get("kind"))
+	if !kind.Valid() {
+		return badRequest("The query is invalid.", FieldError{"kind", "must be document_front, document_back, selfie or attachment"})
+	}
+	repo, s, err := a.getOr404(r)
+	if err != nil {
+		return err
+	}
+	if err := acceptsFiles(s); err != nil {
+		return err
+	}
+	if r.ContentLength > a.d.Limits.MaxUploadBytes {
+		return tooLarge(a.d.Limits.MaxUploadBytes)
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.d.Limits.MaxUploadBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return tooLarge(a.d.Limits.MaxUploadBytes)
+		}
+		return badRequest("The request body could not be read.")
+	}
+	if len(data) == 0 {
+		return badRequest("The file is empty.")
+	}
+	info, err := media.Check(data, r.Header.Get("Content-Type"), media.Limits{MaxBytes: a.d.Limits.MaxUploadBytes, MaxPixels: a.d.Limits.MaxImagePixels})
+	if err != nil {
+		return mediaProblem(err)
+	}
+	tenant := principalOf(r.Context()).Tenant
+	f := session.File{ID: identity.NewID(), Kind: kind, ContentType: info.ContentType, Width: info.Width, Height: info.Height, CreatedAt: a.d.Now().UTC()}
+	ref := files.Ref{Tenant: tenant, Location: files.Sessions, ID: f.ID}
+	f.Sealed, err = a.d.Files.Put(r.Context(), ref, bytes.NewReader(data), a.d.Limits.MaxUploadBytes)
+	if err != nil {
+		return fmt.Errorf("store file: %w", err)
+	}
+	s, err = repo.Update(r.Context(), s.ID, a.d.Now(), func(s *session.Session) error {
+		if err := acceptsFiles(s); err != nil {
+			return err
+		}
+		s.Files = append(s.Files, f)
+		s.Advance = true
+		return nil
+	})
+	if err != nil {
+		if derr := a.d.Files.Delete(r.Context(), ref); derr != nil {
+			a.d.Log.Warn("remove unrecorded file", "requestId", requestID(r.Context()), "err", derr)
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			return notFound()
+		}
+		return err
+	}
+	if err := workflow.Publish(r.Context(), a.d.Broker, tenant, s.ID); err != nil {
+		a.d.Log.Warn("workflow message not published; the scheduler will republish", "requestId", requestID(r.Context()), "err", err)
+	}
+	a.emit(r, audit.Event{Action: "file.upload", Outcome: audit.Success, Resource: audit.Resource{Type: "file", ID: f.ID},
+		Details: map[string]string{"session": s.ID, "kind": string(kind), "size": strconv.FormatInt(f.Sealed.Size, 10)}})
+	w.Header().Set("Location", "/api/v1/sessions/"+s.ID+"/files/"+f.ID)
+	return writeJSON(w, http.StatusCreated, toFileView(f))
+}
+
+func acceptsFiles(s *session.Session) error {
+	if !s.Status.Open() {
+		return problem(http.StatusConflict, "invalid-state", "Session closed",
+			"A session in status "+string(s.Status)+" accepts no files.")
+	}
+	if len(s.Files) >= session.MaxFiles {
+		return problem(http.StatusConflict, "too-many-files", "Too many files",
+			fmt.Sprintf("A session holds at most %d files.", session.MaxFiles))
+	}
+	return nil
+}
+
+func (a *API) downloadFile(w http.ResponseWriter, r *http.Request) error {
+	_, s, err := a.getOr404(r)
+	if err != nil {
+		return err
+	}
+	f, ok := s.File(r.PathValue("fileId"))
+	if !ok {
+		return notFound()
+	}
+	ref := files.Ref{Tenant: principalOf(r.Context()).Tenant, Location: files.Sessions, ID: f.ID}
+	data, err := a.d.Files.ReadAll(r.Context(), ref, f.Sealed)
+	if errors.Is(err, files.ErrTampered) || errors.Is(err, files.ErrNotFound) {
+		a.emit(r, audit.Event{Action: "file.tamper_detected", Outcome: audit.Denied, Reason: "stored object failed verification",
+			Resource: audit.Resource{Type: "file", ID: f.ID}, Details: map[string]string{"session": s.ID}})
+		return problem(http.StatusConflict, "file-tampered", "File failed verification",
+			"The stored file was modified or removed outside the platform and is not served.")
+	}
+	if err != nil {
+		return err
+	}
+	if err := a.emitErr(r, audit.Event{Action: "file.read", Outcome: audit.Success, Resource: audit.Resource{Type: "file", ID: f.ID},
+		Details: map[string]string{"session": s.ID}}); err != nil {
+		return fmt.Errorf("audit file read: %w", err)
+	}
+	h := w.Header()
+	h.Set("Content-Type", f.ContentType)
+	h.Set("Content-Length", strconv.Itoa(len(data)))
+	h.Set("Content-Disposition", `attachment; filename="`+f.ID+`"`)
+	h.Set("Digest", "sha-256="+f.Sealed.PlainSHA256.String())
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	_, err = w.Write(data)
+	if err != nil {
+		a.d.Log.Info("download interrupted", "requestId", requestID(r.Context()), "err", err)
+	}
+	return nil
+}
+
+func (a *API) issueToken(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		TenantID string `json:"tenantId"`
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if err := decodeJSON(w, r, a.d.Limits.MaxJSONBytes, &req); err != nil {
+		return err
+	}
+	if req.TenantID == "" || req.Username == "" || req.Password == "" {
+		return badRequest("tenantId, username and password are required.")
+	}
+	tok, exp, err := a.d.Identity.IssueToken(r.Context(), req.TenantID, req.Username, req.Password)
+	if errors.Is(err, identity.ErrUnauthenticated) || errors.Is(err, identity.ErrTenantSuspended) {
+		a.emit(r, audit.Event{Action: "auth.failure", Outcome: audit.Denied, Reason: "bad username or password",
+			Resource: audit.Resource{Type: "token"}})
+		return problem(http.StatusUnauthorized, "invalid-credentials", "Invalid credentials", "The username or password is wrong.")
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"accessToken": tok, "tokenType": "Bearer", "expiresIn": int(time.Until(exp).Seconds()), "expiresAt": exp,
+	})
+}

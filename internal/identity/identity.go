@@ -1,0 +1,344 @@
+// Package identity holds tenants, users, API keys and bearer tokens, and
+// turns an Authorization header into a Principal. It is the one place where a
+// request is authenticated.
+//
+// Threat model: a thief of the database learns no credential. Passwords are
+// stored as argon2id hashes (OWASP parameters: 19 MiB, 2 passes, 1 lane);
+// API keys and bearer tokens are 256-bit random secrets stored as SHA-256
+// digests, compared in constant time. Usernames are found through a blind
+// index, never stored in clear. Every credential names its tenant, so a lookup
+// never reads across tenants, and a credential presented for a tenant it was
+// not issued in is simply not found.
+//
+// Credential format: "idvk.<tenant>.<key id>.<secret>" for API keys and
+// "idvt.<tenant>.<token id>.<secret>" for bearer tokens; the secret is 32
+// random bytes in unpadded base64url.
+package identity
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/idvault/idvault/internal/barrier"
+	"github.com/idvault/idvault/internal/store"
+)
+
+// Collections of identity records.
+const (
+	CollTenants = "tenants"
+	CollUsers   = "users"
+	CollAPIKeys = "apikeys"
+	CollTokens  = "tokens"
+)
+
+// Sentinel errors.
+var (
+	// ErrUnauthenticated means no valid credential was presented. It never
+	// says which part was wrong.
+	ErrUnauthenticated = errors.New("identity: not authenticated")
+	// ErrTenantSuspended means the credential is valid but its tenant is not
+	// active.
+	ErrTenantSuspended = errors.New("identity: tenant suspended")
+	// ErrExists means a tenant or user of that name already exists.
+	ErrExists = errors.New("identity: already exists")
+)
+
+// TokenTTL is the lifetime of a bearer token.
+const TokenTTL = 15 * time.Minute
+
+// Tenant is one customer of the platform.
+type Tenant struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Tenant statuses.
+const (
+	TenantActive    = "active"
+	TenantSuspended = "suspended"
+)
+
+// User is a person who signs in to a tenant.
+type User struct {
+	ID           string    `json:"id"`
+	Username     string    `json:"username"`
+	PasswordHash string    `json:"passwordHash"`
+	Roles        []string  `json:"roles"`
+	CreatedAt    time.Time `json:"createdAt"`
+}
+
+type credential struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name,omitempty"`
+	Hash      string     `json:"hash"`
+	Subject   string     `json:"subject"`
+	Roles     []string   `json:"roles"`
+	CreatedAt time.Time  `json:"createdAt"`
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+}
+
+// Principal is an authenticated caller.
+type Principal struct {
+	Tenant string
+	// Type is "apikey" or "user".
+	Type string
+	// ID is the API key id or the user id.
+	ID    string
+	Roles []string
+}
+
+// Service manages identity records. It is safe for concurrent use.
+type Service struct {
+	backend store.Backend
+	barrier barrier.Barrier
+	blinder *barrier.Blinder
+	now     func() time.Time
+}
+
+// NewService returns a Service over backend, sealing with b and indexing
+// usernames with blinder. now is the clock (time.Now when nil).
+func NewService(backend store.Backend, b barrier.Barrier, blinder *barrier.Blinder, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{backend: backend, barrier: b, blinder: blinder, now: now}
+}
+
+func (s *Service) view(tenant string) (*store.View, error) {
+	return store.NewView(s.backend, s.barrier, tenant)
+}
+
+// NewID returns a new random, time-ordered id (UUIDv7).
+func NewID() string {
+	return uuid.Must(uuid.NewV7()).String()
+}
+
+// CreateTenant creates an active tenant.
+func (s *Service) CreateTenant(ctx context.Context, name string) (Tenant, error) {
+	v, err := s.view(store.PlatformTenant)
+	if err != nil {
+		return Tenant{}, err
+	}
+	t := Tenant{ID: NewID(), Name: name, Status: TenantActive, CreatedAt: s.now().UTC()}
+	if _, err := v.Put(ctx, CollTenants, t.ID, map[string]string{"status": t.Status}, t); err != nil {
+		return Tenant{}, fmt.Errorf("create tenant: %w", err)
+	}
+	return t, nil
+}
+
+// Tenant returns the tenant with id, or store.ErrNotFound.
+func (s *Service) Tenant(ctx context.Context, id string) (Tenant, error) {
+	v, err := s.view(store.PlatformTenant)
+	if err != nil {
+		return Tenant{}, err
+	}
+	var t Tenant
+	if _, err := v.Get(ctx, CollTenants, id, &t); err != nil {
+		return Tenant{}, err
+	}
+	return t, nil
+}
+
+// Tenants calls fn for every tenant, in id order, until fn returns an error.
+func (s *Service) Tenants(ctx context.Context, fn func(Tenant) error) error {
+	v, err := s.view(store.PlatformTenant)
+	if err != nil {
+		return err
+	}
+	q := store.Query{Collection: CollTenants, Limit: store.MaxLimit}
+	for {
+		page, err := v.Query(ctx, q)
+		if err != nil {
+			return fmt.Errorf("list tenants: %w", err)
+		}
+		for _, rec := range page.Records {
+			var t Tenant
+			if err := v.Decode(rec, &t); err != nil {
+				return err
+			}
+			if err := fn(t); err != nil {
+				return err
+			}
+		}
+		if page.Next == "" {
+			return nil
+		}
+		q.Cursor = page.Next
+	}
+}
+
+// NormalizeUsername is the form in which usernames are compared.
+func NormalizeUsername(name string) string {
+	return strings.ToLower(strings.TrimSpace(name))
+}
+
+// CreateUser creates a user of tenant with the given password and roles.
+func (s *Service) CreateUser(ctx context.Context, tenant, username, password string, roles []string) (User, error) {
+	v, err := s.view(tenant)
+	if err != nil {
+		return User{}, err
+	}
+	name := NormalizeUsername(username)
+	if name == "" {
+		return User{}, fmt.Errorf("create user: empty username: %w", store.ErrInvalid)
+	}
+	bi := s.blinder.Index(tenant, "username", name)
+	page, err := v.Query(ctx, store.Query{Collection: CollUsers, Where: []store.Cond{{Field: "username_bi", Op: store.Eq, Value: bi}}, Limit: 1})
+	if err != nil {
+		return User{}, fmt.Errorf("create user: %w", err)
+	}
+	if len(page.Records) > 0 {
+		return User{}, ErrExists
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return User{}, err
+	}
+	u := User{ID: NewID(), Username: name, PasswordHash: hash, Roles: roles, CreatedAt: s.now().UTC()}
+	if _, err := v.Put(ctx, CollUsers, u.ID, map[string]string{"username_bi": bi}, u); err != nil {
+		return User{}, fmt.Errorf("create user: %w", err)
+	}
+	return u, nil
+}
+
+// CreateAPIKey creates an API key of tenant with roles, issued by subject,
+// expiring at expiresAt (never when nil). It returns the key's id and the
+// full key, which is shown once and never stored.
+func (s *Service) CreateAPIKey(ctx context.Context, tenant, name, subject string, roles []string, expiresAt *time.Time) (id, key string, err error) {
+	return s.createCredential(ctx, CollAPIKeys, "idvk", tenant, credential{Name: name, Subject: subject, Roles: roles, ExpiresAt: expiresAt})
+}
+
+// IssueToken checks username and password in tenant and returns a bearer
+// token valid for TokenTTL, with its expiry. Any failure is
+// ErrUnauthenticated.
+func (s *Service) IssueToken(ctx context.Context, tenant, username, password string) (string, time.Time, error) {
+	if err := s.checkTenant(ctx, tenant); err != nil {
+		return "", time.Time{}, err
+	}
+	v, err := s.view(tenant)
+	if err != nil {
+		return "", time.Time{}, ErrUnauthenticated
+	}
+	bi := s.blinder.Index(tenant, "username", NormalizeUsername(username))
+	page, err := v.Query(ctx, store.Query{Collection: CollUsers, Where: []store.Cond{{Field: "username_bi", Op: store.Eq, Value: bi}}, Limit: 1})
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("issue token: %w", err)
+	}
+	var u User
+	if len(page.Records) == 1 {
+		if err := v.Decode(page.Records[0], &u); err != nil {
+			return "", time.Time{}, fmt.Errorf("issue token: %w", err)
+		}
+	}
+	if !VerifyPassword(u.PasswordHash, password) || u.ID == "" {
+		return "", time.Time{}, ErrUnauthenticated
+	}
+	exp := s.now().UTC().Add(TokenTTL)
+	_, tok, err := s.createCredential(ctx, CollTokens, "idvt", tenant, credential{Subject: u.ID, Roles: u.Roles, ExpiresAt: &exp})
+	return tok, exp, err
+}
+
+func (s *Service) createCredential(ctx context.Context, coll, prefix, tenant string, c credential) (string, string, error) {
+	v, err := s.view(tenant)
+	if err != nil {
+		return "", "", err
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return "", "", fmt.Errorf("credential secret: %w", err)
+	}
+	enc := base64.RawURLEncoding.EncodeToString(secret)
+	c.ID = NewID()
+	c.Hash = digest(enc)
+	c.CreatedAt = s.now().UTC()
+	index := map[string]string{}
+	if c.ExpiresAt != nil {
+		index["expiresAt"] = c.ExpiresAt.UTC().Format(store.TimeFormat)
+	}
+	if _, err := v.Put(ctx, coll, c.ID, index, c); err != nil {
+		return "", "", fmt.Errorf("create %s: %w", coll, err)
+	}
+	return c.ID, strings.Join([]string{prefix, tenant, c.ID, enc}, "."), nil
+}
+
+func digest(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// Authenticate resolves an Authorization header value ("ApiKey <key>" or
+// "Bearer <token>") to its principal. Every failure other than a suspended
+// tenant or a store outage is ErrUnauthenticated.
+func (s *Service) Authenticate(ctx context.Context, header string) (Principal, error) {
+	scheme, cred, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok {
+		return Principal{}, ErrUnauthenticated
+	}
+	var coll, prefix, typ string
+	switch strings.ToLower(scheme) {
+	case "apikey":
+		coll, prefix, typ = CollAPIKeys, "idvk", "apikey"
+	case "bearer":
+		coll, prefix, typ = CollTokens, "idvt", "user"
+	default:
+		return Principal{}, ErrUnauthenticated
+	}
+	parts := strings.Split(strings.TrimSpace(cred), ".")
+	if len(parts) != 4 || parts[0] != prefix || parts[1] == "" || parts[2] == "" || len(parts[3]) != 43 {
+		return Principal{}, ErrUnauthenticated
+	}
+	tenant, id, secret := parts[1], parts[2], parts[3]
+	if tenant == store.PlatformTenant {
+		return Principal{}, ErrUnauthenticated
+	}
+	v, err := s.view(tenant)
+	if err != nil {
+		return Principal{}, ErrUnauthenticated
+	}
+	var c credential
+	if _, err := v.Get(ctx, coll, id, &c); err != nil {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
+			return Principal{}, ErrUnauthenticated
+		}
+		return Principal{}, fmt.Errorf("authenticate: %w", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(c.Hash), []byte(digest(secret))) != 1 {
+		return Principal{}, ErrUnauthenticated
+	}
+	if c.ExpiresAt != nil && !s.now().Before(*c.ExpiresAt) {
+		return Principal{}, ErrUnauthenticated
+	}
+	if err := s.checkTenant(ctx, tenant); err != nil {
+		return Principal{}, err
+	}
+	p := Principal{Tenant: tenant, Type: typ, ID: c.ID, Roles: c.Roles}
+	if typ == "user" {
+		p.ID = c.Subject
+	}
+	return p, nil
+}
+
+func (s *Service) checkTenant(ctx context.Context, tenant string) error {
+	t, err := s.Tenant(ctx, tenant)
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrInvalid):
+		return ErrUnauthenticated
+	case err != nil:
+		return fmt.Errorf("load tenant: %w", err)
+	case t.Status != TenantActive:
+		return ErrTenantSuspended
+	}
+	return nil
+}

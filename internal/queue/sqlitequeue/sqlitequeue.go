@@ -1,0 +1,390 @@
+// Package sqlitequeue is the embedded queue.Broker: a durable message queue
+// kept in a table of the SQLite database that the embedded store also uses.
+//
+// # Schema
+//
+// New applies the component "queue" migrations (migrations/*.sql) through
+// sqlitedb.Migrate. All messages live in one table, queue_messages:
+//
+//	seq          INTEGER PRIMARY KEY  publish order (the rowid)
+//	id           TEXT UNIQUE          message id (random UUID), stable across redeliveries
+//	topic        TEXT                 topic name; dead letters have topic queue.DeadLetter(t)
+//	body         BLOB                 message body, at most queue.MaxBodyBytes
+//	attempts     INTEGER              deliveries so far
+//	available_at INTEGER              unix nanoseconds from which the row may be claimed
+//	lease_token  TEXT                 random token of the current delivery, NULL when none
+//	created_at   INTEGER              unix nanoseconds of Publish
+//
+// An acked message is deleted, so the table holds only pending, leased and
+// dead-lettered messages.
+//
+// # Delivery
+//
+// Receive claims, in one IMMEDIATE transaction, the ready row (available_at
+// not in the future) of its topic with the lowest seq: it sets a fresh random
+// lease_token, increments attempts and moves available_at to the end of the
+// visibility timeout. Ready messages are therefore delivered in publish order;
+// a redelivered message keeps its place ahead of newer ones. Ack deletes the
+// row and Nack releases it, both only while the delivery's lease_token still
+// matches and its visibility timeout has not run out; otherwise they return
+// queue.ErrLeaseLost. Nack makes the message ready again after
+// Options.RetryDelay(attempt), or, when the delivery was its
+// Options.MaxAttempts-th, moves it to queue.DeadLetter(topic) with its
+// attempts reset. A lease that runs out on the last attempt is dead-lettered
+// by the next claim on any topic of the database instead of being delivered
+// again. A dead-lettered message keeps its id.
+//
+// Waiting: a Receive that finds nothing ready sleeps until a Publish or Nack
+// on its topic in this process wakes it, until the earliest pending row of the
+// topic becomes ready, or at most pollInterval, so messages published by
+// another process (or another Broker) on the same database file are seen too.
+//
+// # Durability
+//
+// Publish returns only after the row is committed. Opened with sqlitedb.Open
+// the database runs in WAL mode with synchronous=FULL, so a published message
+// survives a process kill or a power loss, and so does every Ack, Nack and
+// claim: a message leased when the process died is delivered again once its
+// visibility timeout runs out.
+//
+// Threat model: the broker is not behind the barrier; bodies are stored in
+// clear and MUST NOT hold personal data or secrets (see package queue).
+package sqlitequeue
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/idvault/idvault/internal/queue"
+	"github.com/idvault/idvault/internal/sqlitedb"
+)
+
+// pollInterval bounds how long a waiting Receive goes without looking at the
+// table, which is how it sees rows written by other processes.
+const pollInterval = 250 * time.Millisecond
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Broker is a queue.Broker over a SQLite database. It is safe for concurrent
+// use, and several Brokers (in one process or many) may share one database
+// file: each message is delivered to one of them at a time.
+type Broker struct {
+	db   *sql.DB
+	opts queue.Options
+
+	done chan struct{} // closed by Close
+
+	mu      sync.Mutex
+	closed  bool
+	waiters map[string]chan struct{} // per topic, closed to wake its Receive calls
+	calls   sync.WaitGroup           // calls in flight, awaited by Close
+}
+
+var _ queue.Broker = (*Broker)(nil)
+
+// New returns a Broker storing its messages in db, after applying the
+// queue's schema migrations. opts take the defaults of queue.Options where
+// zero.
+//
+// The caller keeps ownership of db, which it may share with other
+// components: the Broker never closes it, and db MUST stay open until Close
+// has returned. db should come from sqlitedb.Open, whose settings the
+// durability and locking described in the package doc depend on.
+func New(ctx context.Context, db *sql.DB, opts queue.Options) (*Broker, error) {
+	if db == nil {
+		return nil, errors.New("sqlitequeue: nil database")
+	}
+	migrations, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("sqlitequeue: migrations: %w", err)
+	}
+	if err := sqlitedb.Migrate(ctx, db, "queue", migrations); err != nil {
+		return nil, fmt.Errorf("sqlitequeue: %w", err)
+	}
+	return &Broker{
+		db:      db,
+		opts:    opts.WithDefaults(),
+		done:    make(chan struct{}),
+		waiters: make(map[string]chan struct{}),
+	}, nil
+}
+
+// Publish stores body on topic; the row is committed before Publish returns.
+func (b *Broker) Publish(ctx context.Context, topic string, body []byte) error {
+	if topic == "" {
+		return fmt.Errorf("sqlitequeue: publish: %w: empty topic", queue.ErrInvalid)
+	}
+	if len(body) > queue.MaxBodyBytes {
+		return fmt.Errorf("sqlitequeue: publish: %w: body of %d bytes exceeds %d",
+			queue.ErrInvalid, len(body), queue.MaxBodyBytes)
+	}
+	if err := b.enter(); err != nil {
+		return err
+	}
+	defer b.calls.Done()
+	if body == nil {
+		body = []byte{} // nil would be stored as NULL
+	}
+	now := time.Now().UnixNano()
+	if _, err := b.db.ExecContext(ctx,
+		`INSERT INTO queue_messages (id, topic, body, available_at, created_at) VALUES (?, ?, ?, ?, ?)`,
+		uuid.NewString(), topic, body, now, now); err != nil {
+		return fmt.Errorf("sqlitequeue: publish: %w", err)
+	}
+	b.wake(topic)
+	return nil
+}
+
+// Receive blocks until a message of topic is ready and claims it, until ctx
+// is done (returning ctx.Err()) or until the Broker is closed
+// (queue.ErrClosed).
+func (b *Broker) Receive(ctx context.Context, topic string) (queue.Delivery, error) {
+	if topic == "" {
+		return nil, fmt.Errorf("sqlitequeue: receive: %w: empty topic", queue.ErrInvalid)
+	}
+	if err := b.enter(); err != nil {
+		return nil, err
+	}
+	defer b.calls.Done()
+	timer := time.NewTimer(pollInterval)
+	defer timer.Stop()
+	for {
+		woken := b.waiter(topic) // taken before the claim so no wake-up is missed
+		d, next, err := b.claim(ctx, topic)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("sqlitequeue: receive: %w", err)
+		}
+		if d != nil {
+			return d, nil
+		}
+		wait := pollInterval
+		if next.Valid {
+			wait = max(0, min(wait, time.Until(time.Unix(0, next.Int64))))
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-b.done:
+			return nil, queue.ErrClosed
+		case <-woken:
+		case <-timer.C:
+		}
+	}
+}
+
+// claim leases the first ready message of topic. When there is none it
+// returns the time, in unix nanoseconds, at which the earliest pending
+// message of topic becomes ready, if any. Before claiming it dead-letters the
+// messages of every topic whose lease ran out on their last attempt.
+func (b *Broker) claim(ctx context.Context, topic string) (*delivery, sql.NullInt64, error) {
+	var next sql.NullInt64
+	tx, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, next, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	now := time.Now().UnixNano()
+	dead, err := b.deadLetterExpired(ctx, tx, now)
+	if err != nil {
+		return nil, next, err
+	}
+	d := &delivery{b: b, topic: topic, token: rand.Text()}
+	err = tx.QueryRowContext(ctx, `UPDATE queue_messages
+		SET lease_token = ?, available_at = ?, attempts = attempts + 1
+		WHERE seq = (SELECT seq FROM queue_messages WHERE topic = ? AND available_at <= ? ORDER BY seq LIMIT 1)
+		RETURNING id, body, attempts`,
+		d.token, now+b.opts.Visibility.Nanoseconds(), topic, now).Scan(&d.id, &d.body, &d.attempt)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		d = nil
+		if err := tx.QueryRowContext(ctx,
+			`SELECT MIN(available_at) FROM queue_messages WHERE topic = ?`, topic).Scan(&next); err != nil {
+			return nil, next, err
+		}
+	case err != nil:
+		return nil, next, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, next, err
+	}
+	for _, t := range dead {
+		b.wake(t)
+	}
+	return d, next, nil
+}
+
+// deadLetterExpired moves to their dead-letter topics the messages whose
+// lease ran out at now on their last attempt, and returns those topics.
+func (b *Broker) deadLetterExpired(ctx context.Context, tx *sql.Tx, now int64) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT seq, topic FROM queue_messages
+		WHERE lease_token IS NOT NULL AND available_at <= ? AND attempts >= ?`, now, b.opts.MaxAttempts)
+	if err != nil {
+		return nil, err
+	}
+	type expired struct {
+		seq   int64
+		topic string
+	}
+	var all []expired
+	for rows.Next() {
+		var e expired
+		if err := rows.Scan(&e.seq, &e.topic); err != nil {
+			_ = rows.Close()
+			return nil, err
+		}
+		all = append(all, e)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	topics := make([]string, 0, len(all))
+	for _, e := range all {
+		dead := queue.DeadLetter(e.topic)
+		if _, err := tx.ExecContext(ctx, `UPDATE queue_messages
+			SET topic = ?, attempts = 0, available_at = ?, lease_token = NULL WHERE seq = ?`,
+			dead, now, e.seq); err != nil {
+			return nil, err
+		}
+		topics = append(topics, dead)
+	}
+	return topics, nil
+}
+
+// Ping reports whether the database answers.
+func (b *Broker) Ping(ctx context.Context) error {
+	if err := b.enter(); err != nil {
+		return err
+	}
+	defer b.calls.Done()
+	if err := b.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlitequeue: ping: %w", err)
+	}
+	return nil
+}
+
+// Close stops the Broker: blocked and later Receive calls, and every later
+// call, return queue.ErrClosed. Close waits for the calls in flight to return
+// and does not close the database, which stays the caller's. Messages stay
+// stored; leased ones are delivered again, by a later Broker on the same
+// database, once their visibility timeout runs out. Close is idempotent.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		close(b.done)
+	}
+	b.mu.Unlock()
+	b.calls.Wait()
+	return nil
+}
+
+// enter registers a call in flight, or returns queue.ErrClosed.
+func (b *Broker) enter() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return queue.ErrClosed
+	}
+	b.calls.Add(1)
+	return nil
+}
+
+// waiter returns the channel that the next wake of topic closes.
+func (b *Broker) waiter(topic string) <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ch, ok := b.waiters[topic]
+	if !ok {
+		ch = make(chan struct{})
+		b.waiters[topic] = ch
+	}
+	return ch
+}
+
+// wake wakes the Receive calls waiting on topic in this process.
+func (b *Broker) wake(topic string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if ch, ok := b.waiters[topic]; ok {
+		close(ch)
+		delete(b.waiters, topic)
+	}
+}
+
+// delivery is one claim of a message, identified by its lease token.
+type delivery struct {
+	b       *Broker
+	id      string
+	topic   string
+	body    []byte
+	attempt int
+	token   string
+}
+
+func (d *delivery) ID() string    { return d.id }
+func (d *delivery) Topic() string { return d.topic }
+func (d *delivery) Body() []byte  { return d.body }
+func (d *delivery) Attempt() int  { return d.attempt }
+
+// Ack deletes the message while the delivery still holds its lease.
+func (d *delivery) Ack(ctx context.Context) error {
+	return d.settle(ctx, "ack", "", `DELETE FROM queue_messages
+		WHERE id = ? AND lease_token = ? AND available_at > ?`, d.id, d.token, time.Now().UnixNano())
+}
+
+// Nack releases the message for redelivery after the retry delay, or moves
+// it to the dead-letter topic when this was its last attempt.
+func (d *delivery) Nack(ctx context.Context) error {
+	now := time.Now().UnixNano()
+	if d.attempt >= d.b.opts.MaxAttempts {
+		dead := queue.DeadLetter(d.topic)
+		return d.settle(ctx, "nack", dead, `UPDATE queue_messages
+			SET topic = ?, attempts = 0, available_at = ?, lease_token = NULL
+			WHERE id = ? AND lease_token = ? AND available_at > ?`, dead, now, d.id, d.token, now)
+	}
+	return d.settle(ctx, "nack", d.topic, `UPDATE queue_messages
+		SET available_at = ?, lease_token = NULL
+		WHERE id = ? AND lease_token = ? AND available_at > ?`,
+		now+d.b.opts.RetryDelay(d.attempt).Nanoseconds(), d.id, d.token, now)
+}
+
+// settle runs the statement that ends the delivery, which must touch exactly
+// its row, and then wakes the waiters of topic when topic is not empty.
+func (d *delivery) settle(ctx context.Context, op, topic, stmt string, args ...any) error {
+	if err := d.b.enter(); err != nil {
+		return err
+	}
+	defer d.b.calls.Done()
+	res, err := d.b.db.ExecContext(ctx, stmt, args...)
+	if err != nil {
+		return fmt.Errorf("sqlitequeue: %s: %w", op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlitequeue: %s: %w", op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlitequeue: %s message %s: %w", op, d.id, queue.ErrLeaseLost)
+	}
+	if topic != "" {
+		d.b.wake(topic)
+	}
+	return nil
+}

@@ -1,0 +1,254 @@
+// Package session holds verification sessions: one run of a workflow for one
+// person, with the files collected for it. It is the typed repository above
+// the store's tenant view; every session body (metadata, file list, sealed
+// file keys) is sealed, and only status, timestamps, the workflow id and the
+// advance flag are index fields.
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/idvault/idvault/internal/files"
+	"github.com/idvault/idvault/internal/store"
+)
+
+// Collection is the store collection of sessions.
+const Collection = "sessions"
+
+// Status is the state of a session.
+type Status string
+
+// Session statuses.
+const (
+	StatusPending    Status = "pending"
+	StatusInProgress Status = "in_progress"
+	StatusReview     Status = "review"
+	StatusApproved   Status = "approved"
+	StatusRejected   Status = "rejected"
+	StatusExpired    Status = "expired"
+	StatusError      Status = "error"
+	StatusCancelled  Status = "cancelled"
+)
+
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusPending, StatusInProgress, StatusReview, StatusApproved, StatusRejected, StatusExpired, StatusError, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// Open reports whether a session in status s still accepts files and can
+// expire.
+func (s Status) Open() bool { return s == StatusPending || s == StatusInProgress }
+
+// FileKind is what a file of a session shows.
+type FileKind string
+
+// File kinds.
+const (
+	KindDocumentFront FileKind = "document_front"
+	KindDocumentBack  FileKind = "document_back"
+	KindSelfie        FileKind = "selfie"
+	KindAttachment    FileKind = "attachment"
+)
+
+// Valid reports whether k is a known kind.
+func (k FileKind) Valid() bool {
+	switch k {
+	case KindDocumentFront, KindDocumentBack, KindSelfie, KindAttachment:
+		return true
+	}
+	return false
+}
+
+// MaxFiles is the most files one session holds.
+const MaxFiles = 32
+
+// File is one file of a session. Sealed holds the digests and the wrapped
+// per-file key; it never leaves the platform.
+type File struct {
+	ID          string       `json:"id"`
+	Kind        FileKind     `json:"kind"`
+	ContentType string       `json:"contentType"`
+	Width       int          `json:"width,omitempty"`
+	Height      int          `json:"height,omitempty"`
+	CreatedAt   time.Time    `json:"createdAt"`
+	Sealed      files.Sealed `json:"sealed"`
+}
+
+// Session is one verification session.
+type Session struct {
+	ID         string          `json:"id"`
+	WorkflowID string          `json:"workflowId"`
+	Status     Status          `json:"status"`
+	Locale     string          `json:"locale,omitempty"`
+	Metadata   json.RawMessage `json:"metadata,omitempty"`
+	CreatedBy  string          `json:"createdBy"`
+	CreatedAt  time.Time       `json:"createdAt"`
+	UpdatedAt  time.Time       `json:"updatedAt"`
+	ExpiresAt  time.Time       `json:"expiresAt"`
+	// Advance is set in the same write that adds a file and cleared by the
+	// workflow role once it has evaluated the session, so a lost queue
+	// message is found again by the scheduler.
+	Advance bool   `json:"advance,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	Files   []File `json:"files"`
+
+	version int64
+}
+
+// Version is the stored version the session was read at.
+func (s *Session) Version() int64 { return s.version }
+
+// File returns the file with id.
+func (s *Session) File(id string) (File, bool) {
+	for _, f := range s.Files {
+		if f.ID == id {
+			return f, true
+		}
+	}
+	return File{}, false
+}
+
+// HasKind reports whether the session holds a file of kind k.
+func (s *Session) HasKind(k FileKind) bool {
+	for _, f := range s.Files {
+		if f.Kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Session) index() map[string]string {
+	idx := map[string]string{
+		"status":     string(s.Status),
+		"workflowId": s.WorkflowID,
+		"createdAt":  s.CreatedAt.UTC().Format(store.TimeFormat),
+		"expiresAt":  s.ExpiresAt.UTC().Format(store.TimeFormat),
+		"updatedAt":  s.UpdatedAt.UTC().Format(store.TimeFormat),
+	}
+	if s.Advance {
+		idx["advance"] = "1"
+	}
+	return idx
+}
+
+// Repo stores the sessions of one tenant. It is safe for concurrent use.
+type Repo struct {
+	view *store.View
+}
+
+// NewRepo returns the session repository over a tenant view.
+func NewRepo(v *store.View) *Repo { return &Repo{view: v} }
+
+// Create stores a new session.
+func (r *Repo) Create(ctx context.Context, s *Session) error {
+	rec, err := r.view.Put(ctx, Collection, s.ID, s.index(), s)
+	if err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	s.version = rec.Version
+	return nil
+}
+
+// Get returns the session with id, or store.ErrNotFound.
+func (r *Repo) Get(ctx context.Context, id string) (*Session, error) {
+	var s Session
+	rec, err := r.view.Get(ctx, Collection, id, &s)
+	if err != nil {
+		return nil, err
+	}
+	s.version = rec.Version
+	return &s, nil
+}
+
+// ErrUnchanged may be returned by an Update function to leave the session
+// as it is; Update then returns the session unchanged and no error.
+var ErrUnchanged = errors.New("session: unchanged")
+
+// Update reads the session, applies fn and writes it back with
+// compare-and-swap, retrying on conflict. fn may be called several times
+// and must be free of side effects other than on s.
+func (r *Repo) Update(ctx context.Context, id string, now time.Time, fn func(s *Session) error) (*Session, error) {
+	for attempt := 0; ; attempt++ {
+		s, err := r.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := fn(s); errors.Is(err, ErrUnchanged) {
+			return s, nil
+		} else if err != nil {
+			return s, err
+		}
+		s.UpdatedAt = now.UTC()
+		rec, err := r.view.Update(ctx, Collection, s.ID, s.version, s.index(), s)
+		if errors.Is(err, store.ErrConflict) && attempt < 50 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("update session: %w", err)
+		}
+		s.version = rec.Version
+		return s, nil
+	}
+}
+
+// Filter selects sessions for List.
+type Filter struct {
+	Status        Status
+	CreatedAfter  time.Time
+	CreatedBefore time.Time
+	// Advance selects sessions waiting for the workflow, last updated
+	// before UpdatedBefore.
+	Advance       bool
+	UpdatedBefore time.Time
+	ExpiresBefore time.Time
+	Limit         int
+	Cursor        string
+}
+
+// List returns one page of sessions matching f, newest first (or by expiry
+// when ExpiresBefore is set), and the cursor of the next page.
+func (r *Repo) List(ctx context.Context, f Filter) ([]*Session, string, error) {
+	q := store.Query{Collection: Collection, OrderBy: "createdAt", Desc: true, Limit: f.Limit, Cursor: f.Cursor}
+	if f.Status != "" {
+		q.Where = append(q.Where, store.Cond{Field: "status", Op: store.Eq, Value: string(f.Status)})
+	}
+	if !f.CreatedAfter.IsZero() {
+		q.Where = append(q.Where, store.Cond{Field: "createdAt", Op: store.Gte, Value: f.CreatedAfter.UTC().Format(store.TimeFormat)})
+	}
+	if !f.CreatedBefore.IsZero() {
+		q.Where = append(q.Where, store.Cond{Field: "createdAt", Op: store.Lt, Value: f.CreatedBefore.UTC().Format(store.TimeFormat)})
+	}
+	if f.Advance {
+		q.Where = append(q.Where, store.Cond{Field: "advance", Op: store.Eq, Value: "1"})
+	}
+	if !f.UpdatedBefore.IsZero() {
+		q.Where = append(q.Where, store.Cond{Field: "updatedAt", Op: store.Lt, Value: f.UpdatedBefore.UTC().Format(store.TimeFormat)})
+	}
+	if !f.ExpiresBefore.IsZero() {
+		q.OrderBy, q.Desc = "expiresAt", false
+		q.Where = append(q.Where, store.Cond{Field: "expiresAt", Op: store.Lt, Value: f.ExpiresBefore.UTC().Format(store.TimeFormat)})
+	}
+	page, err := r.view.Query(ctx, q)
+	if err != nil {
+		return nil, "", fmt.Errorf("list sessions: %w", err)
+	}
+	out := make([]*Session, 0, len(page.Records))
+	for _, rec := range page.Records {
+		var s Session
+		if err := r.view.Decode(rec, &s); err != nil {
+			return nil, "", err
+		}
+		s.version = rec.Version
+		out = append(out, &s)
+	}
+	return out, page.Next, nil
+}

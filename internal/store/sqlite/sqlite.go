@@ -1,0 +1,568 @@
+// Package sqlite is the embedded store.Backend: records kept in the SQLite
+// database that the embedded queue shares (see package sqlitedb).
+//
+// # Schema
+//
+// Two tables, created by the embedded migrations of component "store":
+//
+//	store_records (collection, tenant, id, version, body BLOB)
+//	    PRIMARY KEY (collection, tenant, id)
+//	store_index   (collection, tenant, id, field, value)
+//	    PRIMARY KEY (collection, tenant, id, field)
+//	    FOREIGN KEY (collection, tenant, id) -> store_records ON DELETE CASCADE
+//	    INDEX store_index_value (collection, tenant, field, value, id)
+//
+// Each declared index field of a record is one store_index row. A query
+// ordered by a field walks store_index_value for that field and joins one
+// store_index row per condition; a query ordered by id walks the primary key
+// of store_records. Every value — collection, tenant, id, field names, index
+// values, versions and bodies — is bound as a statement parameter; the SQL
+// text is built only from fixed fragments.
+//
+// Put, Update and Delete each run in one IMMEDIATE write transaction, so a
+// record's body, index rows and version change together or not at all. Get
+// and Query read in one read transaction, so a record's body and index come
+// from the same snapshot.
+//
+// Index field names are 1 to 64 characters of [A-Za-z0-9_.]; collection,
+// tenant and id are 1 to 256 bytes. Anything else fails with store.ErrInvalid.
+// A Query with Limit <= 0 returns at most DefaultLimit records; a larger
+// Limit is capped at store.MaxLimit.
+//
+// # Cursor format
+//
+// A page cursor is base64url (no padding) of:
+//
+//	0x01 | shape[16] | uvarint(len(value)) | value | id
+//
+// where value and id are the OrderBy value (empty when ordering by id) and id
+// of the last record of the page, and shape is the first 16 bytes of SHA-256
+// over the length-prefixed collection, tenant, OrderBy, direction and sorted
+// conditions of the query. A cursor presented with a query of another shape
+// fails with store.ErrInvalid. The cursor is not authenticated: a caller who
+// forges one only moves the start of its own query, which always filters on
+// its own collection and tenant.
+//
+// # Threat model
+//
+// The database file, its WAL and every backup hold in clear: collection
+// names, tenant ids, record ids, versions, index field names and index
+// values, and the length of each body. Bodies are sealed by the barrier above
+// this layer (see store.View), so a thief of the file learns nothing of their
+// content. Index values MUST NOT hold personal data: use statuses, fixed-width
+// timestamps, opaque ids and blind indexes only. This package trusts the
+// database file: it does not detect rows edited by someone who can write it
+// (a body moved between records fails to open in the barrier, which binds
+// each body to its place).
+//
+// The *sql.DB is shared with other components and owned by the caller:
+// Close marks the Store closed but leaves the database open.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync/atomic"
+
+	"github.com/idvault/idvault/internal/sqlitedb"
+	"github.com/idvault/idvault/internal/store"
+)
+
+// DefaultLimit is the page size of a Query whose Limit is zero or negative.
+const DefaultLimit = 100
+
+const (
+	maxKeyLen   = 256 // bytes in a collection, tenant or id
+	maxFieldLen = 64  // characters in an index field name
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+var errClosed = errors.New("sqlite store: closed")
+
+// Store is the SQLite store.Backend. It is safe for concurrent use.
+type Store struct {
+	db     *sql.DB
+	closed atomic.Bool
+}
+
+var _ store.Backend = (*Store)(nil)
+
+// New applies the store's migrations to db and returns a Store over it. db
+// MUST come from sqlitedb.Open (WAL, IMMEDIATE write transactions, foreign
+// keys on); New fails if foreign keys are off, since deletes rely on them to
+// remove index rows. The caller keeps ownership of db and closes it after
+// closing the Store.
+func New(ctx context.Context, db *sql.DB) (*Store, error) {
+	if db == nil {
+		return nil, errors.New("new sqlite store: nil db")
+	}
+	migrations, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("new sqlite store: %w", err)
+	}
+	if err := sqlitedb.Migrate(ctx, db, "store", migrations); err != nil {
+		return nil, fmt.Errorf("new sqlite store: %w", err)
+	}
+	var fk int
+	if err := db.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil {
+		return nil, fmt.Errorf("new sqlite store: read foreign_keys: %w", err)
+	}
+	if fk != 1 {
+		return nil, errors.New("new sqlite store: foreign keys are off; open the database with sqlitedb.Open")
+	}
+	return &Store{db: db}, nil
+}
+
+// Close marks the Store closed: later calls fail. It does not close the
+// *sql.DB, which the caller owns. Close is idempotent.
+func (s *Store) Close() error {
+	s.closed.Store(true)
+	return nil
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite store: ping: %w", err)
+	}
+	return nil
+}
+
+// Get returns the record at (collection, tenant, id) or store.ErrNotFound.
+func (s *Store) Get(ctx context.Context, collection, tenant, id string) (store.Record, error) {
+	if err := s.check(collection, tenant, id); err != nil {
+		return store.Record{}, fmt.Errorf("get: %w", err)
+	}
+	var rec store.Record
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		rec = store.Record{Collection: collection, Tenant: tenant, ID: id}
+		err := tx.QueryRowContext(ctx,
+			`SELECT version, body FROM store_records WHERE collection = ? AND tenant = ? AND id = ?`,
+			collection, tenant, id).Scan(&rec.Version, &rec.Body)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		idx, err := loadIndex(ctx, tx, collection, tenant, []string{id})
+		if err != nil {
+			return err
+		}
+		rec.Index = idx[id]
+		return nil
+	})
+	if err != nil {
+		return store.Record{}, fmt.Errorf("get %s/%s: %w", collection, id, err)
+	}
+	return rec, nil
+}
+
+// Put creates rec with version 1, or returns store.ErrConflict if its id
+// exists. rec.Version is ignored.
+func (s *Store) Put(ctx context.Context, rec store.Record) (store.Record, error) {
+	if err := s.checkRecord(rec); err != nil {
+		return store.Record{}, fmt.Errorf("put: %w", err)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO store_records (collection, tenant, id, version, body) VALUES (?, ?, ?, 1, ?)
+			ON CONFLICT DO NOTHING`,
+			rec.Collection, rec.Tenant, rec.ID, nonNil(rec.Body))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrConflict
+		}
+		return insertIndex(ctx, tx, rec)
+	})
+	if err != nil {
+		return store.Record{}, fmt.Errorf("put %s/%s: %w", rec.Collection, rec.ID, err)
+	}
+	rec.Version = 1
+	return rec, nil
+}
+
+// Update replaces body and index of the record if its stored version is
+// rec.Version, and returns it with the next version. It returns
+// store.ErrNotFound if the record is absent and store.ErrConflict on a
+// version mismatch.
+func (s *Store) Update(ctx context.Context, rec store.Record) (store.Record, error) {
+	if err := s.checkRecord(rec); err != nil {
+		return store.Record{}, fmt.Errorf("update: %w", err)
+	}
+	if rec.Version < 0 {
+		return store.Record{}, fmt.Errorf("update: negative version: %w", store.ErrInvalid)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE store_records SET version = version + 1, body = ?
+			WHERE collection = ? AND tenant = ? AND id = ? AND version = ?`,
+			nonNil(rec.Body), rec.Collection, rec.Tenant, rec.ID, rec.Version)
+		if err != nil {
+			return err
+		}
+		if err := casResult(ctx, tx, res, rec.Collection, rec.Tenant, rec.ID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx,
+			`DELETE FROM store_index WHERE collection = ? AND tenant = ? AND id = ?`,
+			rec.Collection, rec.Tenant, rec.ID); err != nil {
+			return err
+		}
+		return insertIndex(ctx, tx, rec)
+	})
+	if err != nil {
+		return store.Record{}, fmt.Errorf("update %s/%s: %w", rec.Collection, rec.ID, err)
+	}
+	rec.Version++
+	return rec, nil
+}
+
+// Delete removes the record if its stored version is version (0: any). It
+// returns store.ErrNotFound if the record is absent and store.ErrConflict on
+// a version mismatch. Its index rows go with it (foreign key cascade).
+func (s *Store) Delete(ctx context.Context, collection, tenant, id string, version int64) error {
+	if err := s.check(collection, tenant, id); err != nil {
+		return fmt.Errorf("delete: %w", err)
+	}
+	if version < 0 {
+		return fmt.Errorf("delete: negative version: %w", store.ErrInvalid)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`DELETE FROM store_records WHERE collection = ? AND tenant = ? AND id = ? AND (? = 0 OR version = ?)`,
+			collection, tenant, id, version, version)
+		if err != nil {
+			return err
+		}
+		return casResult(ctx, tx, res, collection, tenant, id)
+	})
+	if err != nil {
+		return fmt.Errorf("delete %s/%s: %w", collection, id, err)
+	}
+	return nil
+}
+
+// Query returns one page of the records of q.Collection in q.Tenant that
+// meet every condition, ordered by q.OrderBy (then id) or by id.
+func (s *Store) Query(ctx context.Context, q store.Query) (store.Page, error) {
+	if err := s.checkQuery(q); err != nil {
+		return store.Page{}, fmt.Errorf("query: %w", err)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	limit = min(limit, store.MaxLimit)
+	shape := queryShape(q)
+	var after *cursor
+	if q.Cursor != "" {
+		c, err := decodeCursor(q.Cursor, shape)
+		if err != nil {
+			return store.Page{}, fmt.Errorf("query %s: %w", q.Collection, err)
+		}
+		after = &c
+	}
+	text, args := buildQuery(q, after, limit+1)
+
+	var page store.Page
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		page = store.Page{}
+		rows, err := tx.QueryContext(ctx, text, args...)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = rows.Close() }()
+		var last cursor
+		for rows.Next() {
+			if len(page.Records) == limit {
+				page.Next = encodeCursor(shape, last)
+				break
+			}
+			rec := store.Record{Collection: q.Collection, Tenant: q.Tenant}
+			if err := rows.Scan(&rec.ID, &rec.Version, &rec.Body, &last.value); err != nil {
+				return err
+			}
+			last.id = rec.ID
+			page.Records = append(page.Records, rec)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if len(page.Records) == 0 {
+			return nil
+		}
+		ids := make([]string, len(page.Records))
+		for i, r := range page.Records {
+			ids[i] = r.ID
+		}
+		idx, err := loadIndex(ctx, tx, q.Collection, q.Tenant, ids)
+		if err != nil {
+			return err
+		}
+		for i := range page.Records {
+			page.Records[i].Index = idx[page.Records[i].ID]
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Page{}, fmt.Errorf("query %s: %w", q.Collection, err)
+	}
+	return page, nil
+}
+
+// ops maps each store.Op to its SQL operator; an Op not in it is invalid.
+var ops = map[store.Op]string{
+	store.Eq:  "=",
+	store.Lt:  "<",
+	store.Lte: "<=",
+	store.Gt:  ">",
+	store.Gte: ">=",
+}
+
+// buildQuery returns the SQL and arguments selecting (id, version, body,
+// order value) of at most limit records of q after position after. The SQL
+// holds only fixed fragments and generated aliases; every value is an
+// argument.
+func buildQuery(q store.Query, after *cursor, limit int) (string, []any) {
+	var b strings.Builder
+	var args []any
+	dir, cmpOp := "ASC", ">"
+	if q.Desc {
+		dir, cmpOp = "DESC", "<"
+	}
+	base := "r"
+	if q.OrderBy != "" {
+		base = "o"
+		b.WriteString(`SELECT r.id, r.version, r.body, o.value FROM store_index o
+			JOIN store_records r ON r.collection = o.collection AND r.tenant = o.tenant AND r.id = o.id`)
+	} else {
+		b.WriteString(`SELECT r.id, r.version, r.body, '' FROM store_records r`)
+	}
+	var onOrder []store.Cond
+	for i, c := range q.Where {
+		if c.Field == q.OrderBy {
+			onOrder = append(onOrder, c)
+			continue
+		}
+		fmt.Fprintf(&b, "\nJOIN store_index c%[1]d ON c%[1]d.collection = %[2]s.collection AND c%[1]d.tenant = %[2]s.tenant"+
+			" AND c%[1]d.id = %[2]s.id AND c%[1]d.field = ? AND c%[1]d.value %[3]s ?", i, base, ops[c.Op])
+		args = append(args, c.Field, c.Value)
+	}
+	fmt.Fprintf(&b, "\nWHERE %[1]s.collection = ? AND %[1]s.tenant = ?", base)
+	args = append(args, q.Collection, q.Tenant)
+	if q.OrderBy != "" {
+		b.WriteString(" AND o.field = ?")
+		args = append(args, q.OrderBy)
+		for _, c := range onOrder {
+			fmt.Fprintf(&b, " AND o.value %s ?", ops[c.Op])
+			args = append(args, c.Value)
+		}
+		if after != nil {
+			fmt.Fprintf(&b, " AND (o.value, o.id) %s (?, ?)", cmpOp)
+			args = append(args, after.value, after.id)
+		}
+		fmt.Fprintf(&b, "\nORDER BY o.value %[1]s, o.id %[1]s", dir)
+	} else {
+		if after != nil {
+			fmt.Fprintf(&b, " AND r.id %s ?", cmpOp)
+			args = append(args, after.id)
+		}
+		fmt.Fprintf(&b, "\nORDER BY r.id %s", dir)
+	}
+	b.WriteString("\nLIMIT ?")
+	args = append(args, limit)
+	return b.String(), args
+}
+
+// loadIndex returns the index fields of the records ids of (collection,
+// tenant), by id. A record without index fields gets an empty map.
+func loadIndex(ctx context.Context, tx *sql.Tx, collection, tenant string, ids []string) (map[string]map[string]string, error) {
+	out := make(map[string]map[string]string, len(ids))
+	args := make([]any, 0, 2+len(ids))
+	args = append(args, collection, tenant)
+	for _, id := range ids {
+		out[id] = map[string]string{}
+		args = append(args, id)
+	}
+	placeholders := strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")
+	rows, err := tx.QueryContext(ctx,
+		`SELECT id, field, value FROM store_index WHERE collection = ? AND tenant = ? AND id IN (`+placeholders+`)`,
+		args...)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		var id, field, value string
+		if err := rows.Scan(&id, &field, &value); err != nil {
+			return nil, err
+		}
+		out[id][field] = value
+	}
+	return out, rows.Err()
+}
+
+// insertIndex writes the index rows of rec.
+func insertIndex(ctx context.Context, tx *sql.Tx, rec store.Record) error {
+	for field, value := range rec.Index {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO store_index (collection, tenant, id, field, value) VALUES (?, ?, ?, ?, ?)`,
+			rec.Collection, rec.Tenant, rec.ID, field, value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// casResult turns a compare-and-swap statement that changed no row into
+// store.ErrNotFound or store.ErrConflict, by whether the record exists.
+func casResult(ctx context.Context, tx *sql.Tx, res sql.Result, collection, tenant, id string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	var one int
+	err = tx.QueryRowContext(ctx,
+		`SELECT 1 FROM store_records WHERE collection = ? AND tenant = ? AND id = ?`,
+		collection, tenant, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return store.ErrConflict
+}
+
+// write runs fn in a write transaction and commits it if fn succeeds.
+func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// read runs fn in a read-only transaction, so all its statements see one
+// snapshot.
+func (s *Store) read(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// check validates a record's place and that the Store is open.
+func (s *Store) check(collection, tenant, id string) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	if err := checkKey("collection", collection); err != nil {
+		return err
+	}
+	if err := checkKey("tenant", tenant); err != nil {
+		return err
+	}
+	return checkID(id)
+}
+
+func (s *Store) checkRecord(rec store.Record) error {
+	if err := s.check(rec.Collection, rec.Tenant, rec.ID); err != nil {
+		return err
+	}
+	for field := range rec.Index {
+		if err := checkField(field); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) checkQuery(q store.Query) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	if err := checkKey("collection", q.Collection); err != nil {
+		return err
+	}
+	if err := checkKey("tenant", q.Tenant); err != nil {
+		return err
+	}
+	if q.OrderBy != "" {
+		if err := checkField(q.OrderBy); err != nil {
+			return err
+		}
+	}
+	for _, c := range q.Where {
+		if err := checkField(c.Field); err != nil {
+			return err
+		}
+		if _, ok := ops[c.Op]; !ok {
+			return fmt.Errorf("unknown operator %q: %w", c.Op, store.ErrInvalid)
+		}
+	}
+	return nil
+}
+
+func checkID(id string) error { return checkKey("id", id) }
+
+func checkKey(what, v string) error {
+	if v == "" {
+		return fmt.Errorf("empty %s: %w", what, store.ErrInvalid)
+	}
+	if len(v) > maxKeyLen {
+		return fmt.Errorf("%s longer than %d bytes: %w", what, maxKeyLen, store.ErrInvalid)
+	}
+	return nil
+}
+
+// checkField reports whether name is a valid index field name: 1 to 64
+// characters of [A-Za-z0-9_.].
+func checkField(name string) error {
+	if name == "" || len(name) > maxFieldLen {
+		return fmt.Errorf("index field name %q: length not in 1..%d: %w", name, maxFieldLen, store.ErrInvalid)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.') {
+			return fmt.Errorf("index field name %q: character %q not in [A-Za-z0-9_.]: %w", name, r, store.ErrInvalid)
+		}
+	}
+	return nil
+}

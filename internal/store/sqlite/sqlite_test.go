@@ -1,0 +1,246 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/idvault/idvault/internal/sqlitedb"
+	"github.com/idvault/idvault/internal/store"
+	"github.com/idvault/idvault/internal/store/storetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// openDB opens a fresh database file in a temporary directory, closed when
+// tb ends.
+func openDB(tb testing.TB, path string) *sql.DB {
+	tb.Helper()
+	db, err := sqlitedb.Open(context.Background(), path)
+	if err != nil {
+		tb.Fatalf("sqlitedb.Open(%s) = %v, want nil", path, err)
+	}
+	tb.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			tb.Errorf("db.Close() = %v, want nil", err)
+		}
+	})
+	return db
+}
+
+func newStore(tb testing.TB, db *sql.DB) *Store {
+	tb.Helper()
+	s, err := New(context.Background(), db)
+	if err != nil {
+		tb.Fatalf("New() = %v, want nil", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Backend {
+		return newStore(t, openDB(t, filepath.Join(t.TempDir(), "idvault.db")))
+	})
+}
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Benchmark(b, func(b *testing.B) store.Backend {
+		return newStore(b, openDB(b, filepath.Join(b.TempDir(), "idvault.db")))
+	})
+}
+
+func TestReopen(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "idvault.db")
+	want := store.Record{Collection: "sessions", Tenant: "t1", ID: "s1", Version: 2,
+		Index: map[string]string{"status": "done"}, Body: []byte("sealed\x00body")}
+
+	db, err := sqlitedb.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("sqlitedb.Open() = %v, want nil", err)
+	}
+	s := newStore(t, db)
+	rec, err := s.Put(ctx, store.Record{Collection: want.Collection, Tenant: want.Tenant, ID: want.ID,
+		Index: map[string]string{"status": "open"}, Body: []byte("first")})
+	if err != nil {
+		t.Fatalf("Put() = %v, want nil", err)
+	}
+	rec.Index, rec.Body = want.Index, want.Body
+	if _, err := s.Update(ctx, rec); err != nil {
+		t.Fatalf("Update() = %v, want nil", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close() = %v, want nil", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("db.Close() = %v, want nil", err)
+	}
+
+	for round := range 2 {
+		db := openDB(t, path)
+		s := newStore(t, db)
+		got, err := s.Get(ctx, want.Collection, want.Tenant, want.ID)
+		if err != nil {
+			t.Fatalf("round %d: Get() = %v, want nil", round, err)
+		}
+		if got.Version != want.Version || string(got.Body) != string(want.Body) || got.Index["status"] != "done" || len(got.Index) != 1 {
+			t.Errorf("round %d: Get() = %+v, want %+v", round, got, want)
+		}
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE component = 'store'`).Scan(&n); err != nil {
+			t.Fatalf("count migrations: %v", err)
+		}
+		if n != 1 {
+			t.Errorf("round %d: store migrations recorded = %d, want 1", round, n)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close() = %v, want nil", err)
+		}
+		// New on a database that already has the schema is a no-op.
+		newStore(t, db)
+	}
+}
+
+func TestCloseKeepsDB(t *testing.T) {
+	ctx := t.Context()
+	db := openDB(t, filepath.Join(t.TempDir(), "idvault.db"))
+	s := newStore(t, db)
+	for range 2 {
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close() = %v, want nil", err)
+		}
+	}
+	if err := db.PingContext(ctx); err != nil {
+		t.Errorf("db.Ping() after Store.Close = %v, want nil (the caller owns the db)", err)
+	}
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"Ping", func() error { return s.Ping(ctx) }},
+		{"Get", func() error { _, err := s.Get(ctx, "c", "t", "i"); return err }},
+		{"Put", func() error { _, err := s.Put(ctx, store.Record{Collection: "c", Tenant: "t", ID: "i"}); return err }},
+		{"Update", func() error {
+			_, err := s.Update(ctx, store.Record{Collection: "c", Tenant: "t", ID: "i", Version: 1})
+			return err
+		}},
+		{"Delete", func() error { return s.Delete(ctx, "c", "t", "i", 0) }},
+		{"Query", func() error { _, err := s.Query(ctx, store.Query{Collection: "c", Tenant: "t"}); return err }},
+	}
+	for _, c := range calls {
+		if err := c.call(); !errors.Is(err, errClosed) {
+			t.Errorf("%s() after Close = %v, want %v", c.name, err, errClosed)
+		}
+	}
+}
+
+func TestNewRejectsForeignKeysOff(t *testing.T) {
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "plain.db"))
+	if err != nil {
+		t.Fatalf("sql.Open() = %v, want nil", err)
+	}
+	defer func() { _ = db.Close() }()
+	if _, err := New(t.Context(), db); err == nil {
+		t.Errorf("New(db without foreign keys) = nil error, want an error")
+	}
+	if _, err := New(t.Context(), nil); err == nil {
+		t.Errorf("New(nil) = nil error, want an error")
+	}
+}
+
+// TestDeleteRemovesIndexRows checks that no index row outlives its record,
+// by counting rows in the raw table.
+func TestDeleteRemovesIndexRows(t *testing.T) {
+	ctx := t.Context()
+	db := openDB(t, filepath.Join(t.TempDir(), "idvault.db"))
+	s := newStore(t, db)
+	for _, id := range []string{"a", "b"} {
+		if _, err := s.Put(ctx, store.Record{Collection: "c", Tenant: "t", ID: id,
+			Index: map[string]string{"x": "1", "y": "2", "z": "3"}}); err != nil {
+			t.Fatalf("Put(%s) = %v, want nil", id, err)
+		}
+	}
+	if err := s.Delete(ctx, "c", "t", "a", 0); err != nil {
+		t.Fatalf("Delete(a) = %v, want nil", err)
+	}
+	rec, err := s.Get(ctx, "c", "t", "b")
+	if err != nil {
+		t.Fatalf("Get(b) = %v, want nil", err)
+	}
+	rec.Index = map[string]string{"x": "9"}
+	if _, err := s.Update(ctx, rec); err != nil {
+		t.Fatalf("Update(b) = %v, want nil", err)
+	}
+	var rows int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM store_index`).Scan(&rows); err != nil {
+		t.Fatalf("count index rows: %v", err)
+	}
+	if rows != 1 {
+		t.Errorf("index rows = %d, want 1", rows)
+	}
+}
+
+// TestForeignCursorRejected is stricter than the conformance suite: this
+// backend rejects every cursor of another query with store.ErrInvalid.
+func TestForeignCursorRejected(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t, openDB(t, filepath.Join(t.TempDir(), "idvault.db")))
+	for _, tenant := range []string{"t1", "t2"} {
+		for _, id := range []string{"a", "b", "c"} {
+			if _, err := s.Put(ctx, store.Record{Collection: "c", Tenant: tenant, ID: id, Index: map[string]string{"k": id}}); err != nil {
+				t.Fatalf("Put(%s/%s) = %v, want nil", tenant, id, err)
+			}
+		}
+	}
+	from := store.Query{Collection: "c", Tenant: "t1", OrderBy: "k", Limit: 1,
+		Where: []store.Cond{{Field: "k", Op: store.Gte, Value: "a"}, {Field: "k", Op: store.Lt, Value: "z"}}}
+	page, err := s.Query(ctx, from)
+	if err != nil || page.Next == "" {
+		t.Fatalf("Query(limit 1) = next %q, %v; want a cursor", page.Next, err)
+	}
+	t.Run("same query in another condition order", func(t *testing.T) {
+		q := from
+		q.Where = []store.Cond{from.Where[1], from.Where[0]}
+		q.Cursor = page.Next
+		got, err := s.Query(ctx, q)
+		if err != nil || len(got.Records) != 1 || got.Records[0].ID != "b" {
+			t.Errorf("Query(reordered conditions) = %v, %v; want [b]", got.Records, err)
+		}
+	})
+	t.Run("same query with another limit", func(t *testing.T) {
+		q := from
+		q.Limit = 10
+		q.Cursor = page.Next
+		got, err := s.Query(ctx, q)
+		if err != nil || len(got.Records) != 2 {
+			t.Errorf("Query(limit 10) = %v, %v; want [b c]", got.Records, err)
+		}
+	})
+	changes := []struct {
+		name   string
+		change func(*store.Query)
+	}{
+		{"tenant", func(q *store.Query) { q.Tenant = "t2" }},
+		{"collection", func(q *store.Query) { q.Collection = "d" }},
+		{"order", func(q *store.Query) { q.OrderBy = "" }},
+		{"direction", func(q *store.Query) { q.Desc = true }},
+		{"condition value", func(q *store.Query) { q.Where = []store.Cond{from.Where[0], {Field: "k", Op: store.Lt, Value: "y"}} }},
+		{"condition dropped", func(q *store.Query) { q.Where = from.Where[:1] }},
+	}
+	for _, c := range changes {
+		t.Run("other "+c.name, func(t *testing.T) {
+			q := from
+			c.change(&q)
+			q.Cursor = page.Next
+			if _, err := s.Query(ctx, q); !errors.Is(err, store.ErrInvalid) {
+				t.Errorf("Query(cursor of another %s) = %v, want %v", c.name, err, store.ErrInvalid)
+			}
+		})
+	}
+}

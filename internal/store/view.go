@@ -1,0 +1,103 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/idvault/idvault/internal/barrier"
+)
+
+// BodyField is the field name bound into the seal of every record body.
+const BodyField = "body"
+
+// View is a tenant-scoped, sealing view of a Backend: the only way handlers
+// and roles reach stored records. Bodies are JSON-encoded and sealed by the
+// barrier with the record's place (tenant, collection, id, "body") before
+// they reach the backend, and opened after they come back; the tenant is fixed
+// when the view is made, like a chroot. A View is safe for concurrent use.
+type View struct {
+	backend Backend
+	barrier barrier.Barrier
+	tenant  string
+}
+
+// NewView returns the view of tenant over backend, sealing with b.
+func NewView(backend Backend, b barrier.Barrier, tenant string) (*View, error) {
+	if tenant == "" {
+		return nil, fmt.Errorf("new view: empty tenant: %w", ErrInvalid)
+	}
+	return &View{backend: backend, barrier: b, tenant: tenant}, nil
+}
+
+// Tenant returns the tenant id the view is bound to.
+func (v *View) Tenant() string { return v.tenant }
+
+// Get opens the body of the record (collection, id) into out and returns the
+// stored record (its Body still sealed).
+func (v *View) Get(ctx context.Context, collection, id string, out any) (Record, error) {
+	rec, err := v.backend.Get(ctx, collection, v.tenant, id)
+	if err != nil {
+		return Record{}, err
+	}
+	return rec, v.Decode(rec, out)
+}
+
+// Put seals body and creates the record; it returns ErrConflict if id exists.
+func (v *View) Put(ctx context.Context, collection, id string, index map[string]string, body any) (Record, error) {
+	rec, err := v.seal(collection, id, index, body)
+	if err != nil {
+		return Record{}, err
+	}
+	return v.backend.Put(ctx, rec)
+}
+
+// Update seals body and replaces the record if its stored version is version.
+func (v *View) Update(ctx context.Context, collection, id string, version int64, index map[string]string, body any) (Record, error) {
+	rec, err := v.seal(collection, id, index, body)
+	if err != nil {
+		return Record{}, err
+	}
+	rec.Version = version
+	return v.backend.Update(ctx, rec)
+}
+
+// Delete removes the record if its stored version is version (0: any).
+func (v *View) Delete(ctx context.Context, collection, id string, version int64) error {
+	return v.backend.Delete(ctx, collection, v.tenant, id, version)
+}
+
+// Query runs q within the view's tenant (q.Tenant is overwritten). Open each
+// record's body with Decode.
+func (v *View) Query(ctx context.Context, q Query) (Page, error) {
+	q.Tenant = v.tenant
+	return v.backend.Query(ctx, q)
+}
+
+// Decode opens the sealed body of rec, which must belong to the view's tenant,
+// into out. A body that fails to open yields barrier.ErrOpen.
+func (v *View) Decode(rec Record, out any) error {
+	if rec.Tenant != v.tenant {
+		return fmt.Errorf("decode %s/%s: record of another tenant: %w", rec.Collection, rec.ID, ErrInvalid)
+	}
+	plain, err := v.barrier.Open(barrier.Place{Tenant: v.tenant, Collection: rec.Collection, ID: rec.ID, Field: BodyField}, rec.Body)
+	if err != nil {
+		return fmt.Errorf("open %s/%s: %w", rec.Collection, rec.ID, err)
+	}
+	if err := json.Unmarshal(plain, out); err != nil {
+		return fmt.Errorf("decode %s/%s: %w", rec.Collection, rec.ID, err)
+	}
+	return nil
+}
+
+func (v *View) seal(collection, id string, index map[string]string, body any) (Record, error) {
+	plain, err := json.Marshal(body)
+	if err != nil {
+		return Record{}, fmt.Errorf("encode %s/%s: %w", collection, id, err)
+	}
+	sealed, err := v.barrier.Seal(barrier.Place{Tenant: v.tenant, Collection: collection, ID: id, Field: BodyField}, plain)
+	if err != nil {
+		return Record{}, fmt.Errorf("seal %s/%s: %w", collection, id, err)
+	}
+	return Record{Collection: collection, Tenant: v.tenant, ID: id, Index: index, Body: sealed}, nil
+}

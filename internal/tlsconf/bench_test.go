@@ -1,0 +1,54 @@
+package tlsconf
+
+import (
+	"crypto/tls"
+	"net"
+	"testing"
+)
+
+// BenchmarkHandshake measures full handshakes (no resumption) over an
+// in-memory connection, both ends in this process.
+func BenchmarkHandshake(b *testing.B) {
+	serverCA := newCA(b, "server CA")
+	clientCA := newCA(b, "client CA")
+	ec, _, _ := newTestReloader(b, serverCA, leafOpts{}, nil)
+	rsa, _, _ := newTestReloader(b, serverCA, leafOpts{rsa: true}, nil)
+	clientCert := clientCA.clientCert(b)
+
+	tests := []struct {
+		name   string
+		server *tls.Config
+		client *tls.Config
+	}{
+		{name: "tls13-ecdsa", server: ServerConfig(ec, nil), client: &tls.Config{}},
+		{name: "tls13-ecdsa-x25519", server: ServerConfig(ec, nil), client: &tls.Config{CurvePreferences: []tls.CurveID{tls.X25519}}},
+		{name: "tls13-rsa", server: ServerConfig(rsa, nil), client: &tls.Config{}},
+		{name: "tls12-ecdsa-aes128gcm", server: ServerConfig(ec, nil), client: tls12Client(tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)},
+		{name: "tls13-ecdsa-mtls", server: ServerConfig(ec, clientCA.pool()), client: &tls.Config{Certificates: []tls.Certificate{clientCert}}},
+	}
+	for _, tt := range tests {
+		b.Run(tt.name, func(b *testing.B) {
+			client := tt.client.Clone()
+			client.RootCAs = serverCA.pool()
+			client.ServerName = "localhost"
+			b.ReportAllocs()
+			for b.Loop() {
+				c, s := net.Pipe()
+				errc := make(chan error, 1)
+				go func() {
+					srv := tls.Server(s, tt.server)
+					errc <- srv.Handshake()
+					_ = srv.Close()
+				}()
+				cli := tls.Client(c, client)
+				if err := cli.Handshake(); err != nil {
+					b.Fatalf("client handshake: %v", err)
+				}
+				_ = cli.Close()
+				if err := <-errc; err != nil {
+					b.Fatalf("server handshake: %v", err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,181 @@
+// Package workflow runs verification workflows: the workflow role takes
+// session events from the workflow queue and moves sessions forward.
+//
+// Messages carry a tenant id and a session id only. Handling is idempotent:
+// the session is re-read, evaluated against its workflow and written back
+// with compare-and-swap, so a redelivered or duplicated message changes
+// nothing the first one did not. The session's Advance flag, set in the same
+// write that added a file, is cleared in the same write that evaluates it;
+// the scheduler republishes sessions whose flag stays set, so a message lost
+// between the API's write and its publish is recovered.
+package workflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/idvault/idvault/internal/barrier"
+	"github.com/idvault/idvault/internal/queue"
+	"github.com/idvault/idvault/internal/session"
+	"github.com/idvault/idvault/internal/store"
+)
+
+// Definition is a workflow: the files a session must collect before it goes
+// to review.
+type Definition struct {
+	ID          string             `json:"id"`
+	Description string             `json:"description"`
+	Required    []session.FileKind `json:"required"`
+}
+
+// DefaultID is the id of the built-in default workflow.
+const DefaultID = "document-selfie-review"
+
+var builtin = map[string]Definition{
+	DefaultID: {
+		ID:          DefaultID,
+		Description: "Collect the document front and a selfie, then send the session to manual review.",
+		Required:    []session.FileKind{session.KindDocumentFront, session.KindSelfie},
+	},
+}
+
+// Lookup returns the built-in workflow with id.
+func Lookup(id string) (Definition, bool) {
+	d, ok := builtin[id]
+	return d, ok
+}
+
+// Message is the body of a workflow queue message.
+type Message struct {
+	Tenant  string `json:"tenant"`
+	Session string `json:"session"`
+}
+
+// Publish publishes a message asking the workflow role to evaluate a session.
+func Publish(ctx context.Context, b queue.Broker, tenant, sessionID string) error {
+	body, err := json.Marshal(Message{Tenant: tenant, Session: sessionID})
+	if err != nil {
+		return err
+	}
+	return b.Publish(ctx, queue.TopicWorkflow, body)
+}
+
+// Advance evaluates s against its workflow: an open session holding every
+// required file goes to review; an open session holding some goes to
+// in_progress. It clears s.Advance and returns session.ErrUnchanged when
+// nothing changes.
+func Advance(s *session.Session) error {
+	if !s.Status.Open() {
+		if !s.Advance {
+			return session.ErrUnchanged
+		}
+		s.Advance = false
+		return nil
+	}
+	def, ok := Lookup(s.WorkflowID)
+	if !ok {
+		s.Status, s.Reason, s.Advance = session.StatusError, "unknown workflow", false
+		return nil
+	}
+	before := *s
+	complete := true
+	for _, k := range def.Required {
+		if !s.HasKind(k) {
+			complete = false
+		}
+	}
+	switch {
+	case complete:
+		s.Status = session.StatusReview
+	case len(s.Files) > 0:
+		s.Status = session.StatusInProgress
+	}
+	s.Advance = false
+	if s.Status == before.Status && !before.Advance {
+		return session.ErrUnchanged
+	}
+	return nil
+}
+
+// Role is the workflow role.
+type Role struct {
+	broker      queue.Broker
+	backend     store.Backend
+	barrier     barrier.Barrier
+	log         *slog.Logger
+	now         func() time.Time
+	concurrency int
+}
+
+// NewRole returns the workflow role with concurrency parallel consumers.
+func NewRole(broker queue.Broker, backend store.Backend, b barrier.Barrier, log *slog.Logger, now func() time.Time, concurrency int) *Role {
+	if now == nil {
+		now = time.Now
+	}
+	return &Role{broker: broker, backend: backend, barrier: b, log: log, now: now, concurrency: max(concurrency, 1)}
+}
+
+// Run consumes the workflow topic until ctx is done. Messages in progress
+// when ctx ends are finished first.
+func (r *Role) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, r.concurrency)
+	for i := range r.concurrency {
+		wg.Go(func() { errs[i] = r.consume(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (r *Role) consume(ctx context.Context) error {
+	for {
+		d, err := r.broker.Receive(ctx, queue.TopicWorkflow)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, queue.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("workflow: receive: %w", err)
+		}
+		hctx := context.WithoutCancel(ctx)
+		if err := r.Handle(hctx, d.Body()); err != nil {
+			r.log.Error("workflow: step failed", "messageId", d.ID(), "attempt", d.Attempt(), "err", err)
+			if err := d.Nack(hctx); err != nil {
+				r.log.Warn("workflow: nack", "messageId", d.ID(), "err", err)
+			}
+			continue
+		}
+		if err := d.Ack(hctx); err != nil {
+			r.log.Warn("workflow: ack", "messageId", d.ID(), "err", err)
+		}
+	}
+}
+
+// ErrMalformed means a workflow message could not be parsed.
+var ErrMalformed = errors.New("workflow: malformed message")
+
+// Handle evaluates the session named by one message. A session that no
+// longer exists is not an error (it was deleted).
+func (r *Role) Handle(ctx context.Context, body []byte) error {
+	var m Message
+	if err := json.Unmarshal(body, &m); err != nil || m.Tenant == "" || m.Session == "" {
+		return ErrMalformed
+	}
+	v, err := store.NewView(r.backend, r.barrier, m.Tenant)
+	if err != nil {
+		return err
+	}
+	s, err := session.NewRepo(v).Update(ctx, m.Session, r.now(), Advance)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	r.log.Debug("workflow: session evaluated", "tenant", m.Tenant, "session", s.ID, "status", s.Status)
+	return nil
+}

@@ -248,6 +248,11 @@ type Scheduler struct {
 	// LeaseTTL is how long the active scheduler's lease lasts without
 	// renewal; it must exceed Interval. Default 60s.
 	LeaseTTL time.Duration `yaml:"leaseTTL"`
+	// RepublishAfter is how long a session may wait for the workflow
+	// role after a file arrived before the scheduler publishes its
+	// workflow message again (recovering a message lost in a crash).
+	// Default 30s.
+	RepublishAfter time.Duration `yaml:"republishAfter"`
 }
 
 // Workflow configures the workflow role.
@@ -286,7 +291,7 @@ func base() Config {
 			MaxRetryBackoff:   5 * time.Minute,
 		},
 		Sessions:  Sessions{DefaultTTL: 24 * time.Hour, MaxTTL: 720 * time.Hour},
-		Scheduler: Scheduler{Interval: 30 * time.Second, LeaseTTL: 60 * time.Second},
+		Scheduler: Scheduler{Interval: 30 * time.Second, LeaseTTL: 60 * time.Second, RepublishAfter: 30 * time.Second},
 		Workflow:  Workflow{Concurrency: 4},
 	}
 }

@@ -118,6 +118,7 @@ func (c Config) Validate() error {
 	}
 	ps.positive("scheduler.interval", c.Scheduler.Interval)
 	ps.positive("scheduler.leaseTTL", c.Scheduler.LeaseTTL)
+	ps.positive("scheduler.republishAfter", c.Scheduler.RepublishAfter)
 	if c.Scheduler.Interval > 0 && c.Scheduler.LeaseTTL > 0 && c.Scheduler.LeaseTTL <= c.Scheduler.Interval {
 		ps.add("scheduler.leaseTTL", "must be longer than scheduler.interval (%s) so the lease is renewed before it runs out, got %s", c.Scheduler.Interval, c.Scheduler.LeaseTTL)
 	}

@@ -56,24 +56,26 @@
 // in a temporary file; only ciphertext reaches the blob writer. An object
 // becomes visible only when Put succeeds. On any failure (a read error, more
 // than maxBytes, a cancelled context) Put cancels the writer's context before
-// closing it, which every Go Cloud driver treats as an abort: nothing is
-// written, and an existing object under the same key is left as it was.
+// closing it, which the gocloud.dev/blob contract defines as an abort
+// (Bucket.NewWriter: "To abort a write, cancel ctx"): nothing is written, and
+// an existing object under the same key is left as it was. Package filestest
+// checks this, and the other bucket properties relied on here, per backend.
 //
-// For the local directory bucket of [OpenBucket], gocloud.dev/blob/fileblob
+// For the local directory bucket of [localfs.Open], gocloud.dev/blob/fileblob
 // (v0.47.0) writes each object to a temporary file and renames it over the
 // key's path in Close; a cancelled writer's temporary file is removed instead
-// (fileblob.go, writer.Close). OpenBucket sets NoTempDir so the temporary
+// (fileblob.go, writer.Close). localfs.Open sets NoTempDir so the temporary
 // file "<path>.<hex>.tmp" lives next to its destination: the rename then never
 // crosses a file system and is atomic, and ciphertext never lands in the
 // shared os.TempDir. While a write is in flight its temporary name shows up in
 // List; a crash mid-write can leave such a file behind (ciphertext only,
 // safe to delete). Put calls Sync on the temporary file before the rename,
 // but fileblob does not sync the directory, so after a power loss the newest
-// objects may be missing (ReadAll reports ErrNotFound) or, on file systems
-// that reorder renames, cut short (ErrTampered); never silently wrong.
+// objects may be missing (ReadAll reports ErrNotFound); never silently
+// wrong.
 //
 // fileblob creates files with mode 0666 minus the process umask and has no
-// option to change it. OpenBucket therefore creates the bucket directory and
+// option to change it. localfs.Open therefore creates the bucket directory and
 // every subdirectory with mode 0700, so other local users cannot reach the
 // (encrypted) objects; a directory that already exists keeps its mode.
 package files

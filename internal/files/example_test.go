@@ -10,6 +10,7 @@ import (
 
 	"github.com/idvault/idvault/internal/barrier"
 	"github.com/idvault/idvault/internal/files"
+	"github.com/idvault/idvault/internal/files/localfs"
 )
 
 func Example() {
@@ -20,7 +21,7 @@ func Example() {
 	}
 	defer os.RemoveAll(dir)
 
-	bucket, err := files.OpenBucket(ctx, dir)
+	bucket, err := localfs.Open(ctx, dir)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package files
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/minio/sio"
 	"gocloud.dev/blob"
-	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/gcerrors"
 
 	"github.com/idvault/idvault/internal/barrier"
@@ -175,28 +173,6 @@ func New(bucket *blob.Bucket, b barrier.Barrier) *Store {
 	return &Store{bucket: bucket, barrier: b}
 }
 
-// OpenBucket opens the local directory dir as a bucket with the fileblob
-// driver, creating it with mode 0700 if it does not exist. Subdirectories are
-// created 0700, temporary files live next to their objects (atomic rename),
-// and no metadata sidecar files are written. The caller closes the bucket.
-func OpenBucket(ctx context.Context, dir string) (*blob.Bucket, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create bucket directory: %w", err)
-	}
-	b, err := fileblob.OpenBucket(dir, &fileblob.Options{
-		DirFileMode: 0o700,
-		NoTempDir:   true,
-		Metadata:    fileblob.MetadataDontWrite,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", dir, err)
-	}
-	return b, nil
-}
-
 // Put encrypts the plaintext read from r until io.EOF and stores it at ref,
 // replacing any object there. It reads at most maxBytes+1 bytes: a longer
 // input fails with ErrTooLarge. On any error nothing new is visible in the
@@ -280,9 +256,10 @@ func (s *Store) Put(ctx context.Context, ref Ref, r io.Reader, maxBytes int64) (
 // size and SHA-256, DARE authentication of every package including the final
 // one, and the plaintext's size and SHA-256. Any mismatch, and a wrapped key
 // that does not open for ref, is ErrTampered; a missing object is
-// ErrNotFound. ReadAll holds the whole plaintext in memory (files are bounded
-// by Put's maxBytes) but never the whole stored object. The caller owns the
-// returned slice.
+// ErrNotFound; a failing bucket or a done ctx is an I/O error that wraps the
+// cause and is neither. ReadAll holds the whole plaintext in memory (files
+// are bounded by Put's maxBytes) but never the whole stored object. The
+// caller owns the returned slice.
 func (s *Store) ReadAll(ctx context.Context, ref Ref, sealed Sealed) ([]byte, error) {
 	key, err := ref.Key()
 	if err != nil {
@@ -317,9 +294,13 @@ func (s *Store) ReadAll(ctx context.Context, ref Ref, sealed Sealed) ([]byte, er
 		return nil, fmt.Errorf("%w: stored object is %d bytes, want %d", ErrTampered, r.Size(), sealed.StoredSize)
 	}
 
+	// Only a failure of the bucket itself is an I/O error; every other
+	// failure means the bytes arrived in full and are wrong.
+	obj := &objectReader{r: io.LimitReader(r, sealed.StoredSize+1), done: ctx.Err}
 	stored := &countingHash{h: sha256.New()}
-	src := io.TeeReader(io.LimitReader(r, sealed.StoredSize+1), stored)
-	plain := bytes.NewBuffer(make([]byte, 0, sealed.Size))
+	src := io.TeeReader(obj, stored)
+	out := make([]byte, sealed.Size)
+	var bad error
 	// An empty file is an empty object, which sio's reader refuses as a
 	// stream without a final package; the size and digest checks cover it.
 	if sealed.Size > 0 {
@@ -327,25 +308,30 @@ func (s *Store) ReadAll(ctx context.Context, ref Ref, sealed Sealed) ([]byte, er
 		if err != nil {
 			return nil, fmt.Errorf("decrypt: %w", err)
 		}
-		if _, err := io.Copy(plain, dec); err != nil {
-			if errors.As(err, new(sio.Error)) {
-				return nil, fmt.Errorf("%w: %w", ErrTampered, err)
-			}
-			return nil, fmt.Errorf("read %s: %w", key, err)
+		if _, err := io.ReadFull(dec, out); err != nil {
+			bad = err
+		} else if n, err := io.Copy(io.Discard, dec); err != nil {
+			bad = err
+		} else if n > 0 {
+			bad = fmt.Errorf("plaintext longer than %d bytes", sealed.Size)
 		}
 	}
 	// DARE stops at the final package; count what follows it.
-	if _, err := io.Copy(io.Discard, src); err != nil {
-		return nil, fmt.Errorf("read %s: %w", key, err)
+	if bad == nil {
+		_, bad = io.Copy(io.Discard, src)
 	}
-	var storedSum, plainSum Digest
+	if obj.err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, obj.err)
+	}
+	if bad != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTampered, bad)
+	}
+	var storedSum Digest
 	stored.h.Sum(storedSum[:0])
 	if stored.n != sealed.StoredSize || storedSum != sealed.StoredSHA256 {
 		return nil, fmt.Errorf("%w: stored object digest mismatch", ErrTampered)
 	}
-	out := plain.Bytes()
-	plainSum = sha256.Sum256(out)
-	if int64(len(out)) != sealed.Size || plainSum != sealed.PlainSHA256 {
+	if Digest(sha256.Sum256(out)) != sealed.PlainSHA256 {
 		return nil, fmt.Errorf("%w: plaintext digest mismatch", ErrTampered)
 	}
 	return out, nil
@@ -390,6 +376,30 @@ func wrapPayload(fileKey []byte, s Sealed) []byte {
 	p = binary.BigEndian.AppendUint64(p, uint64(s.Size))
 	p = append(p, s.PlainSHA256[:]...)
 	return append(p, s.StoredSHA256[:]...)
+}
+
+// objectReader reads a stored object, stops once done reports an error (the
+// context's Err: some drivers, fileblob among them, ignore a cancelled
+// context while reading) and remembers the first error other than io.EOF.
+type objectReader struct {
+	r    io.Reader
+	done func() error
+	err  error
+}
+
+func (o *objectReader) Read(p []byte) (int, error) {
+	if o.err != nil {
+		return 0, o.err
+	}
+	if err := o.done(); err != nil {
+		o.err = err
+		return 0, err
+	}
+	n, err := o.r.Read(p)
+	if err != nil && err != io.EOF {
+		o.err = err
+	}
+	return n, err
 }
 
 // countingHash is a hash that also counts the bytes written to it.

@@ -20,6 +20,7 @@ import (
 	"github.com/idvault/idvault/internal/barrier"
 	"github.com/idvault/idvault/internal/files"
 	"github.com/idvault/idvault/internal/files/filestest"
+	"github.com/idvault/idvault/internal/files/localfs"
 )
 
 func TestMain(m *testing.M) {
@@ -35,9 +36,9 @@ type env struct {
 func newEnv(t testing.TB) env {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "bucket")
-	bucket, err := files.OpenBucket(context.Background(), dir)
+	bucket, err := localfs.Open(context.Background(), dir)
 	if err != nil {
-		t.Fatalf("OpenBucket(%q) = %v, want nil", dir, err)
+		t.Fatalf("localfs.Open(%q) = %v, want nil", dir, err)
 	}
 	t.Cleanup(func() { _ = bucket.Close() })
 	return env{store: files.New(bucket, newBarrier(t)), bucket: bucket, dir: dir}
@@ -316,10 +317,8 @@ func TestSealedMismatch(t *testing.T) {
 func TestWrongRootKey(t *testing.T) {
 	e := newEnv(t)
 	s := e.put(t, ref1, []byte("hello"))
-	other := files.New(e.bucket, newBarrier(t))
-	e2 := e
-	e2.store = other
-	e2.wantTampered(t, ref1, s)
+	e.store = files.New(e.bucket, newBarrier(t)) // same bucket, another root key
+	e.wantTampered(t, ref1, s)
 }
 
 func TestTooLarge(t *testing.T) {
@@ -568,7 +567,7 @@ func TestSealedJSON(t *testing.T) {
 	}
 }
 
-func TestOpenBucketModes(t *testing.T) {
+func TestLocalBucketModes(t *testing.T) {
 	e := newEnv(t)
 	e.put(t, ref1, []byte("x"))
 	for _, dir := range []string{e.dir, filepath.Dir(e.objectPath(ref1)), filepath.Dir(filepath.Dir(e.objectPath(ref1)))} {
@@ -578,6 +577,44 @@ func TestOpenBucketModes(t *testing.T) {
 		}
 		if got := info.Mode().Perm(); got != 0o700 {
 			t.Errorf("mode of %s = %v, want 0700", dir, got)
+		}
+	}
+}
+
+func TestReadAllCancelledIsNotTampered(t *testing.T) {
+	e := newEnv(t)
+	s := e.put(t, ref1, randomBytes(t, 200<<10))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	got, err := e.store.ReadAll(ctx, ref1, s)
+	if err == nil || errors.Is(err, files.ErrTampered) || got != nil {
+		t.Errorf("ReadAll(cancelled) = %d bytes, %v, want an I/O error that is not ErrTampered", len(got), err)
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	e := newEnv(t)
+	const workers = 8
+	errs := make(chan error, workers)
+	for i := range workers {
+		go func() {
+			ref := files.Ref{Tenant: "tenant-a", Location: files.Files, ID: fmt.Sprintf("worker-%d", i)}
+			data := bytes.Repeat([]byte{byte(i)}, 70000+i)
+			s, err := e.store.Put(t.Context(), ref, bytes.NewReader(data), 1<<20)
+			if err != nil {
+				errs <- fmt.Errorf("Put(%v) = %w", ref, err)
+				return
+			}
+			got, err := e.store.ReadAll(t.Context(), ref, s)
+			if err == nil && !bytes.Equal(got, data) {
+				err = errors.New("wrong content")
+			}
+			errs <- err
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Error(err)
 		}
 	}
 }

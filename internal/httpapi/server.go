@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 
@@ -58,6 +59,9 @@ type API struct {
 	d      Deps
 	routes []route
 	mux    *http.ServeMux
+	// checks bounds how many uploads are decoded at once: a full image
+	// decode is CPU-bound and cannot be cancelled.
+	checks chan struct{}
 }
 
 // route is one entry of the route table. perm is the permission the route
@@ -75,7 +79,7 @@ func New(d Deps) *API {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	a := &API{d: d, mux: http.NewServeMux()}
+	a := &API{d: d, mux: http.NewServeMux(), checks: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	a.routes = []route{
 		{method: "GET", pattern: "/healthz", public: true, handle: a.healthz},
 		{method: "GET", pattern: "/readyz", public: true, handle: a.readyz},
@@ -333,6 +337,9 @@ func mediaProblem(err error) error {
 	case errors.Is(err, media.ErrTypeMismatch):
 		return problem(http.StatusUnsupportedMediaType, "content-type-mismatch", "Content type mismatch",
 			"The Content-Type header does not match the file's content.")
+	case errors.Is(err, media.ErrTooLarge):
+		return problem(http.StatusRequestEntityTooLarge, "too-large", "Request body too large",
+			"The file exceeds the upload limit.")
 	case errors.Is(err, media.ErrTooManyPixels):
 		return problem(http.StatusRequestEntityTooLarge, "too-many-pixels", "Image too large",
 			"The image has more pixels than allowed.")

@@ -293,9 +293,9 @@ func (a *API) uploadFile(w http.ResponseWriter, r *http.Request) error {
 	if len(data) == 0 {
 		return badRequest("The file is empty.")
 	}
-	info, err := media.Check(data, r.Header.Get("Content-Type"), media.Limits{MaxBytes: a.d.Limits.MaxUploadBytes, MaxPixels: a.d.Limits.MaxImagePixels})
+	info, err := a.checkMedia(r, data)
 	if err != nil {
-		return mediaProblem(err)
+		return err
 	}
 	tenant := principalOf(r.Context()).Tenant
 	f := session.File{ID: identity.NewID(), Kind: kind, ContentType: info.ContentType, Width: info.Width, Height: info.Height, CreatedAt: a.d.Now().UTC()}
@@ -328,6 +328,21 @@ func (a *API) uploadFile(w http.ResponseWriter, r *http.Request) error {
 		Details: map[string]string{"session": s.ID, "kind": string(kind), "size": strconv.FormatInt(f.Sealed.Size, 10)}})
 	w.Header().Set("Location", "/api/v1/sessions/"+s.ID+"/files/"+f.ID)
 	return writeJSON(w, http.StatusCreated, toFileView(f))
+}
+
+// checkMedia runs media.Check on an upload, at most GOMAXPROCS at once.
+func (a *API) checkMedia(r *http.Request, data []byte) (media.Info, error) {
+	select {
+	case a.checks <- struct{}{}:
+	case <-r.Context().Done():
+		return media.Info{}, r.Context().Err()
+	}
+	defer func() { <-a.checks }()
+	info, err := media.Check(data, r.Header.Get("Content-Type"), media.Limits{MaxBytes: a.d.Limits.MaxUploadBytes, MaxPixels: a.d.Limits.MaxImagePixels})
+	if err != nil {
+		return media.Info{}, mediaProblem(err)
+	}
+	return info, nil
 }
 
 func acceptsFiles(s *session.Session) error {

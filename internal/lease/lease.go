@@ -98,7 +98,7 @@ func (m *Manager) RunExclusive(ctx context.Context, name string, fn func(ctx con
 		if ok {
 			err := m.hold(ctx, name, tick, fn)
 			if ctx.Err() != nil {
-				return err
+				return nil
 			}
 			m.log.Warn("lease: lost, standing by", "lease", name, "err", err)
 		}

@@ -13,10 +13,15 @@
 // golang.org/x/image/webp), and an image whose width times height exceeds
 // Limits.MaxPixels is rejected: that costs microseconds and a few kilobytes
 // however many pixels the header claims. Only an image within the limit is
-// then decoded in full (memory about 4 bytes a pixel at most), which rejects
-// truncated and corrupt pixel data. The decoders are called directly rather
-// than through image.Decode, so formats registered elsewhere in the program
-// (GIF, BMP, ...) are never accepted.
+// then decoded in full, which rejects truncated and corrupt pixel data. A full
+// decode needs up to about 16 bytes a pixel (a progressive 4:4:4 JPEG keeps
+// every DCT coefficient), so choose MaxPixels with that in mind. Two checks
+// bound what the header cannot: a JPEG may hold at most MaxJPEGScans scans
+// (each progressive scan costs a pass over every block, and a scan can be a
+// few bytes long), and a WebP file must hold at least the length its RIFF
+// header declares. The decoders are called directly rather than through
+// image.Decode, so formats registered elsewhere in the program (GIF, BMP,
+// ...) are never accepted.
 //
 // PDFs are not parsed, only recognised: a PDF must start with "%PDF-1." or
 // "%PDF-2." and have "%%EOF" within its last 1 KiB, which rejects most
@@ -25,6 +30,7 @@ package media
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
@@ -59,6 +65,17 @@ const (
 	WebP = "image/webp"
 	PDF  = "application/pdf"
 )
+
+// MaxJPEGScans bounds the start-of-scan markers (FF DA) in a JPEG. Go's
+// decoder walks every block of the image once per progressive scan, and a
+// scan of nothing but end-of-band runs takes about 30 bytes: a 62 KB,
+// 16-megapixel JPEG of 1000 such scans takes 24 s of CPU to decode. Camera
+// JPEGs have one scan and progressive encoders about ten. The count covers
+// the whole file, metadata included, so it is an upper bound on the real
+// scans; random metadata holds one FF DA pair per 64 KiB on average.
+const MaxJPEGScans = 64
+
+var sosMarker = []byte{0xff, 0xda}
 
 // pdfTail is how far from the end of a PDF its "%%EOF" marker may be.
 const pdfTail = 1024
@@ -141,6 +158,17 @@ var codecs = map[string]codec{
 }
 
 func checkImage(data []byte, ct string, maxPixels int64) (Info, error) {
+	// The WebP decoder stops reading once it has its pixels, so a file cut
+	// inside the final padding bits decodes; the RIFF size catches it.
+	if ct == WebP && uint64(binary.LittleEndian.Uint32(data[4:8]))+8 > uint64(len(data)) {
+		return Info{}, fmt.Errorf("%w: RIFF size exceeds the file", ErrCorrupt)
+	}
+	// Every progressive JPEG scan makes the decoder walk all blocks of the
+	// image again, and a scan that only carries end-of-band runs costs a
+	// few bytes: bound the scans, or a small file burns minutes of CPU.
+	if ct == JPEG && bytes.Count(data, sosMarker) > MaxJPEGScans {
+		return Info{}, fmt.Errorf("%w: more than %d JPEG scans", ErrCorrupt, MaxJPEGScans)
+	}
 	c := codecs[ct]
 	cfg, err := c.decodeConfig(bytes.NewReader(data))
 	if err != nil {

@@ -19,10 +19,6 @@ import (
 	"github.com/idvault/idvault/internal/workflow"
 )
 
-// RepublishAfter is how long a session may wait for the workflow before the
-// scheduler publishes its message again.
-const RepublishAfter = 30 * time.Second
-
 // Scheduler runs the jobs.
 type Scheduler struct {
 	backend  store.Backend
@@ -33,14 +29,19 @@ type Scheduler struct {
 	log      *slog.Logger
 	now      func() time.Time
 	interval time.Duration
+	// republishAfter is how long a session may wait for the workflow
+	// before its message is published again.
+	republishAfter time.Duration
 }
 
-// New returns a scheduler running its jobs every interval.
-func New(backend store.Backend, b barrier.Barrier, ids *identity.Service, broker queue.Broker, emitter *audit.Emitter, log *slog.Logger, now func() time.Time, interval time.Duration) *Scheduler {
+// New returns a scheduler running its jobs every interval and republishing
+// sessions that waited for the workflow longer than republishAfter.
+func New(backend store.Backend, b barrier.Barrier, ids *identity.Service, broker queue.Broker, emitter *audit.Emitter, log *slog.Logger, now func() time.Time, interval, republishAfter time.Duration) *Scheduler {
 	if now == nil {
 		now = time.Now
 	}
-	return &Scheduler{backend: backend, barrier: b, ids: ids, broker: broker, emitter: emitter, log: log, now: now, interval: interval}
+	return &Scheduler{backend: backend, barrier: b, ids: ids, broker: broker, emitter: emitter, log: log, now: now,
+		interval: interval, republishAfter: republishAfter}
 }
 
 // Run runs the jobs at once and then every interval until ctx is done.
@@ -123,7 +124,7 @@ func (s *Scheduler) expire(ctx context.Context, tenant string, repo *session.Rep
 func (s *Scheduler) republish(ctx context.Context, tenant string, repo *session.Repo, rep *Report) error {
 	cursor := ""
 	for {
-		list, next, err := repo.List(ctx, session.Filter{Advance: true, UpdatedBefore: s.now().Add(-RepublishAfter), Limit: 100, Cursor: cursor})
+		list, next, err := repo.List(ctx, session.Filter{Advance: true, UpdatedBefore: s.now().Add(-s.republishAfter), Limit: 100, Cursor: cursor})
 		if err != nil {
 			return err
 		}

@@ -27,6 +27,7 @@ import (
 	"github.com/idvault/idvault/internal/barrier"
 	"github.com/idvault/idvault/internal/config"
 	"github.com/idvault/idvault/internal/files"
+	"github.com/idvault/idvault/internal/files/localfs"
 	"github.com/idvault/idvault/internal/httpapi"
 	"github.com/idvault/idvault/internal/identity"
 	"github.com/idvault/idvault/internal/lease"
@@ -84,7 +85,7 @@ var brokerOpeners = map[string]func(ctx context.Context, s *Server) (queue.Broke
 // bucketOpeners maps blob.type to its opener.
 var bucketOpeners = map[string]func(ctx context.Context, s *Server) (*blob.Bucket, error){
 	"file": func(ctx context.Context, s *Server) (*blob.Bucket, error) {
-		return files.OpenBucket(ctx, s.Config.Blob.File.Dir)
+		return localfs.Open(ctx, s.Config.Blob.File.Dir)
 	},
 }
 
@@ -265,7 +266,7 @@ func (s *Server) Run(ctx context.Context, roles []config.Role, ready Ready) erro
 			wf := workflow.NewRole(s.Broker, s.Backend, s.Barrier, s.Log, nil, s.Config.Workflow.Concurrency)
 			start(r, wf.Run)
 		case config.RoleScheduler:
-			sch := scheduler.New(s.Backend, s.Barrier, s.Identity, s.Broker, s.Audit, s.Log, nil, s.Config.Scheduler.Interval)
+			sch := scheduler.New(s.Backend, s.Barrier, s.Identity, s.Broker, s.Audit, s.Log, nil, s.Config.Scheduler.Interval, s.Config.Scheduler.RepublishAfter)
 			start(r, func(ctx context.Context) error { return leases.RunExclusive(ctx, string(r), sch.Run) })
 		case config.RoleAudit:
 			c := audit.NewConsumer(s.Broker, s.Backend, s.Barrier, s.Log)

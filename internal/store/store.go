@@ -71,10 +71,13 @@ type Cond struct {
 }
 
 // Query selects records of one collection of one tenant. All conditions must
-// hold. Results are ordered by the index field OrderBy (then by id); an empty
-// OrderBy orders by id. Records lacking the OrderBy field are not returned.
-// Limit caps the page size (the backend may cap it lower, never at zero);
-// Cursor continues after the last record of a previous page.
+// hold. Results are ordered by the index field OrderBy, ties broken by id; an
+// empty OrderBy orders by id. Desc reverses the whole order (ties by id
+// descending), so a descending query returns exactly the reverse of the
+// ascending one. Records lacking the OrderBy field are not returned. Limit
+// caps the page size: Limit <= 0 means DefaultLimit, and more than MaxLimit
+// means MaxLimit. Cursor continues after the last record of a previous page
+// of the same query; a cursor of another query is ErrInvalid.
 type Query struct {
 	Collection string
 	Tenant     string
@@ -92,8 +95,20 @@ type Page struct {
 	Next    string
 }
 
-// MaxLimit is the largest page a backend returns; larger limits are capped.
-const MaxLimit = 1000
+// Page sizes and key limits every backend enforces.
+const (
+	// DefaultLimit is the page size of a query with Limit <= 0.
+	DefaultLimit = 100
+	// MaxLimit is the largest page a backend returns; larger limits are
+	// capped.
+	MaxLimit = 1000
+	// MaxKeyLen is the longest collection, tenant or id in bytes; longer
+	// ones are ErrInvalid.
+	MaxKeyLen = 256
+	// MaxFieldLen is the longest index field name. Field names are 1 to
+	// MaxFieldLen characters of [A-Za-z0-9_.]; others are ErrInvalid.
+	MaxFieldLen = 64
+)
 
 // Backend is the narrow storage interface. Implementations MUST be safe for
 // concurrent use and MUST make every method atomic: a record is either wholly
@@ -106,7 +121,8 @@ type Backend interface {
 	Put(ctx context.Context, rec Record) (Record, error)
 	// Update replaces body and index of an existing record if its stored
 	// version equals rec.Version, and returns it with the new version.
-	// It returns ErrNotFound if absent and ErrConflict on a version mismatch.
+	// It returns ErrNotFound if absent and ErrConflict on a version mismatch
+	// (rec.Version 0 never matches: stored versions start at 1).
 	Update(ctx context.Context, rec Record) (Record, error)
 	// Delete removes the record if its stored version equals version
 	// (version 0 deletes whatever version is stored). It returns ErrNotFound

@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// BenchmarkHandshake measures full handshakes (no resumption) over an
-// in-memory connection, both ends in this process.
+// BenchmarkHandshake measures full handshakes (no resumption) over
+// loopback TCP, both ends in this process.
 func BenchmarkHandshake(b *testing.B) {
 	serverCA := newCA(b, "server CA")
 	clientCA := newCA(b, "client CA")
@@ -31,21 +31,42 @@ func BenchmarkHandshake(b *testing.B) {
 			client := tt.client.Clone()
 			client.RootCAs = serverCA.pool()
 			client.ServerName = "localhost"
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			serverErr := make(chan error)
+			go func() {
+				for {
+					conn, err := ln.Accept()
+					if err != nil {
+						close(serverErr)
+						return
+					}
+					srv := tls.Server(conn, tt.server)
+					err = srv.Handshake()
+					_ = srv.Close()
+					serverErr <- err
+				}
+			}()
+			defer func() {
+				_ = ln.Close()
+				for range serverErr {
+				}
+			}()
+			addr := ln.Addr().String()
 			b.ReportAllocs()
 			for b.Loop() {
-				c, s := net.Pipe()
-				errc := make(chan error, 1)
-				go func() {
-					srv := tls.Server(s, tt.server)
-					errc <- srv.Handshake()
-					_ = srv.Close()
-				}()
-				cli := tls.Client(c, client)
+				conn, err := net.Dial("tcp", addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cli := tls.Client(conn, client)
 				if err := cli.Handshake(); err != nil {
 					b.Fatalf("client handshake: %v", err)
 				}
 				_ = cli.Close()
-				if err := <-errc; err != nil {
+				if err := <-serverErr; err != nil {
 					b.Fatalf("server handshake: %v", err)
 				}
 			}

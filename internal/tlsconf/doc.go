@@ -23,8 +23,8 @@
 //   - Renegotiation and compression: never (crypto/tls servers support
 //     neither).
 //   - mTLS: when a client CA pool is given, every client must present a
-//     certificate that chains to it and carries the clientAuth extended key
-//     usage; otherwise the handshake fails.
+//     certificate that chains to it and whose extended key usage, if it has
+//     one, allows clientAuth; otherwise the handshake fails.
 //
 // # Certificates and reload
 //

@@ -48,9 +48,9 @@ var ErrInvalidHost = errors.New("tlsconf: invalid host name")
 //
 // The certificate authenticates nothing by itself: clients must pin it or
 // compare its Fingerprint out of band. It MUST NOT be used in production.
-// Two processes calling EnsureSelfSigned on one empty dir at once may write a
-// mismatched pair; the check after writing then returns an error and a second
-// call repairs it.
+// EnsureSelfSigned checks the files after writing them, but two processes
+// calling it on one dir at once may still leave a mismatched pair; NewReloader
+// then refuses it, and another call to EnsureSelfSigned repairs it.
 func EnsureSelfSigned(dir string, hosts []string, now time.Time) (certFile, keyFile string, created bool, err error) {
 	dnsNames, ips, err := splitHosts(append(slices.Clone(defaultHosts), hosts...))
 	if err != nil {

@@ -18,7 +18,7 @@ func TestCursorRoundTrip(t *testing.T) {
 		{"by id", cursor{id: "r1"}},
 		{"with value", cursor{value: "2024-01-01", id: "r1"}},
 		{"binary", cursor{value: "\x00\xff", id: "\x00"}},
-		{"long id", cursor{value: strings.Repeat("v", 300), id: strings.Repeat("i", maxKeyLen)}},
+		{"long id", cursor{value: strings.Repeat("v", 300), id: strings.Repeat("i", store.MaxKeyLen)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,7 +42,7 @@ func TestCursorInvalid(t *testing.T) {
 		{"short", good[:10]},
 		{"other shape", encodeCursor(other, cursor{value: "v", id: "i"})},
 		{"empty id", encodeCursor(shape, cursor{value: "v"})},
-		{"long id", encodeCursor(shape, cursor{id: strings.Repeat("i", maxKeyLen+1)})},
+		{"long id", encodeCursor(shape, cursor{id: strings.Repeat("i", store.MaxKeyLen+1)})},
 		{"value longer than rest", rawCursor(append([]byte{cursorVersion}, append(shape[:], 50, 'a', 'b')...))},
 		{"bad varint", rawCursor(append([]byte{cursorVersion}, append(shape[:], 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 'a')...))},
 		{"other version", rawCursor(append([]byte{cursorVersion + 1}, append(shape[:], 0, 'i')...))},

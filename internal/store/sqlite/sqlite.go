@@ -21,12 +21,12 @@
 //
 // Put, Update and Delete each run in one IMMEDIATE write transaction, so a
 // record's body, index rows and version change together or not at all. Get
-// and Query read in one read transaction, so a record's body and index come
-// from the same snapshot.
+// reads with one statement and Query in one read transaction, so a record's
+// body and index always come from the same snapshot.
 //
 // Index field names are 1 to 64 characters of [A-Za-z0-9_.]; collection,
 // tenant and id are 1 to 256 bytes. Anything else fails with store.ErrInvalid.
-// A Query with Limit <= 0 returns at most DefaultLimit records; a larger
+// A Query with Limit <= 0 returns at most store.DefaultLimit records; a larger
 // Limit is capped at store.MaxLimit.
 //
 // # Cursor format
@@ -71,14 +71,6 @@ import (
 
 	"github.com/idvault/idvault/internal/sqlitedb"
 	"github.com/idvault/idvault/internal/store"
-)
-
-// DefaultLimit is the page size of a Query whose Limit is zero or negative.
-const DefaultLimit = 100
-
-const (
-	maxKeyLen   = 256 // bytes in a collection, tenant or id
-	maxFieldLen = 64  // characters in an index field name
 )
 
 //go:embed migrations/*.sql
@@ -143,27 +135,47 @@ func (s *Store) Get(ctx context.Context, collection, tenant, id string) (store.R
 	if err := s.check(collection, tenant, id); err != nil {
 		return store.Record{}, fmt.Errorf("get: %w", err)
 	}
-	var rec store.Record
-	err := s.read(ctx, func(tx *sql.Tx) error {
-		rec = store.Record{Collection: collection, Tenant: tenant, ID: id}
-		err := tx.QueryRowContext(ctx,
-			`SELECT version, body FROM store_records WHERE collection = ? AND tenant = ? AND id = ?`,
-			collection, tenant, id).Scan(&rec.Version, &rec.Body)
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		idx, err := loadIndex(ctx, tx, collection, tenant, []string{id})
-		if err != nil {
-			return err
-		}
-		rec.Index = idx[id]
-		return nil
-	})
+	rec, err := s.get(ctx, collection, tenant, id)
 	if err != nil {
 		return store.Record{}, fmt.Errorf("get %s/%s: %w", collection, id, err)
+	}
+	return rec, nil
+}
+
+// get reads the record and its index rows in one statement, so both come
+// from one snapshot without a transaction: the record row carries a version,
+// each index row a field.
+func (s *Store) get(ctx context.Context, collection, tenant, id string) (store.Record, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT version, body, NULL, NULL FROM store_records WHERE collection = ?1 AND tenant = ?2 AND id = ?3
+		UNION ALL
+		SELECT NULL, NULL, field, value FROM store_index WHERE collection = ?1 AND tenant = ?2 AND id = ?3`,
+		collection, tenant, id)
+	if err != nil {
+		return store.Record{}, err
+	}
+	defer func() { _ = rows.Close() }()
+	rec := store.Record{Collection: collection, Tenant: tenant, ID: id, Index: map[string]string{}}
+	for rows.Next() {
+		var (
+			version      sql.NullInt64
+			body         []byte
+			field, value sql.NullString
+		)
+		if err := rows.Scan(&version, &body, &field, &value); err != nil {
+			return store.Record{}, err
+		}
+		if version.Valid {
+			rec.Version, rec.Body = version.Int64, body
+		} else {
+			rec.Index[field.String] = value.String
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return store.Record{}, err
+	}
+	if rec.Version == 0 {
+		return store.Record{}, store.ErrNotFound
 	}
 	return rec, nil
 }
@@ -265,7 +277,7 @@ func (s *Store) Query(ctx context.Context, q store.Query) (store.Page, error) {
 	}
 	limit := q.Limit
 	if limit <= 0 {
-		limit = DefaultLimit
+		limit = store.DefaultLimit
 	}
 	limit = min(limit, store.MaxLimit)
 	shape := queryShape(q)
@@ -547,8 +559,8 @@ func checkKey(what, v string) error {
 	if v == "" {
 		return fmt.Errorf("empty %s: %w", what, store.ErrInvalid)
 	}
-	if len(v) > maxKeyLen {
-		return fmt.Errorf("%s longer than %d bytes: %w", what, maxKeyLen, store.ErrInvalid)
+	if len(v) > store.MaxKeyLen {
+		return fmt.Errorf("%s longer than %d bytes: %w", what, store.MaxKeyLen, store.ErrInvalid)
 	}
 	return nil
 }
@@ -556,8 +568,8 @@ func checkKey(what, v string) error {
 // checkField reports whether name is a valid index field name: 1 to 64
 // characters of [A-Za-z0-9_.].
 func checkField(name string) error {
-	if name == "" || len(name) > maxFieldLen {
-		return fmt.Errorf("index field name %q: length not in 1..%d: %w", name, maxFieldLen, store.ErrInvalid)
+	if name == "" || len(name) > store.MaxFieldLen {
+		return fmt.Errorf("index field name %q: length not in 1..%d: %w", name, store.MaxFieldLen, store.ErrInvalid)
 	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.') {

@@ -18,12 +18,12 @@
 //
 // Beyond the contract written in package store, the suite pins down these
 // rules so that backends behave alike:
-//   - A Query with Limit <= 0 returns DefaultLimit records per page; a Limit
+//   - A Query with Limit <= 0 returns store.DefaultLimit records per page; a Limit
 //     above store.MaxLimit returns at most store.MaxLimit.
 //   - A descending order breaks ties by id descending: a descending query
 //     returns exactly the reverse of the ascending one.
-//   - An index field name is 1 to MaxFieldLen characters of [A-Za-z0-9_.];
-//     collection, tenant and id are 1 to MaxKeyLen bytes. Anything else,
+//   - An index field name is 1 to store.MaxFieldLen characters of [A-Za-z0-9_.];
+//     collection, tenant and id are 1 to store.MaxKeyLen bytes. Anything else,
 //     an unknown Op, and a malformed cursor fail with store.ErrInvalid.
 //   - A cursor presented with a query other than the one it came from fails
 //     with store.ErrInvalid, or at least returns only records of the query's
@@ -51,16 +51,6 @@ import (
 	"github.com/idvault/idvault/internal/store"
 )
 
-// DefaultLimit is the page size a backend uses for a Query with Limit <= 0.
-const DefaultLimit = 100
-
-// MaxKeyLen is the longest collection, tenant or id, in bytes, a backend
-// accepts.
-const MaxKeyLen = 256
-
-// MaxFieldLen is the longest index field name a backend accepts.
-const MaxFieldLen = 64
-
 // Run runs the conformance suite against backends made by newBackend, each
 // subtest on a fresh one.
 func Run(t *testing.T, newBackend func(t *testing.T) store.Backend) {
@@ -84,6 +74,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) store.Backend) {
 		{"QueryForeignCursor", testQueryForeignCursor},
 		{"Invalid", testInvalid},
 		{"ConcurrentCAS", testConcurrentCAS},
+		{"AtomicReads", testAtomicReads},
 		{"Bodies", testBodies},
 		{"CanceledContext", testCanceledContext},
 		{"Ping", testPing},
@@ -613,8 +604,8 @@ func testQueryLimit(t *testing.T, b store.Backend) {
 		limit int
 		want  int // page size; 0: any in 1..MaxLimit
 	}{
-		{"zero is default", 0, DefaultLimit},
-		{"negative is default", -3, DefaultLimit},
+		{"zero is default", 0, store.DefaultLimit},
+		{"negative is default", -3, store.DefaultLimit},
 		{"exact", 250, 250},
 		{"max", store.MaxLimit, 0},
 		{"above max", store.MaxLimit + 1, 0},
@@ -734,7 +725,7 @@ func testQueryForeignCursor(t *testing.T, b store.Backend) {
 func testInvalid(t *testing.T, b store.Backend) {
 	ctx := t.Context()
 	mustPut(t, b, store.Record{Collection: coll, Tenant: tenantA, ID: "r1", Body: []byte("x")})
-	long := strings.Repeat("k", MaxKeyLen+1)
+	long := strings.Repeat("k", store.MaxKeyLen+1)
 	ok := store.Record{Collection: coll, Tenant: tenantA, ID: "r1", Version: 1, Index: map[string]string{"f": "v"}, Body: []byte("y")}
 	with := func(f func(*store.Record)) store.Record {
 		r := ok
@@ -756,7 +747,7 @@ func testInvalid(t *testing.T, b store.Backend) {
 		{"field name with quote", with(func(r *store.Record) { r.Index = map[string]string{`a"b`: "v"} })},
 		{"field name with dollar", with(func(r *store.Record) { r.Index = map[string]string{"$where": "v"} })},
 		{"field name not ascii", with(func(r *store.Record) { r.Index = map[string]string{"é": "v"} })},
-		{"long field name", with(func(r *store.Record) { r.Index = map[string]string{strings.Repeat("f", MaxFieldLen+1): "v"} })},
+		{"long field name", with(func(r *store.Record) { r.Index = map[string]string{strings.Repeat("f", store.MaxFieldLen+1): "v"} })},
 	}
 	for _, tt := range records {
 		t.Run(tt.name, func(t *testing.T) {
@@ -773,8 +764,8 @@ func testInvalid(t *testing.T, b store.Backend) {
 		})
 	}
 	t.Run("valid field names", func(t *testing.T) {
-		rec := store.Record{Collection: coll, Tenant: tenantA, ID: strings.Repeat("i", MaxKeyLen),
-			Index: map[string]string{"a": "1", "Z_9.x": "2", strings.Repeat("f", MaxFieldLen): "3"}}
+		rec := store.Record{Collection: coll, Tenant: tenantA, ID: strings.Repeat("i", store.MaxKeyLen),
+			Index: map[string]string{"a": "1", "Z_9.x": "2", strings.Repeat("f", store.MaxFieldLen): "3"}}
 		rec = mustPut(t, b, rec)
 		checkRecord(t, b, rec)
 	})
@@ -854,6 +845,59 @@ func testConcurrentCAS(t *testing.T, b store.Backend) {
 	wg.Wait()
 	checkRecord(t, b, store.Record{Collection: coll, Tenant: tenantA, ID: "counter", Version: 1 + workers,
 		Index: map[string]string{"n": fmt.Sprintf("%04d", workers)}, Body: []byte(strconv.Itoa(workers))})
+}
+
+// testAtomicReads checks that readers never see a body and an index of
+// different versions while a writer updates both.
+func testAtomicReads(t *testing.T, b store.Backend) {
+	const updates, readers = 40, 2
+	rec := mustPut(t, b, store.Record{Collection: coll, Tenant: tenantA, ID: "r1", Index: map[string]string{"v": "1"}, Body: []byte("1")})
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(done)
+		for range updates {
+			v := strconv.FormatInt(rec.Version+1, 10)
+			rec.Index, rec.Body = map[string]string{"v": v}, []byte(v)
+			var err error
+			if rec, err = b.Update(context.Background(), rec); err != nil {
+				t.Errorf("Update(r1) = %v, want nil", err)
+				return
+			}
+		}
+	})
+	check := func(r store.Record) {
+		if v := strconv.FormatInt(r.Version, 10); string(r.Body) != v || r.Index["v"] != v {
+			t.Errorf("read r1 at version %d: body %q, index %v; want both %s", r.Version, r.Body, r.Index, v)
+		}
+	}
+	for range readers {
+		wg.Go(func() {
+			ctx := context.Background()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				got, err := b.Get(ctx, coll, tenantA, "r1")
+				if err != nil {
+					t.Errorf("Get(r1) = %v, want nil", err)
+					return
+				}
+				check(got)
+				page, err := b.Query(ctx, store.Query{Collection: coll, Tenant: tenantA, OrderBy: "v"})
+				if err != nil {
+					t.Errorf("Query() = %v, want nil", err)
+					return
+				}
+				for _, r := range page.Records {
+					check(r)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func testBodies(t *testing.T, b store.Backend) {

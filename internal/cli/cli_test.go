@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func run(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = Run(context.Background(), args, &out, &errb, env)
+	return code, out.String(), errb.String()
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{
+		{"--help"}, {"serve", "--help"}, {"init", "--help"}, {"config", "check", "--help"}, {"config", "--help"}, {"version", "--help"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, out, _ := run(t, nil, args...)
+			if code != 0 || !strings.Contains(out, "Usage") {
+				t.Errorf("Run(%q) = %d, %q; want 0 and a usage text", args, code, out)
+			}
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"serve", "--no-such-flag"}, {"serve", "extra"}, {"config"}, {"version", "x"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			if code, _, _ := run(t, nil, args...); code != 2 {
+				t.Errorf("Run(%q) = %d, want 2", args, code)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := run(t, nil, "version")
+	if code != 0 || !strings.HasPrefix(out, "idvault ") {
+		t.Errorf("version = %d, %q", code, out)
+	}
+}
+
+func TestInitJSON(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	code, out, errOut := run(t, nil, "init", "--json", "--data-dir", dir, "--listen", "127.0.0.1:9443")
+	if code != 0 {
+		t.Fatalf("init = %d, stderr %s", code, errOut)
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	var res struct{ TenantID, AdminUser, AdminPassword, APIKey, URL string }
+	if err := dec.Decode(&res); err != nil {
+		t.Fatalf("init --json printed %q: %v", out, err)
+	}
+	if dec.More() {
+		t.Errorf("init --json printed more than one JSON value: %q", out)
+	}
+	if res.TenantID == "" || res.AdminUser != "admin" || len(res.AdminPassword) < 20 || !strings.HasPrefix(res.APIKey, "idvk."+res.TenantID+".") || res.URL != "https://127.0.0.1:9443" {
+		t.Errorf("init --json = %+v", res)
+	}
+	if !strings.Contains(errOut, "LOSING THIS KEY LOSES ALL DATA") {
+		t.Errorf("init did not warn about the root key on stderr: %q", errOut)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "keys", "root.key"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("root key file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	if code, _, errOut := run(t, nil, "init", "--data-dir", dir); code == 0 || !strings.Contains(errOut, "already initialised") {
+		t.Errorf("second init = %d, %q; want failure saying already initialised", code, errOut)
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	dir := t.TempDir()
+	t.Run("valid", func(t *testing.T) {
+		code, out, errOut := run(t, []string{"IDVAULT_QUEUE__MAXATTEMPTS=7"}, "config", "check", "--data-dir", dir)
+		if code != 0 || !strings.Contains(out, "maxAttempts: 7") {
+			t.Errorf("config check = %d, %q, %q", code, out, errOut)
+		}
+	})
+	t.Run("flag beats environment", func(t *testing.T) {
+		code, out, _ := run(t, []string{"IDVAULT_API__LISTEN=127.0.0.1:1"}, "config", "check", "--listen", "127.0.0.1:2")
+		if code != 0 || !strings.Contains(out, "127.0.0.1:2") || strings.Contains(out, "127.0.0.1:1\n") {
+			t.Errorf("config check = %d, %q", code, out)
+		}
+	})
+	t.Run("production problems all at once", func(t *testing.T) {
+		env := []string{"IDVAULT_MODE=production", "IDVAULT_CRYPTO__ROOTKEY=literal-root-key-material"}
+		code, out, errOut := run(t, env, "config", "check")
+		if code != 1 {
+			t.Fatalf("config check = %d, want 1", code)
+		}
+		for _, want := range []string{"api.tls.certFile", "crypto.rootKey"} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("config check error %q does not name %s", errOut, want)
+			}
+		}
+		if strings.Contains(out+errOut, "literal-root-key-material") {
+			t.Error("config check printed the literal secret")
+		}
+	})
+	t.Run("unknown key", func(t *testing.T) {
+		file := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(file, []byte("api:\n  listne: 1.2.3.4:5\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, _, errOut := run(t, nil, "config", "check", "--config", file)
+		if code != 1 || !strings.Contains(errOut, "listne") {
+			t.Errorf("config check = %d, %q; want failure naming listne", code, errOut)
+		}
+	})
+}
+
+func TestServeRefusesUnknownRole(t *testing.T) {
+	code, _, errOut := run(t, nil, "serve", "--data-dir", t.TempDir(), "--roles", "api,bogus")
+	if code != 1 || !strings.Contains(errOut, "bogus") {
+		t.Errorf("serve --roles api,bogus = %d, %q", code, errOut)
+	}
+}
+
+func TestServeProductionNeedsInit(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "root.key")
+	if err := os.WriteFile(key, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"IDVAULT_MODE=production", "IDVAULT_CRYPTO__ROOTKEY=file:" + key,
+		"IDVAULT_API__TLS__CERTFILE=" + filepath.Join(dir, "none.pem"), "IDVAULT_API__TLS__KEYFILE=" + filepath.Join(dir, "none.key")}
+	code, _, errOut := run(t, env, "serve", "--data-dir", filepath.Join(dir, "data"))
+	if code != 1 || !strings.Contains(errOut, "idvault init") {
+		t.Errorf("serve in production on an empty data dir = %d, %q; want a refusal asking for init", code, errOut)
+	}
+}

@@ -1,0 +1,30 @@
+// Package e2e holds end-to-end tests that build the real idvault binary and
+// drive it as an operator and an API client would: over HTTPS with the
+// self-signed development certificate pinned, through signals and restarts,
+// and through SIGKILL at random moments.
+//
+// The package has no code of its own; everything is in its tests:
+//
+//   - TestQuickStart follows the README's quick start (create a session,
+//     upload a JPEG and a PNG, download them back byte-identical, wait for
+//     review, list with a status filter and pagination, cancel) and then
+//     scans every file of the data directory, and the process logs, for the
+//     session metadata and for runs of the images' bytes in clear.
+//   - TestInit checks that init --json prints exactly one JSON object, that
+//     a second init refuses, and that serve reuses the tenant.
+//   - TestGracefulShutdown sends SIGTERM during a slow 8 MB upload and checks
+//     that the upload completes, the process exits 0 and the file survives
+//     a restart.
+//   - TestTLS checks the TLS policy from the client side.
+//   - TestConfigCheck and TestHelp check the command line.
+//   - TestCrashRecovery kills the server with SIGKILL while concurrent
+//     clients create sessions, upload files and cancel sessions, restarts it
+//     on the same data directory, and checks that every acknowledged write
+//     survived, that nothing half-written is visible and that the database
+//     passes SQLite's integrity check.
+//
+// The binary is built once per test run with the go command found on PATH.
+// Without one the tests skip, unless IDVAULT_TEST_REQUIRE_INTEGRATION=1,
+// which turns the skip into a failure. With -short the crash test runs a
+// few iterations instead of the full count.
+package e2e

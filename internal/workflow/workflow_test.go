@@ -1,0 +1,330 @@
+package workflow_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/idvault/idvault/internal/barrier"
+	"github.com/idvault/idvault/internal/queue"
+	"github.com/idvault/idvault/internal/queue/sqlitequeue"
+	"github.com/idvault/idvault/internal/session"
+	"github.com/idvault/idvault/internal/sqlitedb"
+	"github.com/idvault/idvault/internal/store"
+	"github.com/idvault/idvault/internal/store/sqlite"
+	"github.com/idvault/idvault/internal/workflow"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// patience bounds every wait for something that must happen.
+const patience = 20 * time.Second
+
+var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func TestLookup(t *testing.T) {
+	d, ok := workflow.Lookup(workflow.DefaultID)
+	want := []session.FileKind{session.KindDocumentFront, session.KindSelfie}
+	if !ok || d.ID != workflow.DefaultID || !slices.Equal(d.Required, want) {
+		t.Errorf("Lookup(%q) = %+v, %v, want required %v", workflow.DefaultID, d, ok, want)
+	}
+	if d, ok := workflow.Lookup("nope"); ok {
+		t.Errorf("Lookup(nope) = %+v, true, want false", d)
+	}
+}
+
+func files(kinds ...session.FileKind) []session.File {
+	out := []session.File{}
+	for i, k := range kinds {
+		out = append(out, session.File{ID: string(k) + "-" + string(rune('a'+i)), Kind: k})
+	}
+	return out
+}
+
+func TestAdvance(t *testing.T) {
+	fileSets := []struct {
+		name     string
+		files    []session.File
+		complete bool
+	}{
+		{"none", files(), false},
+		{"front", files(session.KindDocumentFront), false},
+		{"selfie", files(session.KindSelfie), false},
+		{"back and attachment", files(session.KindDocumentBack, session.KindAttachment), false},
+		{"front and selfie", files(session.KindDocumentFront, session.KindSelfie), true},
+		{"front, back and selfie", files(session.KindDocumentFront, session.KindDocumentBack, session.KindSelfie), true},
+	}
+	statuses := []session.Status{
+		session.StatusPending, session.StatusInProgress, session.StatusReview, session.StatusApproved,
+		session.StatusRejected, session.StatusExpired, session.StatusError, session.StatusCancelled,
+	}
+	for _, st := range statuses {
+		for _, fs := range fileSets {
+			for _, advance := range []bool{false, true} {
+				// The decision the workflow must make.
+				want := st
+				if st.Open() {
+					switch {
+					case fs.complete:
+						want = session.StatusReview
+					case len(fs.files) > 0:
+						want = session.StatusInProgress
+					}
+				}
+				wantUnchanged := want == st && !advance
+
+				name := string(st) + "/" + fs.name
+				if advance {
+					name += "/advance"
+				}
+				t.Run(name, func(t *testing.T) {
+					s := &session.Session{ID: "s1", WorkflowID: workflow.DefaultID, Status: st, Advance: advance, Files: fs.files}
+					err := workflow.Advance(s)
+					if wantUnchanged {
+						if !errors.Is(err, session.ErrUnchanged) {
+							t.Errorf("Advance() = %v, want session.ErrUnchanged", err)
+						}
+					} else if err != nil {
+						t.Errorf("Advance() = %v, want nil", err)
+					}
+					if s.Status != want || s.Advance || s.Reason != "" {
+						t.Errorf("Advance() left status %s, advance %v, reason %q, want %s, false, \"\"", s.Status, s.Advance, s.Reason, want)
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestAdvanceUnknownWorkflow(t *testing.T) {
+	for _, st := range []session.Status{session.StatusPending, session.StatusInProgress} {
+		t.Run(string(st), func(t *testing.T) {
+			s := &session.Session{ID: "s1", WorkflowID: "retired-workflow", Status: st, Advance: true, Files: files(session.KindDocumentFront, session.KindSelfie)}
+			if err := workflow.Advance(s); err != nil {
+				t.Fatalf("Advance(unknown workflow) = %v, want nil", err)
+			}
+			if s.Status != session.StatusError || s.Reason == "" || s.Advance {
+				t.Errorf("Advance(unknown workflow) left status %s, reason %q, advance %v, want error, a reason, false", s.Status, s.Reason, s.Advance)
+			}
+		})
+	}
+	t.Run("closed", func(t *testing.T) {
+		s := &session.Session{ID: "s1", WorkflowID: "retired-workflow", Status: session.StatusApproved}
+		if err := workflow.Advance(s); !errors.Is(err, session.ErrUnchanged) || s.Status != session.StatusApproved {
+			t.Errorf("Advance(closed, unknown workflow) = %v, status %s, want session.ErrUnchanged, approved", err, s.Status)
+		}
+	})
+}
+
+type fixture struct {
+	backend *sqlite.Store
+	barrier *barrier.AESGCM
+	broker  *sqlitequeue.Broker
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs last, after everything below is closed
+	ctx := context.Background()
+	db, err := sqlitedb.Open(ctx, filepath.Join(t.TempDir(), "idvault.db"))
+	if err != nil {
+		t.Fatalf("sqlitedb.Open() = %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("db.Close() = %v", err)
+		}
+	})
+	backend, err := sqlite.New(ctx, db)
+	if err != nil {
+		t.Fatalf("sqlite.New() = %v", err)
+	}
+	t.Cleanup(func() { _ = backend.Close() })
+	broker, err := sqlitequeue.New(ctx, db, queue.Options{})
+	if err != nil {
+		t.Fatalf("sqlitequeue.New() = %v", err)
+	}
+	t.Cleanup(func() { _ = broker.Close() })
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	bar, err := barrier.NewAESGCM(key)
+	if err != nil {
+		t.Fatalf("barrier.NewAESGCM() = %v", err)
+	}
+	return &fixture{backend: backend, barrier: bar, broker: broker}
+}
+
+func (f *fixture) repo(t *testing.T, tenant string) *session.Repo {
+	t.Helper()
+	v, err := store.NewView(f.backend, f.barrier, tenant)
+	if err != nil {
+		t.Fatalf("NewView(%q) = %v", tenant, err)
+	}
+	return session.NewRepo(v)
+}
+
+func (f *fixture) role(concurrency int) *workflow.Role {
+	return workflow.NewRole(f.broker, f.backend, f.barrier, slog.New(slog.DiscardHandler), func() time.Time { return t0.Add(time.Hour) }, concurrency)
+}
+
+// complete stores a pending session that holds every required file and
+// waits for the workflow.
+func complete(t *testing.T, r *session.Repo, id string) {
+	t.Helper()
+	s := &session.Session{
+		ID: id, WorkflowID: workflow.DefaultID, Status: session.StatusPending, Advance: true,
+		CreatedAt: t0, UpdatedAt: t0, ExpiresAt: t0.Add(24 * time.Hour),
+		Files: files(session.KindDocumentFront, session.KindSelfie),
+	}
+	if err := r.Create(context.Background(), s); err != nil {
+		t.Fatalf("Create(%s) = %v", id, err)
+	}
+}
+
+func TestHandle(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	r := f.repo(t, "tenant-a")
+	role := f.role(1)
+	complete(t, r, "s1")
+	body := []byte(`{"tenant":"tenant-a","session":"s1"}`)
+
+	t.Run("idempotent", func(t *testing.T) {
+		for i := range 2 {
+			if err := role.Handle(ctx, body); err != nil {
+				t.Fatalf("Handle() #%d = %v, want nil", i+1, err)
+			}
+			s, err := r.Get(ctx, "s1")
+			if err != nil {
+				t.Fatalf("Get(s1) = %v", err)
+			}
+			if s.Status != session.StatusReview || s.Advance || s.Version() != 2 || !s.UpdatedAt.Equal(t0.Add(time.Hour)) {
+				t.Errorf("after Handle() #%d: status %s, advance %v, version %d, updated %v; want review, false, 2, %v",
+					i+1, s.Status, s.Advance, s.Version(), s.UpdatedAt, t0.Add(time.Hour))
+			}
+		}
+	})
+
+	t.Run("other tenant", func(t *testing.T) {
+		other := f.repo(t, "tenant-b")
+		s := &session.Session{ID: "s1", WorkflowID: workflow.DefaultID, Status: session.StatusPending, Advance: true, Files: files(session.KindSelfie)}
+		if err := other.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		if err := role.Handle(ctx, []byte(`{"tenant":"tenant-b","session":"s1"}`)); err != nil {
+			t.Fatalf("Handle(tenant-b) = %v, want nil", err)
+		}
+		got, err := other.Get(ctx, "s1")
+		if err != nil || got.Status != session.StatusInProgress {
+			t.Errorf("tenant-b s1 after Handle = %v, %v, want in_progress", got.Status, err)
+		}
+		if got, err := r.Get(ctx, "s1"); err != nil || got.Version() != 2 {
+			t.Errorf("tenant-a s1 version after tenant-b's message = %d, %v, want 2", got.Version(), err)
+		}
+	})
+
+	t.Run("deleted session", func(t *testing.T) {
+		if err := role.Handle(ctx, []byte(`{"tenant":"tenant-a","session":"gone"}`)); err != nil {
+			t.Errorf("Handle(deleted session) = %v, want nil", err)
+		}
+	})
+
+	t.Run("malformed", func(t *testing.T) {
+		for _, b := range []string{
+			``,
+			`not json`,
+			`null`,
+			`{}`,
+			`[]`,
+			`{"tenant":"tenant-a"}`,
+			`{"session":"s1"}`,
+			`{"tenant":"","session":"s1"}`,
+			`{"tenant":"tenant-a","session":""}`,
+			`{"tenant":1,"session":"s1"}`,
+		} {
+			if err := role.Handle(ctx, []byte(b)); !errors.Is(err, workflow.ErrMalformed) {
+				t.Errorf("Handle(%q) = %v, want ErrMalformed", b, err)
+			}
+		}
+	})
+}
+
+func TestRun(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	r := f.repo(t, "tenant-a")
+	ids := []string{"s1", "s2", "s3"}
+	for _, id := range ids {
+		complete(t, r, id)
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- f.role(2).Run(runCtx) }()
+
+	for _, id := range ids {
+		if err := workflow.Publish(ctx, f.broker, "tenant-a", id); err != nil {
+			t.Fatalf("Publish(%s) = %v", id, err)
+		}
+	}
+	if err := f.broker.Publish(ctx, queue.TopicWorkflow, []byte("garbage")); err != nil {
+		t.Fatalf("Publish(garbage) = %v", err)
+	}
+
+	deadline := time.Now().Add(patience)
+	for _, id := range ids {
+		for {
+			s, err := r.Get(ctx, id)
+			if err != nil {
+				t.Fatalf("Get(%s) = %v", id, err)
+			}
+			if s.Status == session.StatusReview && !s.Advance {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("session %s is %s (advance %v) after %v, want review", id, s.Status, s.Advance, patience)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run() after cancel = %v, want nil", err)
+		}
+	case <-time.After(patience):
+		t.Fatalf("Run() did not return within %v of cancel", patience)
+	}
+}
+
+// TestRunBrokerClosed checks that Run returns once the broker closes.
+func TestRunBrokerClosed(t *testing.T) {
+	f := newFixture(t)
+	done := make(chan error, 1)
+	go func() { done <- f.role(3).Run(context.Background()) }()
+	if err := f.broker.Close(); err != nil {
+		t.Fatalf("broker.Close() = %v", err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run() after broker.Close = %v, want nil", err)
+		}
+	case <-time.After(patience):
+		t.Fatalf("Run() did not return within %v of broker.Close", patience)
+	}
+}

@@ -16,6 +16,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"strconv"
 	"sync"
 	"time"
@@ -315,6 +317,7 @@ func (s *Server) apiServer(ctx context.Context) (*http.Server, net.Listener, str
 		return nil, nil, "", fmt.Errorf("api tls: %w", err)
 	}
 	go reloader.Run(ctx, c.TLS.ReloadInterval)
+	go reloadOnHangup(ctx, reloader)
 	fp, err := tlsconf.Fingerprint(certFile)
 	if err != nil {
 		return nil, nil, "", err
@@ -360,4 +363,20 @@ func (s *Server) serveAPI(ctx context.Context, srv *http.Server, ln net.Listener
 	err := srv.Shutdown(sctx)
 	<-errc
 	return err
+}
+
+// reloadOnHangup re-reads the certificate files on every SIGHUP until ctx is
+// done. A failed reload keeps the current certificate (Reload logs why).
+func reloadOnHangup(ctx context.Context, r *tlsconf.Reloader) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			_ = r.Reload()
+		}
+	}
 }

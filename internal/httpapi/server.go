@@ -13,11 +13,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"regexp"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -183,7 +185,7 @@ func (a *API) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := a.d.Now()
 		sw := &statusWriter{ResponseWriter: w}
-		err := a.serve(sw, r, rt)
+		err := a.serveRecover(sw, r, rt)
 		errorID := ""
 		if err != nil {
 			errorID = newID()
@@ -210,6 +212,20 @@ func (a *API) wrap(rt route) http.Handler {
 			a.d.Log.Info("request rejected", append(attrs, "errorId", errorID, "problem", err.Error())...)
 		}
 	})
+}
+
+// serveRecover turns a handler panic into an internal error, so the client
+// gets a problem+json answer and the log gets the panic under its error id.
+func (a *API) serveRecover(w http.ResponseWriter, r *http.Request, rt route) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
+		}
+	}()
+	return a.serve(w, r, rt)
 }
 
 func (a *API) serve(w http.ResponseWriter, r *http.Request, rt route) error {
@@ -253,7 +269,7 @@ func (a *API) emitErr(r *http.Request, ev audit.Event) error {
 		ev.Actor.Type = "anonymous"
 	}
 	ev.RequestID = requestID(r.Context())
-	return a.d.Audit.Emit(r.Context(), ev)
+	return a.d.Audit.Emit(context.WithoutCancel(r.Context()), ev)
 }
 
 func clientAddr(r *http.Request) string {

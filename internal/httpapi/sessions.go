@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -313,7 +314,7 @@ func (a *API) uploadFile(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	})
 	if err != nil {
-		if derr := a.d.Files.Delete(r.Context(), ref); derr != nil {
+		if derr := a.d.Files.Delete(context.WithoutCancel(r.Context()), ref); derr != nil {
 			a.d.Log.Warn("remove unrecorded file", "requestId", requestID(r.Context()), "err", derr)
 		}
 		if errors.Is(err, store.ErrNotFound) {

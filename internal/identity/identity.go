@@ -39,7 +39,14 @@ const (
 	CollUsers   = "users"
 	CollAPIKeys = "apikeys"
 	CollTokens  = "tokens"
+	// CollUsernames holds one claim per username, keyed by its blind index.
+	CollUsernames = "usernames"
 )
+
+// usernameClaim reserves a username for one user.
+type usernameClaim struct {
+	User string `json:"user"`
+}
 
 // Sentinel errors.
 var (
@@ -207,7 +214,15 @@ func (s *Service) CreateUser(ctx context.Context, tenant, username, password str
 		return User{}, err
 	}
 	u := User{ID: NewID(), Username: name, PasswordHash: hash, Roles: roles, CreatedAt: s.now().UTC()}
+	// The claim, keyed by the blind index, makes the name unique: of two
+	// racing creations only one Put of it succeeds.
+	if _, err := v.Put(ctx, CollUsernames, bi, nil, usernameClaim{User: u.ID}); errors.Is(err, store.ErrConflict) {
+		return User{}, ErrExists
+	} else if err != nil {
+		return User{}, fmt.Errorf("create user: %w", err)
+	}
 	if _, err := v.Put(ctx, CollUsers, u.ID, map[string]string{"username_bi": bi}, u); err != nil {
+		_ = v.Delete(context.WithoutCancel(ctx), CollUsernames, bi, 0)
 		return User{}, fmt.Errorf("create user: %w", err)
 	}
 	return u, nil
@@ -224,9 +239,6 @@ func (s *Service) CreateAPIKey(ctx context.Context, tenant, name, subject string
 // token valid for TokenTTL, with its expiry. Any failure is
 // ErrUnauthenticated.
 func (s *Service) IssueToken(ctx context.Context, tenant, username, password string) (string, time.Time, error) {
-	if err := s.checkTenant(ctx, tenant); err != nil {
-		return "", time.Time{}, err
-	}
 	v, err := s.view(tenant)
 	if err != nil {
 		return "", time.Time{}, ErrUnauthenticated
@@ -244,6 +256,9 @@ func (s *Service) IssueToken(ctx context.Context, tenant, username, password str
 	}
 	if !VerifyPassword(u.PasswordHash, password) || u.ID == "" {
 		return "", time.Time{}, ErrUnauthenticated
+	}
+	if err := s.checkTenant(ctx, tenant); err != nil {
+		return "", time.Time{}, err
 	}
 	exp := s.now().UTC().Add(TokenTTL)
 	_, tok, err := s.createCredential(ctx, CollTokens, "idvt", tenant, credential{Subject: u.ID, Roles: u.Roles, ExpiresAt: &exp})

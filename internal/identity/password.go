@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -24,7 +25,7 @@ const MinPasswordLen = 12
 
 // HashPassword returns the argon2id hash of password in PHC string format.
 func HashPassword(password string) (string, error) {
-	if len(password) < MinPasswordLen {
+	if utf8.RuneCountInString(password) < MinPasswordLen {
 		return "", fmt.Errorf("password shorter than %d characters", MinPasswordLen)
 	}
 	salt := make([]byte, 16)
@@ -42,8 +43,9 @@ var dummyHash = fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Versio
 	base64.RawStdEncoding.EncodeToString(make([]byte, 16)), base64.RawStdEncoding.EncodeToString(make([]byte, 32)))
 
 // VerifyPassword reports whether password matches the PHC-format argon2id
-// hash. A malformed or empty hash never matches (and still costs one
-// argon2id computation).
+// hash. An empty hash (an unknown user) never matches but still costs one
+// argon2id computation, so it takes as long as a wrong password; a malformed
+// hash never matches.
 func VerifyPassword(hash, password string) bool {
 	if hash == "" {
 		hash = dummyHash

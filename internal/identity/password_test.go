@@ -123,3 +123,16 @@ func TestHashPassword(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkVerifyPassword measures one sign-in's argon2id cost.
+func BenchmarkVerifyPassword(b *testing.B) {
+	h, err := identity.HashPassword(password)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if !identity.VerifyPassword(h, password) {
+			b.Fatal("VerifyPassword(hash, password) = false, want true")
+		}
+	}
+}

@@ -86,7 +86,8 @@ func (m *Manager) Release(ctx context.Context, name string) error {
 
 // RunExclusive runs fn while this holder holds lease name: it waits for the
 // lease, runs fn with a context that is cancelled if the lease is lost, and
-// renews it every ttl/3. It returns when ctx is done.
+// renews it every ttl/3. If the lease is lost or fn returns, it stands by
+// and tries again. It returns nil when ctx is done.
 func (m *Manager) RunExclusive(ctx context.Context, name string, fn func(ctx context.Context) error) error {
 	tick := time.NewTicker(m.ttl / 3)
 	defer tick.Stop()
@@ -100,7 +101,7 @@ func (m *Manager) RunExclusive(ctx context.Context, name string, fn func(ctx con
 			if ctx.Err() != nil {
 				return nil
 			}
-			m.log.Warn("lease: lost, standing by", "lease", name, "err", err)
+			m.log.Warn("lease: released (lost, or the role stopped); standing by", "lease", name, "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -14,12 +14,18 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/idvault/idvault/internal/barrier"
 	"github.com/idvault/idvault/internal/session"
 	"github.com/idvault/idvault/internal/sqlitedb"
 	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/store/sqlite"
 )
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
 
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 

@@ -1,0 +1,362 @@
+package scheduler_test
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/idvault/idvault/internal/audit"
+	"github.com/idvault/idvault/internal/barrier"
+	"github.com/idvault/idvault/internal/identity"
+	"github.com/idvault/idvault/internal/queue"
+	"github.com/idvault/idvault/internal/queue/sqlitequeue"
+	"github.com/idvault/idvault/internal/scheduler"
+	"github.com/idvault/idvault/internal/session"
+	"github.com/idvault/idvault/internal/sqlitedb"
+	"github.com/idvault/idvault/internal/store"
+	"github.com/idvault/idvault/internal/store/sqlite"
+	"github.com/idvault/idvault/internal/workflow"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// patience bounds every wait for something that must happen.
+const patience = 20 * time.Second
+
+// republishAfter is the scheduler's republish delay in every test.
+const republishAfter = 30 * time.Second
+
+// now is the scheduler's clock in every test.
+var now = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+type fixture struct {
+	db        *sql.DB
+	backend   *sqlite.Store
+	barrier   *barrier.AESGCM
+	broker    *sqlitequeue.Broker
+	ids       *identity.Service
+	scheduler *scheduler.Scheduler
+	log       *slog.Logger
+}
+
+func randomKey(t *testing.T) []byte {
+	t.Helper()
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs last, after everything below is closed
+	ctx := context.Background()
+	db, err := sqlitedb.Open(ctx, filepath.Join(t.TempDir(), "idvault.db"))
+	if err != nil {
+		t.Fatalf("sqlitedb.Open() = %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("db.Close() = %v", err)
+		}
+	})
+	backend, err := sqlite.New(ctx, db)
+	if err != nil {
+		t.Fatalf("sqlite.New() = %v", err)
+	}
+	t.Cleanup(func() { _ = backend.Close() })
+	broker, err := sqlitequeue.New(ctx, db, queue.Options{})
+	if err != nil {
+		t.Fatalf("sqlitequeue.New() = %v", err)
+	}
+	t.Cleanup(func() { _ = broker.Close() })
+	bar, err := barrier.NewAESGCM(randomKey(t))
+	if err != nil {
+		t.Fatalf("barrier.NewAESGCM() = %v", err)
+	}
+	blinder, err := barrier.NewBlinder(randomKey(t))
+	if err != nil {
+		t.Fatalf("barrier.NewBlinder() = %v", err)
+	}
+	clock := func() time.Time { return now }
+	log := slog.New(slog.DiscardHandler)
+	ids := identity.NewService(backend, bar, blinder, clock)
+	emitter := audit.NewEmitter(broker, bar, clock)
+	return &fixture{
+		db:        db,
+		backend:   backend,
+		barrier:   bar,
+		broker:    broker,
+		ids:       ids,
+		scheduler: scheduler.New(backend, bar, ids, broker, emitter, log, clock, time.Hour, republishAfter),
+		log:       log,
+	}
+}
+
+func (f *fixture) tenant(t *testing.T, name string) string {
+	t.Helper()
+	tn, err := f.ids.CreateTenant(context.Background(), name)
+	if err != nil {
+		t.Fatalf("CreateTenant(%q) = %v", name, err)
+	}
+	return tn.ID
+}
+
+func (f *fixture) repo(t *testing.T, tenant string) *session.Repo {
+	t.Helper()
+	v, err := store.NewView(f.backend, f.barrier, tenant)
+	if err != nil {
+		t.Fatalf("NewView(%q) = %v", tenant, err)
+	}
+	return session.NewRepo(v)
+}
+
+// spec is a session to store: its status, its expiry, its advance flag and
+// its last update, relative to now.
+type spec struct {
+	id      string
+	status  session.Status
+	expires time.Duration
+	advance bool
+	updated time.Duration
+}
+
+func (f *fixture) create(t *testing.T, tenant string, sp spec) {
+	t.Helper()
+	s := &session.Session{
+		ID: sp.id, WorkflowID: workflow.DefaultID, Status: sp.status, Advance: sp.advance,
+		CreatedAt: now.Add(-48 * time.Hour), UpdatedAt: now.Add(sp.updated), ExpiresAt: now.Add(sp.expires),
+		Files: []session.File{},
+	}
+	if err := f.repo(t, tenant).Create(context.Background(), s); err != nil {
+		t.Fatalf("Create(%s/%s) = %v", tenant, sp.id, err)
+	}
+}
+
+func (f *fixture) get(t *testing.T, tenant, id string) *session.Session {
+	t.Helper()
+	s, err := f.repo(t, tenant).Get(context.Background(), id)
+	if err != nil {
+		t.Fatalf("Get(%s/%s) = %v", tenant, id, err)
+	}
+	return s
+}
+
+func (f *fixture) runOnce(t *testing.T) {
+	t.Helper()
+	if err := f.scheduler.RunOnce(context.Background()); err != nil {
+		t.Fatalf("RunOnce() = %v", err)
+	}
+}
+
+// queued counts the messages waiting on topic, straight from the broker's
+// table (see the sqlitequeue package doc): RunOnce publishes before it
+// returns, so the count is exact.
+func (f *fixture) queued(t *testing.T, topic string) int {
+	t.Helper()
+	var n int
+	if err := f.db.QueryRow(`SELECT COUNT(*) FROM queue_messages WHERE topic = ?`, topic).Scan(&n); err != nil {
+		t.Fatalf("count queue messages: %v", err)
+	}
+	return n
+}
+
+// receive takes the next message of topic and acks it.
+func (f *fixture) receive(t *testing.T, topic string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	d, err := f.broker.Receive(ctx, topic)
+	if err != nil {
+		t.Fatalf("Receive(%s) = %v", topic, err)
+	}
+	if err := d.Ack(ctx); err != nil {
+		t.Fatalf("Ack() = %v", err)
+	}
+	return d.Body()
+}
+
+func TestExpire(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	a, b := f.tenant(t, "Acme"), f.tenant(t, "Globex")
+	specsA := []spec{
+		{id: "pending-past", status: session.StatusPending, expires: -time.Minute},
+		{id: "in-progress-past", status: session.StatusInProgress, expires: -time.Hour},
+		{id: "pending-future", status: session.StatusPending, expires: time.Minute},
+		{id: "pending-now", status: session.StatusPending, expires: 0},
+		{id: "review-past", status: session.StatusReview, expires: -time.Hour},
+		{id: "approved-past", status: session.StatusApproved, expires: -time.Hour},
+		{id: "cancelled-past", status: session.StatusCancelled, expires: -time.Hour},
+		{id: "error-past", status: session.StatusError, expires: -time.Hour},
+	}
+	specsB := []spec{
+		{id: "pending-past", status: session.StatusPending, expires: time.Hour}, // same id as in a, not due
+		{id: "b-in-progress-past", status: session.StatusInProgress, expires: -time.Second},
+	}
+	for _, sp := range specsA {
+		f.create(t, a, sp)
+	}
+	for _, sp := range specsB {
+		f.create(t, b, sp)
+	}
+	wantExpired := map[string][]string{
+		a: {"in-progress-past", "pending-past"},
+		b: {"b-in-progress-past"},
+	}
+
+	f.runOnce(t)
+
+	t.Run("statuses", func(t *testing.T) {
+		for tenant, specs := range map[string][]spec{a: specsA, b: specsB} {
+			for _, sp := range specs {
+				s := f.get(t, tenant, sp.id)
+				if slices.Contains(wantExpired[tenant], sp.id) {
+					if s.Status != session.StatusExpired || s.Reason != "ttl" || s.Version() != 2 || !s.UpdatedAt.Equal(now) {
+						t.Errorf("%s: status %s, reason %q, version %d, updated %v; want expired, ttl, 2, %v", sp.id, s.Status, s.Reason, s.Version(), s.UpdatedAt, now)
+					}
+				} else if s.Status != sp.status || s.Version() != 1 {
+					t.Errorf("%s: status %s, version %d; want %s untouched at version 1", sp.id, s.Status, s.Version(), sp.status)
+				}
+			}
+		}
+	})
+
+	t.Run("audit events", func(t *testing.T) {
+		if n := f.queued(t, queue.TopicAudit); n != 3 {
+			t.Fatalf("audit messages after RunOnce = %d, want 3 (one per expiry)", n)
+		}
+		consumer := audit.NewConsumer(f.broker, f.backend, f.barrier, f.log)
+		for range 3 {
+			if err := consumer.Append(ctx, f.receive(t, queue.TopicAudit)); err != nil {
+				t.Fatalf("Append() = %v", err)
+			}
+		}
+		for tenant, want := range wantExpired {
+			evs, _, err := audit.List(ctx, f.backend, f.barrier, tenant, "", 0)
+			if err != nil {
+				t.Fatalf("audit.List(%s) = %v", tenant, err)
+			}
+			var got []string
+			for _, ev := range evs {
+				if ev.Action != "session.expire" || ev.Outcome != audit.Success || ev.Actor.Type != "system" ||
+					ev.Resource.Type != "session" || !ev.Time.Equal(now) {
+					t.Errorf("audit event %+v, want a successful session.expire by the system at %v", ev, now)
+				}
+				got = append(got, ev.Resource.ID)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Errorf("audit events of tenant %s name sessions %v, want %v", tenant, got, want)
+			}
+		}
+	})
+
+	t.Run("nothing republished", func(t *testing.T) {
+		if n := f.queued(t, queue.TopicWorkflow); n != 0 {
+			t.Errorf("workflow messages after RunOnce = %d, want 0 (no session waits for the workflow)", n)
+		}
+	})
+
+	t.Run("second pass", func(t *testing.T) {
+		f.runOnce(t)
+		if n := f.queued(t, queue.TopicAudit); n != 0 {
+			t.Errorf("audit messages after a second RunOnce = %d, want 0", n)
+		}
+		for _, id := range wantExpired[a] {
+			if s := f.get(t, a, id); s.Version() != 2 {
+				t.Errorf("%s version after a second RunOnce = %d, want 2", id, s.Version())
+			}
+		}
+	})
+}
+
+func TestRepublish(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	a, b := f.tenant(t, "Acme"), f.tenant(t, "Globex")
+	for _, sp := range []spec{
+		{id: "stale", status: session.StatusPending, expires: time.Hour, advance: true, updated: -republishAfter - time.Second},
+		{id: "fresh", status: session.StatusPending, expires: time.Hour, advance: true, updated: -republishAfter + time.Second},
+		{id: "edge", status: session.StatusInProgress, expires: time.Hour, advance: true, updated: -republishAfter},
+		{id: "idle", status: session.StatusPending, expires: time.Hour, updated: -time.Hour},
+	} {
+		f.create(t, a, sp)
+	}
+	f.create(t, b, spec{id: "stale-b", status: session.StatusInProgress, expires: time.Hour, advance: true, updated: -time.Hour})
+
+	f.runOnce(t)
+	if n := f.queued(t, queue.TopicWorkflow); n != 2 {
+		t.Fatalf("workflow messages after RunOnce = %d, want 2", n)
+	}
+	role := workflow.NewRole(f.broker, f.backend, f.barrier, f.log, func() time.Time { return now }, 1)
+	var got []workflow.Message
+	for range 2 {
+		body := f.receive(t, queue.TopicWorkflow)
+		var m workflow.Message
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatalf("workflow message %q: %v", body, err)
+		}
+		got = append(got, m)
+		if err := role.Handle(ctx, body); err != nil {
+			t.Fatalf("Handle(%q) = %v", body, err)
+		}
+	}
+	want := []workflow.Message{{Tenant: a, Session: "stale"}, {Tenant: b, Session: "stale-b"}}
+	slices.SortFunc(got, func(x, y workflow.Message) int { return cmp.Compare(x.Session, y.Session) })
+	if !slices.Equal(got, want) {
+		t.Errorf("republished %+v, want %+v", got, want)
+	}
+	if n := f.queued(t, queue.TopicAudit); n != 0 {
+		t.Errorf("audit messages after RunOnce = %d, want 0 (nothing expired)", n)
+	}
+
+	// The workflow has evaluated both: a new pass has nothing to republish.
+	f.runOnce(t)
+	if n := f.queued(t, queue.TopicWorkflow); n != 0 {
+		t.Errorf("workflow messages after the workflow handled them = %d, want 0", n)
+	}
+}
+
+func TestRun(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	a := f.tenant(t, "Acme")
+	f.create(t, a, spec{id: "due", status: session.StatusPending, expires: -time.Minute})
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- f.scheduler.Run(runCtx) }()
+
+	// Run makes its first pass at once.
+	body := f.receive(t, queue.TopicAudit)
+	if s := f.get(t, a, "due"); s.Status != session.StatusExpired {
+		t.Errorf("due session is %s after the first pass published its audit event, want expired", s.Status)
+	}
+	if len(body) == 0 {
+		t.Errorf("audit message body is empty")
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run() after cancel = %v, want nil", err)
+		}
+	case <-time.After(patience):
+		t.Fatalf("Run() did not return within %v of cancel", patience)
+	}
+}

@@ -96,6 +96,8 @@ func TestCreateSessionRejects(t *testing.T) {
 		{"workflowId as number", jsonType, `{"workflowId":7}`, 400, "invalid-request", nil},
 		{"locale as object", jsonType, `{"locale":{}}`, 400, "invalid-request", nil},
 		{"unknown field", jsonType, `{"colour":"blue"}`, 400, "invalid-request", nil},
+		{"null", jsonType, `null`, 400, "invalid-request", nil},
+		{"array", jsonType, `[{}]`, 400, "invalid-request", nil},
 		{"status set by the caller", jsonType, `{"status":"approved"}`, 400, "invalid-request", nil},
 		{"id set by the caller", jsonType, `{"id":"` + newID() + `"}`, 400, "invalid-request", nil},
 		{"creator set by the caller", jsonType, `{"createdBy":"someone"}`, 400, "invalid-request", nil},
@@ -156,6 +158,7 @@ func TestCreateSessionProblemEchoesNoValue(t *testing.T) {
 		`{"metadata":["` + secret + `"]}`,
 		`{"locale":"` + secret + `"}`,
 		`{"ttl":60,"metadata":{"a":"` + secret + `"}`,
+		`{"` + secret + ` jane.doe@example.com":1}`,
 	} {
 		res := h.do(t, "POST", "/api/v1/sessions", h.a.Auth(), jsonType, []byte(body))
 		wantProblem(t, res, http.StatusBadRequest, "invalid-request")
@@ -354,6 +357,8 @@ func TestUploadFileRejects(t *testing.T) {
 		{"missing kind", open, "", "image/png", pngData, false, 400, "invalid-request"},
 		{"unknown kind", open, "kind=passport", "image/png", pngData, false, 400, "invalid-request"},
 		{"empty kind", open, "kind=", "image/png", pngData, false, 400, "invalid-request"},
+		{"kind given twice", open, "kind=selfie&kind=document_front", "image/png", pngData, false, 400, "invalid-request"},
+		{"unknown query parameter", open, "kind=selfie&colour=blue", "image/png", pngData, false, 400, "invalid-request"},
 		{"empty body", open, "kind=selfie", "image/png", nil, false, 400, "invalid-request"},
 		{"oversized with Content-Length", open, "kind=selfie", "image/png", oversized, false, 413, "too-large"},
 		{"oversized without Content-Length", open, "kind=selfie", "image/png", oversized, true, 413, "too-large"},
@@ -550,15 +555,15 @@ func TestRoutingRejects(t *testing.T) {
 		{"another API version", "GET", "/api/v2/sessions", h.a.Auth(), 404, "not-found", nil},
 		{"trailing slash", "GET", "/api/v1/sessions/", h.a.Auth(), 404, "not-found", nil},
 		{"root", "GET", "/", "", 404, "not-found", nil},
-		{"DELETE on sessions", "DELETE", "/api/v1/sessions", h.a.Auth(), 405, "method-not-allowed", []string{"GET", "POST"}},
-		{"PUT on a session", "PUT", "/api/v1/sessions/" + s.ID, h.a.Auth(), 405, "method-not-allowed", []string{"GET"}},
-		{"PATCH on a session", "PATCH", "/api/v1/sessions/" + s.ID, h.a.Auth(), 405, "method-not-allowed", []string{"GET"}},
+		{"DELETE on sessions", "DELETE", "/api/v1/sessions", h.a.Auth(), 405, "method-not-allowed", []string{"GET", "HEAD", "POST"}},
+		{"PUT on a session", "PUT", "/api/v1/sessions/" + s.ID, h.a.Auth(), 405, "method-not-allowed", []string{"GET", "HEAD"}},
+		{"PATCH on a session", "PATCH", "/api/v1/sessions/" + s.ID, h.a.Auth(), 405, "method-not-allowed", []string{"GET", "HEAD"}},
 		{"GET on cancel", "GET", "/api/v1/sessions/" + s.ID + "/cancel", h.a.Auth(), 405, "method-not-allowed", []string{"POST"}},
 		{"GET on the file list", "GET", "/api/v1/sessions/" + s.ID + "/files", h.a.Auth(), 405, "method-not-allowed", []string{"POST"}},
-		{"DELETE on a file", "DELETE", "/api/v1/sessions/" + s.ID + "/files/" + newID(), h.a.Auth(), 405, "method-not-allowed", []string{"GET"}},
+		{"DELETE on a file", "DELETE", "/api/v1/sessions/" + s.ID + "/files/" + newID(), h.a.Auth(), 405, "method-not-allowed", []string{"GET", "HEAD"}},
 		{"GET on token", "GET", "/api/v1/auth/token", "", 405, "method-not-allowed", []string{"POST"}},
-		{"POST on healthz", "POST", "/healthz", "", 405, "method-not-allowed", []string{"GET"}},
-		{"OPTIONS on sessions", "OPTIONS", "/api/v1/sessions", "", 405, "method-not-allowed", []string{"GET", "POST"}},
+		{"POST on healthz", "POST", "/healthz", "", 405, "method-not-allowed", []string{"GET", "HEAD"}},
+		{"OPTIONS on sessions", "OPTIONS", "/api/v1/sessions", "", 405, "method-not-allowed", []string{"GET", "HEAD", "POST"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,11 +12,13 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/idvault/idvault/internal/authz"
 	"github.com/idvault/idvault/internal/identity"
+	"github.com/idvault/idvault/internal/session"
 	"github.com/idvault/idvault/internal/store"
 )
 
@@ -639,5 +641,50 @@ func TestAccessLogAttributesRequests(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUploadRaceForLastSlot sends concurrent uploads for the last free file
+// slot of a session: exactly one wins, the others are 409 and leave no
+// object behind.
+func TestUploadRaceForLastSlot(t *testing.T) {
+	h := newHarness(t)
+	s := h.createSession(t, h.a, `{}`)
+	img := testPNG(t, 2, 2)
+	for range session.MaxFiles - 1 {
+		h.upload(t, h.a, s.ID, "attachment", "image/png", img)
+	}
+	const racers = 4
+	results := make([]response, racers)
+	errs := make([]error, racers)
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Go(func() {
+			results[i], errs[i] = h.try(t.Context(), request{method: "POST", path: "/api/v1/sessions/" + s.ID + "/files?kind=attachment",
+				auth: h.a.Auth(), contentType: "image/png", body: img})
+		})
+	}
+	wg.Wait()
+	won := 0
+	for i, res := range results {
+		if errs[i] != nil {
+			t.Fatalf("racing upload = %v, want a response", errs[i])
+		}
+		switch res.status {
+		case http.StatusCreated:
+			won++
+		default:
+			wantProblem(t, res, http.StatusConflict, "too-many-files")
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d of %d racing uploads won the last slot, want 1", won, racers)
+	}
+	got := decodeJSON[sessionDoc](t, h.do(t, "GET", "/api/v1/sessions/"+s.ID, h.a.Auth(), "", nil))
+	if len(got.Files) != session.MaxFiles {
+		t.Errorf("session holds %d files, want %d", len(got.Files), session.MaxFiles)
+	}
+	if objects := h.snapshot(t).objects; len(objects) != session.MaxFiles {
+		t.Errorf("bucket holds %d objects, want %d (one per recorded file)", len(objects), session.MaxFiles)
 	}
 }

@@ -8,6 +8,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
 )
 
 // decodeJSON reads a JSON request body of at most limit bytes into dst:
@@ -26,6 +29,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) er
 		}
 		return badRequest("The request body could not be read.")
 	}
+	if trimmed := bytes.TrimSpace(body); len(trimmed) == 0 || trimmed[0] != '{' {
+		return badRequest("The request body must be a JSON object.")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -41,6 +47,10 @@ func tooLarge(limit int64) *Problem {
 	return problem(http.StatusRequestEntityTooLarge, "too-large", "Request body too large",
 		fmt.Sprintf("The request body exceeds the limit of %d bytes.", limit))
 }
+
+// fieldName matches field names safe to echo in an error: a caller's
+// unknown field could be long or hold personal data.
+var fieldName = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
 
 // jsonError turns a decoding error into a public message that names the
 // position or field but never echoes the input.
@@ -59,8 +69,11 @@ func jsonError(err error) string {
 		return "The request body is empty or truncated."
 	default:
 		msg := err.Error()
-		if field, ok := bytes.CutPrefix([]byte(msg), []byte("json: unknown field ")); ok {
-			return fmt.Sprintf("Unknown field %s.", field)
+		if field, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+			if name, err := strconv.Unquote(field); err == nil && fieldName.MatchString(name) {
+				return fmt.Sprintf("Unknown field %q.", name)
+			}
+			return "The request body has an unknown field."
 		}
 		return "The request body is not valid JSON for this operation."
 	}

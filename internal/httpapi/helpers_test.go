@@ -315,16 +315,27 @@ func truncate(b []byte, n int) []byte {
 	return b
 }
 
-// send performs r against the harness over TLS.
+// send performs r against the harness over TLS; a transport failure fails
+// the test.
 func (h *harness) send(t *testing.T, r request) response {
 	t.Helper()
+	res, err := h.try(t.Context(), r)
+	if err != nil {
+		t.Fatalf("%s %s = %v, want a response", r.method, r.path, err)
+	}
+	return res
+}
+
+// try performs r against the harness over TLS. Unlike send it may be called
+// from any goroutine.
+func (h *harness) try(ctx context.Context, r request) (response, error) {
 	var body io.Reader = http.NoBody
 	if r.body != nil {
 		body = bytes.NewReader(r.body)
 	}
-	req, err := http.NewRequestWithContext(t.Context(), r.method, h.srv.URL+r.path, body)
+	req, err := http.NewRequestWithContext(ctx, r.method, h.srv.URL+r.path, body)
 	if err != nil {
-		t.Fatalf("NewRequest(%s %s) = %v, want nil", r.method, r.path, err)
+		return response{}, err
 	}
 	if r.unsized {
 		req.Body = io.NopCloser(bytes.NewReader(r.body))
@@ -341,14 +352,14 @@ func (h *harness) send(t *testing.T, r request) response {
 	}
 	res, err := h.client.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s = %v, want a response", r.method, r.path, err)
+		return response{}, err
 	}
 	defer res.Body.Close()
 	data, err := io.ReadAll(res.Body)
 	if err != nil {
-		t.Fatalf("%s %s: read body = %v, want nil", r.method, r.path, err)
+		return response{}, fmt.Errorf("read body: %w", err)
 	}
-	return response{status: res.StatusCode, proto: res.Proto, header: res.Header, body: data}
+	return response{status: res.StatusCode, proto: res.Proto, header: res.Header, body: data}, nil
 }
 
 // do sends one request with an Authorization header value, a Content-Type

@@ -105,7 +105,7 @@ func New(d Deps) *API {
 	for _, p := range order {
 		a.mux.Handle(p, a.dispatch(byPattern[p]))
 	}
-	a.mux.Handle("/", a.wrap(route{public: true, handle: func(http.ResponseWriter, *http.Request) error { return notFound() }}))
+	a.mux.Handle("/", a.wrap(route{pattern: "(unmatched)", public: true, handle: func(http.ResponseWriter, *http.Request) error { return notFound() }}))
 	return a
 }
 
@@ -117,8 +117,11 @@ func (a *API) dispatch(rts []route) http.Handler {
 	for _, rt := range rts {
 		handlers[rt.method] = a.wrap(rt)
 		allow = append(allow, rt.method)
+		if rt.method == http.MethodGet {
+			allow = append(allow, http.MethodHead)
+		}
 	}
-	notAllowed := a.wrap(route{public: true, handle: func(w http.ResponseWriter, r *http.Request) error {
+	notAllowed := a.wrap(route{pattern: rts[0].pattern, public: true, handle: func(w http.ResponseWriter, r *http.Request) error {
 		p := problem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
 			"The method is not allowed on this resource.")
 		p.header = http.Header{"Allow": {strings.Join(allow, ", ")}}
@@ -185,7 +188,7 @@ func (a *API) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := a.d.Now()
 		sw := &statusWriter{ResponseWriter: w}
-		err := a.serveRecover(sw, r, rt)
+		p, err := a.serveRecover(sw, r, rt)
 		errorID := ""
 		if err != nil {
 			errorID = newID()
@@ -200,7 +203,7 @@ func (a *API) wrap(rt route) http.Handler {
 		}
 		attrs := []any{"method", r.Method, "route", rt.pattern, "status", sw.status(),
 			"durationMs", a.d.Now().Sub(start).Milliseconds(), "requestId", requestID(r.Context())}
-		if p := principalOf(r.Context()); p.Tenant != "" {
+		if p.Tenant != "" {
 			attrs = append(attrs, "tenant", p.Tenant, "principal", p.ID)
 		}
 		switch {
@@ -216,7 +219,11 @@ func (a *API) wrap(rt route) http.Handler {
 
 // serveRecover turns a handler panic into an internal error, so the client
 // gets a problem+json answer and the log gets the panic under its error id.
-func (a *API) serveRecover(w http.ResponseWriter, r *http.Request, rt route) (err error) {
+// serveRecover runs serve, turning a handler panic into an internal error so
+// the client gets a problem+json answer and the log gets the panic under its
+// error id. It returns the authenticated principal (zero for public routes
+// and failed authentication) for the access log.
+func (a *API) serveRecover(w http.ResponseWriter, r *http.Request, rt route) (p identity.Principal, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
@@ -228,28 +235,30 @@ func (a *API) serveRecover(w http.ResponseWriter, r *http.Request, rt route) (er
 	return a.serve(w, r, rt)
 }
 
-func (a *API) serve(w http.ResponseWriter, r *http.Request, rt route) error {
+// serve authenticates and authorizes the request, then runs the handler with
+// the principal in its context.
+func (a *API) serve(w http.ResponseWriter, r *http.Request, rt route) (identity.Principal, error) {
 	if rt.public {
-		return rt.handle(w, r)
+		return identity.Principal{}, rt.handle(w, r)
 	}
 	p, err := a.d.Identity.Authenticate(r.Context(), r.Header.Get("Authorization"))
 	switch {
 	case errors.Is(err, identity.ErrUnauthenticated):
 		a.emit(r, audit.Event{Action: "auth.failure", Outcome: audit.Denied, Reason: "invalid or missing credential",
 			Resource: audit.Resource{Type: "route", ID: rt.method + " " + rt.pattern}})
-		return unauthenticated()
+		return identity.Principal{}, unauthenticated()
 	case errors.Is(err, identity.ErrTenantSuspended):
-		return problem(http.StatusForbidden, "tenant-suspended", "Tenant suspended", "The tenant of this credential is suspended.")
+		return identity.Principal{}, problem(http.StatusForbidden, "tenant-suspended", "Tenant suspended", "The tenant of this credential is suspended.")
 	case err != nil:
-		return err
+		return identity.Principal{}, err
 	}
 	r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 	if !authz.Allowed(p, rt.perm) {
 		a.emit(r, audit.Event{Action: "access.denied", Outcome: audit.Denied, Reason: "missing permission " + rt.perm,
 			Resource: audit.Resource{Type: "route", ID: rt.method + " " + rt.pattern}})
-		return problem(http.StatusForbidden, "forbidden", "Forbidden", "The credential lacks the permission "+rt.perm+".")
+		return p, problem(http.StatusForbidden, "forbidden", "Forbidden", "The credential lacks the permission "+rt.perm+".")
 	}
-	return rt.handle(w, r)
+	return p, rt.handle(w, r)
 }
 
 // emit records an audit event about the request, filling actor, tenant and

@@ -119,7 +119,7 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	ttl := a.d.Limits.DefaultTTL
 	if req.TTL != nil {
-		if *req.TTL < 60 || time.Duration(*req.TTL)*time.Second > a.d.Limits.MaxTTL {
+		if *req.TTL < 60 || *req.TTL > int64(a.d.Limits.MaxTTL/time.Second) {
 			fields = append(fields, FieldError{"ttl", fmt.Sprintf("must be between 60 and %d seconds", int64(a.d.Limits.MaxTTL/time.Second))})
 		} else {
 			ttl = time.Duration(*req.TTL) * time.Second
@@ -270,15 +270,21 @@ func drainEmpty(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) uploadFile(w http.ResponseWriter, r *http.Request) error {
-	kind := session.FileKind(r.URL.Query().Get("kind"))
-	if !kind.Valid() {
+	q := r.URL.Query()
+	for key := range q {
+		if key != "kind" {
+			return badRequest("The query is invalid.", FieldError{key, "unknown query parameter"})
+		}
+	}
+	kind := session.FileKind(q.Get("kind"))
+	if !kind.Valid() || len(q["kind"]) > 1 {
 		return badRequest("The query is invalid.", FieldError{"kind", "must be document_front, document_back, selfie or attachment"})
 	}
 	repo, s, err := a.getOr404(r)
 	if err != nil {
 		return err
 	}
-	if err := acceptsFiles(s); err != nil {
+	if err := acceptsFiles(s, a.d.Now()); err != nil {
 		return err
 	}
 	if r.ContentLength > a.d.Limits.MaxUploadBytes {
@@ -306,7 +312,7 @@ func (a *API) uploadFile(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("store file: %w", err)
 	}
 	s, err = repo.Update(r.Context(), s.ID, a.d.Now(), func(s *session.Session) error {
-		if err := acceptsFiles(s); err != nil {
+		if err := acceptsFiles(s, a.d.Now()); err != nil {
 			return err
 		}
 		s.Files = append(s.Files, f)
@@ -346,7 +352,11 @@ func (a *API) checkMedia(r *http.Request, data []byte) (media.Info, error) {
 	return info, nil
 }
 
-func acceptsFiles(s *session.Session) error {
+func acceptsFiles(s *session.Session, now time.Time) error {
+	if s.Status.Open() && !now.Before(s.ExpiresAt) {
+		return problem(http.StatusConflict, "invalid-state", "Session expired",
+			"The session expired at "+s.ExpiresAt.UTC().Format(time.RFC3339)+" and accepts no files.")
+	}
 	if !s.Status.Open() {
 		return problem(http.StatusConflict, "invalid-state", "Session closed",
 			"A session in status "+string(s.Status)+" accepts no files.")
@@ -420,6 +430,6 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{
-		"accessToken": tok, "tokenType": "Bearer", "expiresIn": int(time.Until(exp).Seconds()), "expiresAt": exp,
+		"accessToken": tok, "tokenType": "Bearer", "expiresIn": int(exp.Sub(a.d.Now()).Seconds()), "expiresAt": exp,
 	})
 }

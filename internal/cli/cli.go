@@ -216,7 +216,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, environ
 	}
 	err = srv.Run(ctx, cfg.Roles, func(addr net.Addr, fp string) {
 		log.Info("api listening", "addr", addr.String(), "url", cfg.API.PublicURL, "certSHA256", fp)
-		fmt.Fprintf(stdout, "idvault: serving %s (roles %s); TLS certificate SHA-256 %s\n", cfg.API.PublicURL, joinRoles(cfg.Roles), fp)
+		fmt.Fprintf(stdout, "idvault: serving %s on %s (roles %s); TLS certificate SHA-256 %s\n", cfg.API.PublicURL, addr, joinRoles(cfg.Roles), fp)
 	})
 	log.Info("shut down")
 	return err

@@ -398,13 +398,6 @@ func (s *server) stop() {
 	}
 }
 
-// kill sends SIGKILL and waits for the process to go.
-func (s *server) kill() {
-	s.t.Helper()
-	s.signal(syscall.SIGKILL)
-	s.wait()
-}
-
 func (s *server) cleanup() {
 	select {
 	case <-s.exited:

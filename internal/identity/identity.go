@@ -158,6 +158,30 @@ func (s *Service) Tenant(ctx context.Context, id string) (Tenant, error) {
 	return t, nil
 }
 
+// SetTenantStatus sets the status of tenant id (TenantActive or
+// TenantSuspended). A suspended tenant's credentials stop working at once.
+func (s *Service) SetTenantStatus(ctx context.Context, id, status string) error {
+	if status != TenantActive && status != TenantSuspended {
+		return fmt.Errorf("set tenant status %q: %w", status, store.ErrInvalid)
+	}
+	v, err := s.view(store.PlatformTenant)
+	if err != nil {
+		return err
+	}
+	for {
+		var t Tenant
+		rec, err := v.Get(ctx, CollTenants, id, &t)
+		if err != nil {
+			return err
+		}
+		t.Status = status
+		_, err = v.Update(ctx, CollTenants, id, rec.Version, map[string]string{"status": status}, t)
+		if !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
+}
+
 // Tenants calls fn for every tenant, in id order, until fn returns an error.
 func (s *Service) Tenants(ctx context.Context, fn func(Tenant) error) error {
 	v, err := s.view(store.PlatformTenant)

@@ -67,16 +67,36 @@ func loadRootKey(ref secret.Ref, path string, generate bool) (key []byte, keyPat
 	if _, err := rand.Read(key); err != nil {
 		return nil, path, false, fmt.Errorf("generate root key: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, path, false, fmt.Errorf("create key directory: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, path, false, fmt.Errorf("create root key file: %w", err)
-	}
-	_, werr := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
-	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
-		return nil, path, false, fmt.Errorf("write root key file: %w", err)
+	if err := writeKeyFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n")); err != nil {
+		return nil, path, false, err
 	}
 	return key, path, true, nil
+}
+
+// writeKeyFile writes data to path as a 0600 file atomically: a temporary
+// file in the same directory is written and synced, then linked to path
+// (failing if path exists, so a key is never overwritten), and the directory
+// is synced. A crash leaves either no key file or a complete one.
+func writeKeyFile(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create key directory: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".root.key-*")
+	if err != nil {
+		return fmt.Errorf("create root key file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, werr := tmp.Write(data)
+	if err := errors.Join(werr, tmp.Chmod(0o600), tmp.Sync(), tmp.Close()); err != nil {
+		return fmt.Errorf("write root key file: %w", err)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		return fmt.Errorf("create root key file: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync key directory: %w", err)
+	}
+	return errors.Join(d.Sync(), d.Close())
 }

@@ -17,9 +17,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"syscall"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"gocloud.dev/blob"
@@ -168,7 +168,7 @@ func (s *Server) Close() error {
 	return errors.Join(errs...)
 }
 
-// ErrInitialized means init found an existing tenant.
+// ErrInitialized means init has already completed on this data directory.
 var ErrInitialized = errors.New("already initialised: the data directory holds a tenant")
 
 // InitResult is what init prints once.
@@ -180,28 +180,74 @@ type InitResult struct {
 	URL           string `json:"url"`
 }
 
-// Initialized reports whether a tenant exists.
+// initCollection and initID name the platform record that tracks init: it
+// names the tenant being set up and is marked done only after the admin user
+// and API key exist, so an init killed half-way is redone, not mistaken for
+// a finished one.
+const (
+	initCollection = "settings"
+	initID         = "init"
+)
+
+type initState struct {
+	TenantID string `json:"tenantId"`
+	Done     bool   `json:"done"`
+}
+
+func (s *Server) initView() (*store.View, error) {
+	return store.NewView(s.Backend, s.Barrier, store.PlatformTenant)
+}
+
+// Initialized reports whether init has completed.
 func (s *Server) Initialized(ctx context.Context) (bool, error) {
-	found := errors.New("found")
-	err := s.Identity.Tenants(ctx, func(identity.Tenant) error { return found })
-	if errors.Is(err, found) {
-		return true, nil
+	v, err := s.initView()
+	if err != nil {
+		return false, err
 	}
-	return false, err
+	var st initState
+	_, err = v.Get(ctx, initCollection, initID, &st)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return st.Done, err
 }
 
 // Init creates the first tenant, its admin user with a random one-time
-// password and an admin API key. It returns ErrInitialized when a tenant
-// exists.
+// password and an admin API key. It returns ErrInitialized when init has
+// completed before. A tenant left by an init that was interrupted is
+// suspended (its credentials were never shown) and a new one is made.
 func (s *Server) Init(ctx context.Context) (InitResult, error) {
-	done, err := s.Initialized(ctx)
+	v, err := s.initView()
 	if err != nil {
 		return InitResult{}, err
 	}
-	if done {
+	var st initState
+	rec, err := v.Get(ctx, initCollection, initID, &st)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return InitResult{}, err
+	case st.Done:
 		return InitResult{}, ErrInitialized
+	default:
+		if err := s.Identity.SetTenantStatus(ctx, st.TenantID, identity.TenantSuspended); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return InitResult{}, fmt.Errorf("suspend the tenant of an interrupted init: %w", err)
+		}
+		s.Log.Warn("init: an earlier init was interrupted; its tenant is suspended", "tenant", st.TenantID)
 	}
 	t, err := s.Identity.CreateTenant(ctx, "default")
+	if err != nil {
+		return InitResult{}, err
+	}
+	st = initState{TenantID: t.ID}
+	if rec.Version == 0 {
+		rec, err = v.Put(ctx, initCollection, initID, nil, st)
+	} else {
+		rec, err = v.Update(ctx, initCollection, initID, rec.Version, nil, st)
+	}
+	if errors.Is(err, store.ErrConflict) {
+		return InitResult{}, errors.New("init: another process is initialising this data directory")
+	}
 	if err != nil {
 		return InitResult{}, err
 	}
@@ -217,6 +263,10 @@ func (s *Server) Init(ctx context.Context) (InitResult, error) {
 	_, key, err := s.Identity.CreateAPIKey(ctx, t.ID, "initial admin key", u.ID, []string{authz.RoleAdmin}, nil)
 	if err != nil {
 		return InitResult{}, err
+	}
+	st.Done = true
+	if _, err := v.Update(ctx, initCollection, initID, rec.Version, nil, st); err != nil {
+		return InitResult{}, fmt.Errorf("init: record completion: %w", err)
 	}
 	return InitResult{TenantID: t.ID, AdminUser: u.Username, AdminPassword: password, APIKey: key, URL: s.Config.API.PublicURL}, nil
 }

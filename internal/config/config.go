@@ -253,6 +253,13 @@ type Scheduler struct {
 	// workflow message again (recovering a message lost in a crash).
 	// Default 30s.
 	RepublishAfter time.Duration `yaml:"republishAfter"`
+	// SweepInterval is how often stored files are swept for objects that
+	// no session references (left by a process that died mid-upload).
+	// Default 1h.
+	SweepInterval time.Duration `yaml:"sweepInterval"`
+	// OrphanGrace is how old an unreferenced object must be before the
+	// sweep deletes it; it must be longer than any upload takes. Default 1h.
+	OrphanGrace time.Duration `yaml:"orphanGrace"`
 }
 
 // Workflow configures the workflow role.
@@ -290,9 +297,10 @@ func base() Config {
 			RetryBackoff:      time.Second,
 			MaxRetryBackoff:   5 * time.Minute,
 		},
-		Sessions:  Sessions{DefaultTTL: 24 * time.Hour, MaxTTL: 720 * time.Hour},
-		Scheduler: Scheduler{Interval: 30 * time.Second, LeaseTTL: 60 * time.Second, RepublishAfter: 30 * time.Second},
-		Workflow:  Workflow{Concurrency: 4},
+		Sessions: Sessions{DefaultTTL: 24 * time.Hour, MaxTTL: 720 * time.Hour},
+		Scheduler: Scheduler{Interval: 30 * time.Second, LeaseTTL: 60 * time.Second, RepublishAfter: 30 * time.Second,
+			SweepInterval: time.Hour, OrphanGrace: time.Hour},
+		Workflow: Workflow{Concurrency: 4},
 	}
 }
 

@@ -119,6 +119,11 @@ func (c Config) Validate() error {
 	ps.positive("scheduler.interval", c.Scheduler.Interval)
 	ps.positive("scheduler.leaseTTL", c.Scheduler.LeaseTTL)
 	ps.positive("scheduler.republishAfter", c.Scheduler.RepublishAfter)
+	ps.positive("scheduler.sweepInterval", c.Scheduler.SweepInterval)
+	ps.positive("scheduler.orphanGrace", c.Scheduler.OrphanGrace)
+	if c.Scheduler.OrphanGrace > 0 && c.API.WriteTimeout > 0 && c.Scheduler.OrphanGrace <= c.API.ReadTimeout+c.API.WriteTimeout {
+		ps.add("scheduler.orphanGrace", "must be longer than api.readTimeout + api.writeTimeout (%s), the longest an upload can take, got %s", c.API.ReadTimeout+c.API.WriteTimeout, c.Scheduler.OrphanGrace)
+	}
 	if c.Scheduler.Interval > 0 && c.Scheduler.LeaseTTL > 0 && c.Scheduler.LeaseTTL <= c.Scheduler.Interval {
 		ps.add("scheduler.leaseTTL", "must be longer than scheduler.interval (%s) so the lease is renewed before it runs out, got %s", c.Scheduler.Interval, c.Scheduler.LeaseTTL)
 	}

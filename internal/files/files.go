@@ -13,6 +13,8 @@ import (
 	"io"
 	"math"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/minio/sio"
 	"gocloud.dev/blob"
@@ -365,6 +367,35 @@ func (s *Store) Delete(ctx context.Context, ref Ref) error {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
 	return nil
+}
+
+// Stale calls fn with the id of every object of tenant at loc last modified
+// before cutoff, in key order, until fn returns an error. Ids include the
+// names of temporary objects left by writes that never completed. It is the
+// listing half of a sweep: the caller decides which ids are unreferenced and
+// Deletes them.
+func (s *Store) Stale(ctx context.Context, tenant string, loc Location, cutoff time.Time, fn func(id string) error) error {
+	prefix, err := Ref{Tenant: tenant, Location: loc, ID: "x"}.Key()
+	if err != nil {
+		return err
+	}
+	prefix = strings.TrimSuffix(prefix, "x")
+	it := s.bucket.List(&blob.ListOptions{Prefix: prefix, Delimiter: "/"})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("list %s: %w", prefix, err)
+		}
+		if obj.IsDir || !obj.ModTime.Before(cutoff) {
+			continue
+		}
+		if err := fn(strings.TrimPrefix(obj.Key, prefix)); err != nil {
+			return err
+		}
+	}
 }
 
 // wrapPayload returns the wrap format version 1 plaintext for fileKey and the

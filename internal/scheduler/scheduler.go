@@ -1,6 +1,6 @@
 // Package scheduler runs the timed jobs of the scheduler role: expiring
-// sessions past their TTL and republishing sessions whose workflow message
-// was lost. Only one scheduler is active at a time (see package lease).
+// sessions past their TTL, republishing sessions whose workflow message was
+// lost, and sweeping stored objects that no session references. Only one scheduler is active at a time (see package lease).
 package scheduler
 
 import (
@@ -12,6 +12,7 @@ import (
 
 	"github.com/idvault/idvault/internal/audit"
 	"github.com/idvault/idvault/internal/barrier"
+	"github.com/idvault/idvault/internal/files"
 	"github.com/idvault/idvault/internal/identity"
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/session"
@@ -19,38 +20,52 @@ import (
 	"github.com/idvault/idvault/internal/workflow"
 )
 
-// Scheduler runs the jobs.
-type Scheduler struct {
-	backend  store.Backend
-	barrier  barrier.Barrier
-	ids      *identity.Service
-	broker   queue.Broker
-	emitter  *audit.Emitter
-	log      *slog.Logger
-	now      func() time.Time
-	interval time.Duration
-	// republishAfter is how long a session may wait for the workflow
+// Deps are what the scheduler needs. Zero durations take the defaults of
+// the matching config keys (scheduler.*).
+type Deps struct {
+	Backend  store.Backend
+	Barrier  barrier.Barrier
+	Identity *identity.Service
+	Broker   queue.Broker
+	Files    *files.Store
+	Audit    *audit.Emitter
+	Log      *slog.Logger
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// Interval is how often the jobs run.
+	Interval time.Duration
+	// RepublishAfter is how long a session may wait for the workflow
 	// before its message is published again.
-	republishAfter time.Duration
+	RepublishAfter time.Duration
+	// SweepInterval is how often stored files are swept for objects no
+	// session references.
+	SweepInterval time.Duration
+	// OrphanGrace is how old an unreferenced object must be before the
+	// sweep deletes it; it must exceed the longest upload.
+	OrphanGrace time.Duration
 }
 
-// New returns a scheduler running its jobs every interval and republishing
-// sessions that waited for the workflow longer than republishAfter.
-func New(backend store.Backend, b barrier.Barrier, ids *identity.Service, broker queue.Broker, emitter *audit.Emitter, log *slog.Logger, now func() time.Time, interval, republishAfter time.Duration) *Scheduler {
-	if now == nil {
-		now = time.Now
+// Scheduler runs the jobs. Only one goroutine may call Run or RunOnce.
+type Scheduler struct {
+	d         Deps
+	lastSweep time.Time
+}
+
+// New returns a scheduler.
+func New(d Deps) *Scheduler {
+	if d.Now == nil {
+		d.Now = time.Now
 	}
-	return &Scheduler{backend: backend, barrier: b, ids: ids, broker: broker, emitter: emitter, log: log, now: now,
-		interval: interval, republishAfter: republishAfter}
+	return &Scheduler{d: d}
 }
 
 // Run runs the jobs at once and then every interval until ctx is done.
 func (s *Scheduler) Run(ctx context.Context) error {
-	t := time.NewTicker(s.interval)
+	t := time.NewTicker(s.d.Interval)
 	defer t.Stop()
 	for {
-		if err := s.RunOnce(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("scheduler: jobs failed", "err", err)
+		if _, err := s.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			s.d.Log.Error("scheduler: jobs failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -64,27 +79,36 @@ func (s *Scheduler) Run(ctx context.Context) error {
 type Report struct {
 	Expired     int
 	Republished int
+	Swept       int
 }
 
-// RunOnce runs every job once over every tenant.
-func (s *Scheduler) RunOnce(ctx context.Context) error {
+// RunOnce runs every due job once over every tenant and reports what it did.
+func (s *Scheduler) RunOnce(ctx context.Context) (Report, error) {
 	var rep Report
-	err := s.ids.Tenants(ctx, func(t identity.Tenant) error {
-		v, err := store.NewView(s.backend, s.barrier, t.ID)
+	sweep := s.d.Files != nil && !s.d.Now().Before(s.lastSweep.Add(s.d.SweepInterval))
+	err := s.d.Identity.Tenants(ctx, func(t identity.Tenant) error {
+		v, err := store.NewView(s.d.Backend, s.d.Barrier, t.ID)
 		if err != nil {
 			return err
 		}
 		repo := session.NewRepo(v)
-		return errors.Join(s.expire(ctx, t.ID, repo, &rep), s.republish(ctx, t.ID, repo, &rep))
+		errs := []error{s.expire(ctx, t.ID, repo, &rep), s.republish(ctx, t.ID, repo, &rep)}
+		if sweep {
+			errs = append(errs, s.sweep(ctx, t.ID, repo, &rep))
+		}
+		return errors.Join(errs...)
 	})
-	if rep.Expired > 0 || rep.Republished > 0 {
-		s.log.Info("scheduler: pass", "expired", rep.Expired, "republished", rep.Republished)
+	if sweep && err == nil {
+		s.lastSweep = s.d.Now()
 	}
-	return err
+	if rep != (Report{}) {
+		s.d.Log.Info("scheduler: pass", "expired", rep.Expired, "republished", rep.Republished, "swept", rep.Swept)
+	}
+	return rep, err
 }
 
 func (s *Scheduler) expire(ctx context.Context, tenant string, repo *session.Repo, rep *Report) error {
-	now := s.now()
+	now := s.d.Now()
 	for _, st := range []session.Status{session.StatusPending, session.StatusInProgress} {
 		cursor := ""
 		for {
@@ -106,7 +130,7 @@ func (s *Scheduler) expire(ctx context.Context, tenant string, repo *session.Rep
 				}
 				if expired {
 					rep.Expired++
-					if err := s.emitter.Emit(ctx, audit.Event{Tenant: tenant, Actor: audit.Actor{Type: "system", ID: "scheduler"},
+					if err := s.d.Audit.Emit(ctx, audit.Event{Tenant: tenant, Actor: audit.Actor{Type: "system", ID: "scheduler"},
 						Action: "session.expire", Resource: audit.Resource{Type: "session", ID: sess.ID}, Outcome: audit.Success}); err != nil {
 						return err
 					}
@@ -124,12 +148,12 @@ func (s *Scheduler) expire(ctx context.Context, tenant string, repo *session.Rep
 func (s *Scheduler) republish(ctx context.Context, tenant string, repo *session.Repo, rep *Report) error {
 	cursor := ""
 	for {
-		list, next, err := repo.List(ctx, session.Filter{Advance: true, UpdatedBefore: s.now().Add(-s.republishAfter), Limit: 100, Cursor: cursor})
+		list, next, err := repo.List(ctx, session.Filter{Advance: true, UpdatedBefore: s.d.Now().Add(-s.d.RepublishAfter), Limit: 100, Cursor: cursor})
 		if err != nil {
 			return err
 		}
 		for _, sess := range list {
-			if err := workflow.Publish(ctx, s.broker, tenant, sess.ID); err != nil {
+			if err := workflow.Publish(ctx, s.d.Broker, tenant, sess.ID); err != nil {
 				return fmt.Errorf("republish session: %w", err)
 			}
 			rep.Republished++
@@ -139,4 +163,48 @@ func (s *Scheduler) republish(ctx context.Context, tenant string, repo *session.
 		}
 		cursor = next
 	}
+}
+
+// sweep deletes the objects of tenant's sessions location that no session
+// references and that are older than the grace period: objects written by an
+// upload whose process died before it recorded them, and temporary objects
+// of writes that never completed. They are sealed and unreachable, so this
+// frees space; it never touches a referenced file.
+func (s *Scheduler) sweep(ctx context.Context, tenant string, repo *session.Repo, rep *Report) error {
+	var stale []string
+	err := s.d.Files.Stale(ctx, tenant, files.Sessions, s.d.Now().Add(-s.d.OrphanGrace), func(id string) error {
+		stale = append(stale, id)
+		return nil
+	})
+	if err != nil || len(stale) == 0 {
+		return err
+	}
+	referenced := map[string]bool{}
+	cursor := ""
+	for {
+		list, next, err := repo.List(ctx, session.Filter{Limit: 100, Cursor: cursor})
+		if err != nil {
+			return err
+		}
+		for _, sess := range list {
+			for _, f := range sess.Files {
+				referenced[f.ID] = true
+			}
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	for _, id := range stale {
+		if referenced[id] {
+			continue
+		}
+		err := s.d.Files.Delete(ctx, files.Ref{Tenant: tenant, Location: files.Sessions, ID: id})
+		if err != nil && !errors.Is(err, files.ErrNotFound) {
+			return fmt.Errorf("sweep: %w", err)
+		}
+		rep.Swept++
+	}
+	return nil
 }

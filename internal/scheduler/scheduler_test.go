@@ -1,6 +1,7 @@
 package scheduler_test
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/idvault/idvault/internal/audit"
 	"github.com/idvault/idvault/internal/barrier"
+	"github.com/idvault/idvault/internal/files"
+	"github.com/idvault/idvault/internal/files/localfs"
 	"github.com/idvault/idvault/internal/identity"
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/queue/sqlitequeue"
@@ -48,6 +51,8 @@ type fixture struct {
 	ids       *identity.Service
 	scheduler *scheduler.Scheduler
 	log       *slog.Logger
+	files     *files.Store
+	deps      scheduler.Deps
 }
 
 func randomKey(t *testing.T) []byte {
@@ -92,16 +97,28 @@ func newFixture(t *testing.T) *fixture {
 	}
 	clock := func() time.Time { return now }
 	log := slog.New(slog.DiscardHandler)
+	bucket, err := localfs.Open(ctx, filepath.Join(t.TempDir(), "files"))
+	if err != nil {
+		t.Fatalf("localfs.Open() = %v", err)
+	}
+	t.Cleanup(func() { _ = bucket.Close() })
+	fs := files.New(bucket, bar)
 	ids := identity.NewService(backend, bar, blinder, clock)
 	emitter := audit.NewEmitter(broker, bar, clock)
 	return &fixture{
-		db:        db,
-		backend:   backend,
-		barrier:   bar,
-		broker:    broker,
-		ids:       ids,
-		scheduler: scheduler.New(backend, bar, ids, broker, emitter, log, clock, time.Hour, republishAfter),
-		log:       log,
+		db:      db,
+		backend: backend,
+		barrier: bar,
+		broker:  broker,
+		ids:     ids,
+		scheduler: scheduler.New(scheduler.Deps{Backend: backend, Barrier: bar, Identity: ids, Broker: broker, Files: fs,
+			Audit: emitter, Log: log, Now: clock, Interval: time.Hour, RepublishAfter: republishAfter,
+			SweepInterval: time.Hour, OrphanGrace: time.Hour}),
+		files: fs,
+		deps: scheduler.Deps{Backend: backend, Barrier: bar, Identity: ids, Broker: broker, Files: fs,
+			Audit: emitter, Log: log, Interval: time.Hour, RepublishAfter: republishAfter,
+			SweepInterval: time.Hour, OrphanGrace: time.Hour},
+		log: log,
 	}
 }
 
@@ -156,7 +173,7 @@ func (f *fixture) get(t *testing.T, tenant, id string) *session.Session {
 
 func (f *fixture) runOnce(t *testing.T) {
 	t.Helper()
-	if err := f.scheduler.RunOnce(context.Background()); err != nil {
+	if _, err := f.scheduler.RunOnce(context.Background()); err != nil {
 		t.Fatalf("RunOnce() = %v", err)
 	}
 }
@@ -358,5 +375,66 @@ func TestRun(t *testing.T) {
 		}
 	case <-time.After(patience):
 		t.Fatalf("Run() did not return within %v of cancel", patience)
+	}
+}
+
+func TestSweep(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	a, b := f.tenant(t, "Acme"), f.tenant(t, "Bolt")
+	put := func(tenant, id string) files.Sealed {
+		t.Helper()
+		sealed, err := f.files.Put(ctx, files.Ref{Tenant: tenant, Location: files.Sessions, ID: id}, bytes.NewReader([]byte("image "+id)), 1<<20)
+		if err != nil {
+			t.Fatalf("Put(%s) = %v", id, err)
+		}
+		return sealed
+	}
+	exists := func(tenant, id string) bool {
+		t.Helper()
+		ok, err := f.files.Exists(ctx, files.Ref{Tenant: tenant, Location: files.Sessions, ID: id})
+		if err != nil {
+			t.Fatalf("Exists(%s) = %v", id, err)
+		}
+		return ok
+	}
+	f.create(t, a, spec{id: "s1", status: session.StatusInProgress, expires: time.Hour})
+	kept := put(a, "kept")
+	if _, err := f.repo(t, a).Update(ctx, "s1", now, func(s *session.Session) error {
+		s.Files = append(s.Files, session.File{ID: "kept", Kind: session.KindSelfie, Sealed: kept})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	put(a, "orphan")
+	put(b, "kept") // same id in another tenant, referenced by nobody there
+
+	// A scheduler on the real clock: every object is younger than the grace.
+	fresh := f.deps
+	if rep, err := scheduler.New(fresh).RunOnce(ctx); err != nil || rep.Swept != 0 {
+		t.Fatalf("RunOnce(fresh objects) = %+v, %v; want nothing swept", rep, err)
+	}
+	if !exists(a, "orphan") {
+		t.Fatal("a fresh unreferenced object was swept")
+	}
+
+	// The fixture's clock is years ahead: every object is past the grace.
+	rep, err := f.scheduler.RunOnce(ctx)
+	if err != nil || rep.Swept != 2 {
+		t.Fatalf("RunOnce() = %+v, %v; want 2 swept", rep, err)
+	}
+	if !exists(a, "kept") {
+		t.Error("the referenced object was swept")
+	}
+	if exists(a, "orphan") || exists(b, "kept") {
+		t.Error("an unreferenced object survived the sweep")
+	}
+	if got, err := f.files.ReadAll(ctx, files.Ref{Tenant: a, Location: files.Sessions, ID: "kept"}, kept); err != nil || string(got) != "image kept" {
+		t.Errorf("ReadAll(kept) = %q, %v", got, err)
+	}
+	// The sweep ran; the next pass within SweepInterval does not sweep.
+	put(a, "later")
+	if rep, err := f.scheduler.RunOnce(ctx); err != nil || rep.Swept != 0 {
+		t.Errorf("RunOnce() within the sweep interval = %+v, %v; want nothing swept", rep, err)
 	}
 }

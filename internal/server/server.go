@@ -318,7 +318,10 @@ func (s *Server) Run(ctx context.Context, roles []config.Role, ready Ready) erro
 			wf := workflow.NewRole(s.Broker, s.Backend, s.Barrier, s.Log, nil, s.Config.Workflow.Concurrency)
 			start(r, wf.Run)
 		case config.RoleScheduler:
-			sch := scheduler.New(s.Backend, s.Barrier, s.Identity, s.Broker, s.Audit, s.Log, nil, s.Config.Scheduler.Interval, s.Config.Scheduler.RepublishAfter)
+			sc := s.Config.Scheduler
+			sch := scheduler.New(scheduler.Deps{Backend: s.Backend, Barrier: s.Barrier, Identity: s.Identity, Broker: s.Broker,
+				Files: s.Files, Audit: s.Audit, Log: s.Log, Interval: sc.Interval, RepublishAfter: sc.RepublishAfter,
+				SweepInterval: sc.SweepInterval, OrphanGrace: sc.OrphanGrace})
 			start(r, func(ctx context.Context) error { return leases.RunExclusive(ctx, string(r), sch.Run) })
 		case config.RoleAudit:
 			c := audit.NewConsumer(s.Broker, s.Backend, s.Barrier, s.Log)

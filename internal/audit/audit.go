@@ -110,7 +110,7 @@ func (e *Emitter) Emit(ctx context.Context, ev Event) error {
 	if err != nil {
 		return fmt.Errorf("audit: encode: %w", err)
 	}
-	sealed, err := e.barrier.Seal(place(ev.Tenant, ev.ID), plain)
+	sealed, err := e.barrier.Seal(ctx, place(ev.Tenant, ev.ID), plain)
 	if err != nil {
 		return fmt.Errorf("audit: seal: %w", err)
 	}
@@ -175,7 +175,7 @@ func (c *Consumer) Append(ctx context.Context, body []byte) error {
 	if err := json.Unmarshal(body, &env); err != nil || env.Tenant == "" || env.ID == "" {
 		return ErrMalformed
 	}
-	plain, err := c.barrier.Open(place(env.Tenant, env.ID), env.Sealed)
+	plain, err := c.barrier.Open(ctx, place(env.Tenant, env.ID), env.Sealed)
 	if err != nil {
 		return ErrMalformed
 	}
@@ -213,7 +213,7 @@ func List(ctx context.Context, backend store.Backend, b barrier.Barrier, tenant,
 	out := make([]Event, 0, len(page.Records))
 	for _, rec := range page.Records {
 		var ev Event
-		if err := v.Decode(rec, &ev); err != nil {
+		if err := v.Decode(ctx, rec, &ev); err != nil {
 			return nil, "", err
 		}
 		out = append(out, ev)

@@ -283,7 +283,7 @@ func TestAppendTampered(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sealed, err := b.Seal(barrier.Place{Tenant: env.Tenant, Collection: audit.Collection, ID: env.ID, Field: "event"}, plain)
+		sealed, err := b.Seal(context.Background(), barrier.Place{Tenant: env.Tenant, Collection: audit.Collection, ID: env.ID, Field: "event"}, plain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -319,7 +319,7 @@ func TestAppendTampered(t *testing.T) {
 		{"inner id differs", sealedAt(f.barrier, func() audit.Event { ev := inner; ev.ID = "other-id"; return ev }())},
 		{"inner tenant differs", sealedAt(f.barrier, func() audit.Event { ev := inner; ev.Tenant = "tenant-b"; return ev }())},
 		{"inner not json", with(func(e *envelope) {
-			sealed, err := f.barrier.Seal(barrier.Place{Tenant: env.Tenant, Collection: audit.Collection, ID: env.ID, Field: "event"}, []byte("not json"))
+			sealed, err := f.barrier.Seal(context.Background(), barrier.Place{Tenant: env.Tenant, Collection: audit.Collection, ID: env.ID, Field: "event"}, []byte("not json"))
 			if err != nil {
 				t.Fatal(err)
 			}

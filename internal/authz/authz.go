@@ -18,8 +18,10 @@ import (
 const (
 	SessionRead  = "session:read"
 	SessionWrite = "session:write"
-	FileRead     = "file:read"
-	FileWrite    = "file:write"
+	// SessionDelete deletes a session and crypto-shreds its data.
+	SessionDelete = "session:delete"
+	FileRead      = "file:read"
+	FileWrite     = "file:write"
 )
 
 // Built-in roles.
@@ -30,7 +32,7 @@ const (
 
 // rolePermissions maps each built-in role to the permissions it grants.
 var rolePermissions = map[string][]string{
-	RoleAdmin:       {SessionRead, SessionWrite, FileRead, FileWrite},
+	RoleAdmin:       {SessionRead, SessionWrite, SessionDelete, FileRead, FileWrite},
 	RoleIntegration: {SessionRead, SessionWrite, FileRead, FileWrite},
 }
 

@@ -30,6 +30,8 @@ Usage:
   idvault serve [flags]          run the platform (all roles by default)
   idvault init [flags]           create the data directory, root key and first tenant
   idvault config check [flags]   validate and print the effective configuration
+  idvault keys status|rotate|rewrap|retire [flags]
+                                 manage root keys (see docs/keys.md)
   idvault version                print the version
 
 Run "idvault <command> --help" for a command's flags.
@@ -59,6 +61,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 			return 2
 		}
 		err = configCheck(args[2:], stdout, environ)
+	case "keys":
+		err = keysCmd(ctx, args[1:], stdout, stderr, environ)
 	case "version":
 		err = version(args[1:], stdout)
 	case "-h", "--help", "help":

@@ -222,13 +222,51 @@ type Queue struct {
 	MaxRetryBackoff time.Duration `yaml:"maxRetryBackoff"`
 }
 
-// Crypto configures the key hierarchy.
+// Crypto configures the key hierarchy. Root keys come from RootKey,
+// RootKeys and KMS together; each has an id, and the persisted keyring says
+// which one is primary (the first configured key on a new data directory;
+// later, the one `idvault keys rotate` chose).
 type Crypto struct {
-	// RootKey is a secret reference (env:NAME or file:/path) to the root
-	// key material. Default empty: in dev mode the key is generated into,
-	// or read from, DevRootKeyPath; production requires a reference and
-	// refuses a literal.
+	// RootKey is a secret reference (env:NAME or file:/path) to a root key,
+	// whose id is "root". Default empty: in dev mode, with no root key
+	// configured at all, the keys are read from (or the first one generated
+	// into) DataDir/keys/*.key, each file's name without ".key" as its id;
+	// production requires at least one root key and refuses a literal.
 	RootKey secret.Ref `yaml:"rootKey"`
+	// RootKeys are further customer-managed root keys, each with an id and
+	// a secret reference, for rotation. Default empty.
+	RootKeys []RootKey `yaml:"rootKeys"`
+	// KMS are root keys held by a key-management service, each with an id
+	// and a Go Cloud secrets URL (hashivault://, awskms://,
+	// azurekeyvault://, gcpkms://, base64key://). Default empty.
+	KMS []KMSKey `yaml:"kms"`
+	// Scheme is how new record bodies are sealed: aes256gcm (the key
+	// hierarchy) or fernet (standard Fernet tokens under FernetKeys, for
+	// deployments that must keep Fernet). Default aes256gcm. Bodies of
+	// either scheme stay readable while their keys are configured.
+	Scheme string `yaml:"scheme"`
+	// FernetKeys are secret references to Fernet keys (32 bytes, base64url);
+	// the first encrypts, any decrypts. Required when Scheme is fernet, and
+	// needed to read Fernet bodies until `idvault keys migrate` has
+	// re-sealed them. Default empty.
+	FernetKeys []secret.Ref `yaml:"fernetKeys"`
+}
+
+// RootKey is a customer-managed AES-256 root key.
+type RootKey struct {
+	// ID names the key in the keyring: 1 to 32 of [a-z0-9-].
+	ID string `yaml:"id"`
+	// Key is a secret reference to the key: 32 bytes as 64 hex digits or
+	// base64.
+	Key secret.Ref `yaml:"key"`
+}
+
+// KMSKey is a root key held by a key-management service.
+type KMSKey struct {
+	// ID names the key in the keyring: 1 to 32 of [a-z0-9-].
+	ID string `yaml:"id"`
+	// URL is the Go Cloud secrets URL of the key.
+	URL string `yaml:"url"`
 }
 
 // Sessions configures verification session lifetimes.
@@ -260,6 +298,13 @@ type Scheduler struct {
 	// OrphanGrace is how old an unreferenced object must be before the
 	// sweep deletes it; it must be longer than any upload takes. Default 1h.
 	OrphanGrace time.Duration `yaml:"orphanGrace"`
+	// VerifyInterval is how often every stored file of a tenant is read
+	// back and verified, so that one changed outside the platform is
+	// quarantined and reported before anyone asks for it. Default 24h.
+	VerifyInterval time.Duration `yaml:"verifyInterval"`
+	// VerifyBatch is the most files one scheduler pass reads for
+	// verification; the next pass resumes where it stopped. Default 1000.
+	VerifyBatch int `yaml:"verifyBatch"`
 }
 
 // Workflow configures the workflow role.
@@ -297,9 +342,10 @@ func base() Config {
 			RetryBackoff:      time.Second,
 			MaxRetryBackoff:   5 * time.Minute,
 		},
+		Crypto:   Crypto{Scheme: "aes256gcm", RootKeys: []RootKey{}, KMS: []KMSKey{}, FernetKeys: []secret.Ref{}},
 		Sessions: Sessions{DefaultTTL: 24 * time.Hour, MaxTTL: 720 * time.Hour},
 		Scheduler: Scheduler{Interval: 30 * time.Second, LeaseTTL: 60 * time.Second, RepublishAfter: 30 * time.Second,
-			SweepInterval: time.Hour, OrphanGrace: time.Hour},
+			SweepInterval: time.Hour, OrphanGrace: time.Hour, VerifyInterval: 24 * time.Hour, VerifyBatch: 1000},
 		Workflow: Workflow{Concurrency: 4},
 	}
 }
@@ -318,8 +364,17 @@ func Default() Config {
 func (c Config) DevTLSDir() string { return filepath.Join(c.DataDir, "tls") }
 
 // DevRootKeyPath is the file where dev mode keeps the root key it generates
-// when crypto.rootKey is empty: DataDir/keys/root.key.
-func (c Config) DevRootKeyPath() string { return filepath.Join(c.DataDir, "keys", "root.key") }
+// when no root key is configured: DataDir/keys/root.key.
+func (c Config) DevRootKeyPath() string { return filepath.Join(c.DevKeyDir(), "root.key") }
+
+// DevKeyDir is the directory of dev-mode root key files: DataDir/keys.
+func (c Config) DevKeyDir() string { return filepath.Join(c.DataDir, "keys") }
+
+// HasRootKeys reports whether any root key is configured (not counting dev
+// key files).
+func (c Config) HasRootKeys() bool {
+	return c.Crypto.RootKey != "" || len(c.Crypto.RootKeys) > 0 || len(c.Crypto.KMS) > 0
+}
 
 // HasRole reports whether r is among c.Roles.
 func (c Config) HasRole(r Role) bool { return slices.Contains(c.Roles, r) }

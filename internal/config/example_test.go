@@ -40,5 +40,5 @@ func ExampleLoad() {
 	// 3 /var/lib/idvault/idvault.db
 	// api.tls.certFile: is required in production mode (dev mode generates a self-signed certificate)
 	// api.tls.keyFile: is required in production mode
-	// crypto.rootKey: is required in production mode; give a reference such as env:IDVAULT_ROOT_KEY or file:/run/secrets/root.key
+	// crypto.rootKey: a root key is required in production mode: set crypto.rootKey (a reference such as env:IDVAULT_ROOT_KEY or file:/run/secrets/root.key), crypto.rootKeys or crypto.kms
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -96,20 +97,7 @@ func (c Config) Validate() error {
 		ps.add("queue.maxRetryBackoff", "must not be less than queue.retryBackoff (%s), got %s", c.Queue.RetryBackoff, c.Queue.MaxRetryBackoff)
 	}
 
-	switch ref := string(c.Crypto.RootKey); {
-	case ref == "":
-		if prod {
-			ps.add("crypto.rootKey", "is required in production mode; give a reference such as env:IDVAULT_ROOT_KEY or file:/run/secrets/root.key")
-		}
-	case secret.IsLiteral(ref):
-		if prod {
-			ps.add("crypto.rootKey", "must be a reference (env:NAME or file:/path), not a literal key, in production mode")
-		}
-	default:
-		if err := secret.Check(ref); err != nil {
-			ps.add("crypto.rootKey", "%v", err)
-		}
-	}
+	c.validateCrypto(&ps, prod)
 
 	ps.positive("sessions.defaultTTL", c.Sessions.DefaultTTL)
 	ps.positive("sessions.maxTTL", c.Sessions.MaxTTL)
@@ -121,6 +109,8 @@ func (c Config) Validate() error {
 	ps.positive("scheduler.republishAfter", c.Scheduler.RepublishAfter)
 	ps.positive("scheduler.sweepInterval", c.Scheduler.SweepInterval)
 	ps.positive("scheduler.orphanGrace", c.Scheduler.OrphanGrace)
+	ps.positive("scheduler.verifyInterval", c.Scheduler.VerifyInterval)
+	ps.atLeast("scheduler.verifyBatch", int64(c.Scheduler.VerifyBatch), 1)
 	if c.Scheduler.OrphanGrace > 0 && c.API.WriteTimeout > 0 && c.Scheduler.OrphanGrace <= c.API.ReadTimeout+c.API.WriteTimeout {
 		ps.add("scheduler.orphanGrace", "must be longer than api.readTimeout + api.writeTimeout (%s), the longest an upload can take, got %s", c.API.ReadTimeout+c.API.WriteTimeout, c.Scheduler.OrphanGrace)
 	}
@@ -201,5 +191,61 @@ func validatePublicURL(ps *problems, s string, prod bool) {
 	}
 	if prod && u.Scheme != "https" {
 		ps.add("api.publicURL", "must use https in production mode, got %q", s)
+	}
+}
+
+var keyIDPattern = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
+
+func (c Config) validateCrypto(ps *problems, prod bool) {
+	ref := func(key, r string) {
+		switch {
+		case r == "":
+			ps.add(key, "must not be empty")
+		case secret.IsLiteral(r):
+			if prod {
+				ps.add(key, "must be a reference (env:NAME or file:/path), not a literal key, in production mode")
+			}
+		default:
+			if err := secret.Check(r); err != nil {
+				ps.add(key, "%v", err)
+			}
+		}
+	}
+	cr := c.Crypto
+	if !c.HasRootKeys() && prod {
+		ps.add("crypto.rootKey", "a root key is required in production mode: set crypto.rootKey (a reference such as env:IDVAULT_ROOT_KEY or file:/run/secrets/root.key), crypto.rootKeys or crypto.kms")
+	}
+	ids := map[string]string{}
+	id := func(key, v string) {
+		if !keyIDPattern.MatchString(v) {
+			ps.add(key, "must be 1 to 32 characters of a-z, 0-9 and -, got %q", v)
+		}
+		if prev, dup := ids[v]; dup {
+			ps.add(key, "root key id %q is already used by %s", v, prev)
+		}
+		ids[v] = key
+	}
+	if cr.RootKey != "" {
+		ref("crypto.rootKey", string(cr.RootKey))
+		ids["root"] = "crypto.rootKey"
+	}
+	for i, k := range cr.RootKeys {
+		key := fmt.Sprintf("crypto.rootKeys[%d]", i)
+		id(key+".id", k.ID)
+		ref(key+".key", string(k.Key))
+	}
+	for i, k := range cr.KMS {
+		key := fmt.Sprintf("crypto.kms[%d]", i)
+		id(key+".id", k.ID)
+		if u, err := url.Parse(k.URL); err != nil || u.Scheme == "" {
+			ps.add(key+".url", "must be a Go Cloud secrets URL such as hashivault://key-name")
+		}
+	}
+	ps.oneOf("crypto.scheme", cr.Scheme, "aes256gcm", "fernet")
+	if cr.Scheme == "fernet" && len(cr.FernetKeys) == 0 {
+		ps.add("crypto.fernetKeys", "must list at least one key when crypto.scheme is fernet")
+	}
+	for i, k := range cr.FernetKeys {
+		ref(fmt.Sprintf("crypto.fernetKeys[%d]", i), string(k))
 	}
 }

@@ -122,6 +122,7 @@ func TestValidate(t *testing.T) {
 		{"maxTTL below defaultTTL", func(c *Config) { c.Sessions.MaxTTL = time.Hour }, []string{"sessions.maxTTL"}},
 		{"scheduler interval", func(c *Config) { c.Scheduler.Interval = 0 }, []string{"scheduler.interval"}},
 		{"lease not longer than interval", func(c *Config) { c.Scheduler.LeaseTTL = c.Scheduler.Interval }, []string{"scheduler.leaseTTL"}},
+		{"verification", func(c *Config) { c.Scheduler.VerifyInterval, c.Scheduler.VerifyBatch = -time.Hour, 0 }, []string{"scheduler.verifyInterval", "scheduler.verifyBatch"}},
 		{"workflow concurrency", func(c *Config) { c.Workflow.Concurrency = 0 }, []string{"workflow.concurrency"}},
 	}
 	for _, tt := range tests {

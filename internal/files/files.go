@@ -70,6 +70,11 @@ type Ref struct {
 	Tenant   string
 	Location Location
 	ID       string
+	// Scope names the data key that wraps the file key: a session id for
+	// a session's files (shredding the session's key makes them
+	// unreadable), empty for the tenant's key. It is not part of the
+	// object key.
+	Scope string
 }
 
 // Key returns the object key "<location>/<tenant>/<id>", or ErrInvalid.
@@ -87,7 +92,7 @@ func (r Ref) Key() (string, error) {
 }
 
 func (r Ref) place() barrier.Place {
-	return barrier.Place{Tenant: r.Tenant, Collection: "files:" + string(r.Location), ID: r.ID, Field: "key"}
+	return barrier.Place{Tenant: r.Tenant, Collection: "files:" + string(r.Location), ID: r.ID, Field: "key", Scope: r.Scope}
 }
 
 func validComponent(s string) bool {
@@ -238,7 +243,7 @@ func (s *Store) Put(ctx context.Context, ref Ref, r io.Reader, maxBytes int64) (
 	sealed := Sealed{Size: n, StoredSize: stored.n}
 	plain.Sum(sealed.PlainSHA256[:0])
 	stored.h.Sum(sealed.StoredSHA256[:0])
-	sealed.WrappedKey, err = s.barrier.Seal(ref.place(), wrapPayload(fileKey, sealed))
+	sealed.WrappedKey, err = s.barrier.Seal(ctx, ref.place(), wrapPayload(fileKey, sealed))
 	if err != nil {
 		return abort(fmt.Errorf("wrap file key: %w", err))
 	}
@@ -274,7 +279,7 @@ func (s *Store) ReadAll(ctx context.Context, ref Ref, sealed Sealed) ([]byte, er
 	if err != nil || want != uint64(sealed.StoredSize) {
 		return nil, fmt.Errorf("%w: stored size does not fit plaintext size", ErrTampered)
 	}
-	payload, err := s.barrier.Open(ref.place(), sealed.WrappedKey)
+	payload, err := s.barrier.Open(ctx, ref.place(), sealed.WrappedKey)
 	if err != nil {
 		return nil, fmt.Errorf("%w: wrapped key does not open for this file", ErrTampered)
 	}
@@ -367,6 +372,29 @@ func (s *Store) Delete(ctx context.Context, ref Ref) error {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
 	return nil
+}
+
+// Rewrap re-seals the wrapped file key of sealed with the barrier as it
+// seals now (for example after a migration from Fernet), and returns the new
+// Sealed. The stored object is untouched. A wrapped key that fails to open
+// is ErrTampered.
+func (s *Store) Rewrap(ctx context.Context, ref Ref, sealed Sealed) (Sealed, error) {
+	if _, err := ref.Key(); err != nil {
+		return Sealed{}, err
+	}
+	payload, err := s.barrier.Open(ctx, ref.place(), sealed.WrappedKey)
+	if err != nil {
+		if errors.Is(err, barrier.ErrOpen) {
+			return Sealed{}, fmt.Errorf("%w: file key does not open", ErrTampered)
+		}
+		return Sealed{}, err
+	}
+	defer clear(payload)
+	out := sealed
+	if out.WrappedKey, err = s.barrier.Seal(ctx, ref.place(), payload); err != nil {
+		return Sealed{}, err
+	}
+	return out, nil
 }
 
 // Stale calls fn with the id of every object of tenant at loc last modified

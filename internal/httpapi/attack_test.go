@@ -286,8 +286,9 @@ func TestPrivilegeEscalation(t *testing.T) {
 }
 
 // TestTamperedFile changes stored objects behind the platform's back: each
-// download is a 409 that serves nothing of the file, audited as
-// file.tamper_detected.
+// download is a 409 that serves nothing of the file. The first is audited as
+// file.tamper_detected and quarantines the file; the next, refused as
+// quarantined, as a denied file.read.
 func TestTamperedFile(t *testing.T) {
 	h := newHarness(t)
 	s := h.createSession(t, h.a, `{}`)
@@ -334,7 +335,7 @@ func TestTamperedFile(t *testing.T) {
 			sibling := h.upload(t, h.a, s.ID, "attachment", "image/png", testPNG(t, 16, 16))
 			tc.tamper(t, h.objectPath(h.a, f.ID), h.objectPath(h.a, sibling.ID))
 			path := "/api/v1/sessions/" + s.ID + "/files/" + f.ID
-			for range 2 {
+			for i := range 2 {
 				res := h.do(t, "GET", path, h.a.Auth(), "", nil)
 				p := wantProblem(t, res, http.StatusConflict, "file-tampered")
 				if bytes.Contains(res.body, []byte("\x89PNG")) || bytes.Contains(res.body, img[len(img)/2:len(img)/2+16]) {
@@ -345,9 +346,13 @@ func TestTamperedFile(t *testing.T) {
 						t.Errorf("%s = %q on a tampered file, want none", hdr, v)
 					}
 				}
-				ev := h.auditEvent(t, h.a.ID, p.RequestID, "file.tamper_detected")
-				if ev.Resource.ID != f.ID || ev.Details["session"] != s.ID || ev.Outcome != "denied" {
-					t.Errorf("audit event = %+v, want denied tamper of file %s in session %s", ev, f.ID, s.ID)
+				action, reason := "file.tamper_detected", ""
+				if i > 0 {
+					action, reason = "file.read", "quarantined"
+				}
+				ev := h.auditEvent(t, h.a.ID, p.RequestID, action)
+				if ev.Resource.ID != f.ID || ev.Details["session"] != s.ID || ev.Outcome != "denied" || (reason != "" && ev.Reason != reason) {
+					t.Errorf("audit event = %+v, want denied %s of file %s in session %s", ev, action, f.ID, s.ID)
 				}
 			}
 			res := h.do(t, "HEAD", path, h.a.Auth(), "", nil)

@@ -45,6 +45,7 @@ import (
 	"github.com/idvault/idvault/internal/files/localfs"
 	"github.com/idvault/idvault/internal/httpapi"
 	"github.com/idvault/idvault/internal/identity"
+	"github.com/idvault/idvault/internal/keyring"
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/queue/sqlitequeue"
 	"github.com/idvault/idvault/internal/session"
@@ -134,6 +135,7 @@ type harness struct {
 	backend   store.Backend
 	broker    queue.Broker
 	barrier   barrier.Barrier
+	keyring   *keyring.Keyring
 	identity  *identity.Service
 	consumer  *audit.Consumer
 	srv       *httptest.Server
@@ -180,16 +182,17 @@ func newHarness(t *testing.T) *harness {
 	}
 	t.Cleanup(func() { _ = bucket.Close() })
 
-	rootKey := randomBytes(t, 32)
-	b, err := barrier.NewAESGCM(rootKey)
+	root, err := keyring.NewRootKey("root", randomBytes(t, 32))
 	if err != nil {
-		t.Fatalf("barrier.NewAESGCM = %v, want nil", err)
+		t.Fatalf("keyring.NewRootKey = %v, want nil", err)
 	}
-	h.barrier = b
-	blinder, err := barrier.NewBlinder(rootKey)
+	kr, err := keyring.New(ctx, backend, []keyring.KEK{root}, logger, h.clock.Now)
 	if err != nil {
-		t.Fatalf("barrier.NewBlinder = %v, want nil", err)
+		t.Fatalf("keyring.New = %v, want nil", err)
 	}
+	b := kr
+	h.barrier, h.keyring = kr, kr
+	blinder := kr
 	h.identity = identity.NewService(backend, b, blinder, h.clock.Now)
 	h.consumer = audit.NewConsumer(broker, backend, b, logger)
 
@@ -200,6 +203,7 @@ func newHarness(t *testing.T) *harness {
 		Files:    files.New(bucket, b),
 		Broker:   broker,
 		Audit:    audit.NewEmitter(broker, b, h.clock.Now),
+		Keys:     kr,
 		Log:      logger,
 		Limits:   testLimits,
 		Now:      h.clock.Now,

@@ -50,10 +50,17 @@ type Deps struct {
 	Files    *files.Store
 	Broker   queue.Broker
 	Audit    *audit.Emitter
-	Log      *slog.Logger
-	Limits   Limits
+	// Keys shreds a session's data key when the session is deleted.
+	Keys   Shredder
+	Log    *slog.Logger
+	Limits Limits
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+}
+
+// Shredder destroys the data key of a scope (a session id) of a tenant.
+type Shredder interface {
+	Shred(ctx context.Context, tenant, scope string) error
 }
 
 // API serves the REST API.
@@ -90,6 +97,7 @@ func New(d Deps) *API {
 		{method: "POST", pattern: "/api/v1/sessions", perm: authz.SessionWrite, handle: a.createSession},
 		{method: "GET", pattern: "/api/v1/sessions", perm: authz.SessionRead, handle: a.listSessions},
 		{method: "GET", pattern: "/api/v1/sessions/{id}", perm: authz.SessionRead, handle: a.getSession},
+		{method: "DELETE", pattern: "/api/v1/sessions/{id}", perm: authz.SessionDelete, handle: a.deleteSession},
 		{method: "POST", pattern: "/api/v1/sessions/{id}/cancel", perm: authz.SessionWrite, handle: a.cancelSession},
 		{method: "POST", pattern: "/api/v1/sessions/{id}/files", perm: authz.FileWrite, handle: a.uploadFile},
 		{method: "GET", pattern: "/api/v1/sessions/{id}/files/{fileId}", perm: authz.FileRead, handle: a.downloadFile},

@@ -34,14 +34,22 @@ type createSessionRequest struct {
 }
 
 type fileView struct {
-	ID          string    `json:"id"`
-	Kind        string    `json:"kind"`
-	Size        int64     `json:"size"`
-	SHA256      string    `json:"sha256"`
-	ContentType string    `json:"contentType"`
-	Width       int       `json:"width,omitempty"`
-	Height      int       `json:"height,omitempty"`
-	CreatedAt   time.Time `json:"createdAt"`
+	ID          string          `json:"id"`
+	Kind        string          `json:"kind"`
+	Size        int64           `json:"size"`
+	SHA256      string          `json:"sha256"`
+	ContentType string          `json:"contentType"`
+	Width       int             `json:"width,omitempty"`
+	Height      int             `json:"height,omitempty"`
+	CreatedAt   time.Time       `json:"createdAt"`
+	Quarantined *quarantineView `json:"quarantined,omitempty"`
+}
+
+// quarantineView says when and why a file was quarantined; who found it
+// stays in the audit log.
+type quarantineView struct {
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
 }
 
 type sessionView struct {
@@ -58,8 +66,12 @@ type sessionView struct {
 }
 
 func toFileView(f session.File) fileView {
-	return fileView{ID: f.ID, Kind: string(f.Kind), Size: f.Sealed.Size, SHA256: f.Sealed.PlainSHA256.String(),
+	v := fileView{ID: f.ID, Kind: string(f.Kind), Size: f.Sealed.Size, SHA256: f.Sealed.PlainSHA256.String(),
 		ContentType: f.ContentType, Width: f.Width, Height: f.Height, CreatedAt: f.CreatedAt}
+	if q := f.Quarantined; q != nil {
+		v.Quarantined = &quarantineView{At: q.At, Reason: string(q.Reason)}
+	}
+	return v
 }
 
 func toSessionView(s *session.Session) sessionView {
@@ -260,6 +272,40 @@ func (a *API) cancelSession(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, toSessionView(s))
 }
 
+// deleteSession deletes a session for good: the record goes, the session's
+// data key is shredded (so its record and files are unreadable even from a
+// backup), then the stored objects are removed. A crash between the steps
+// leaves only unreadable leftovers, which the scheduler's sweep removes.
+func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) error {
+	if err := drainEmpty(w, r); err != nil {
+		return err
+	}
+	repo, s, err := a.getOr404(r)
+	if err != nil {
+		return err
+	}
+	if err := repo.Delete(r.Context(), s); errors.Is(err, store.ErrConflict) {
+		return problem(http.StatusConflict, "conflict", "Session changed",
+			"The session changed while it was being deleted; try again.")
+	} else if err != nil {
+		return err
+	}
+	tenant := principalOf(r.Context()).Tenant
+	ctx := context.WithoutCancel(r.Context())
+	if err := a.d.Keys.Shred(ctx, tenant, s.ID); err != nil {
+		return fmt.Errorf("shred session key: %w", err)
+	}
+	for _, f := range s.Files {
+		if err := a.d.Files.Delete(ctx, s.FileRef(tenant, f.ID)); err != nil && !errors.Is(err, files.ErrNotFound) {
+			a.d.Log.Warn("delete session file; the sweep will remove it", "requestId", requestID(r.Context()), "err", err)
+		}
+	}
+	a.emit(r, audit.Event{Action: "session.delete", Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: s.ID},
+		Details: map[string]string{"files": strconv.Itoa(len(s.Files))}})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 // drainEmpty rejects a body on a request that takes none.
 func drainEmpty(w http.ResponseWriter, r *http.Request) error {
 	n, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 1<<10))
@@ -306,7 +352,7 @@ func (a *API) uploadFile(w http.ResponseWriter, r *http.Request) error {
 	}
 	tenant := principalOf(r.Context()).Tenant
 	f := session.File{ID: identity.NewID(), Kind: kind, ContentType: info.ContentType, Width: info.Width, Height: info.Height, CreatedAt: a.d.Now().UTC()}
-	ref := files.Ref{Tenant: tenant, Location: files.Sessions, ID: f.ID}
+	ref := s.FileRef(tenant, f.ID)
 	f.Sealed, err = a.d.Files.Put(r.Context(), ref, bytes.NewReader(data), a.d.Limits.MaxUploadBytes)
 	if err != nil {
 		return fmt.Errorf("store file: %w", err)
@@ -368,8 +414,15 @@ func acceptsFiles(s *session.Session, now time.Time) error {
 	return nil
 }
 
+// fileTampered is the answer to every download of a file whose stored
+// object failed verification, now or earlier.
+func fileTampered() *Problem {
+	return problem(http.StatusConflict, "file-tampered", "File failed verification",
+		"The stored file was modified or removed outside the platform; it is quarantined and not served.")
+}
+
 func (a *API) downloadFile(w http.ResponseWriter, r *http.Request) error {
-	_, s, err := a.getOr404(r)
+	repo, s, err := a.getOr404(r)
 	if err != nil {
 		return err
 	}
@@ -377,13 +430,14 @@ func (a *API) downloadFile(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return notFound()
 	}
-	ref := files.Ref{Tenant: principalOf(r.Context()).Tenant, Location: files.Sessions, ID: f.ID}
-	data, err := a.d.Files.ReadAll(r.Context(), ref, f.Sealed)
-	if errors.Is(err, files.ErrTampered) || errors.Is(err, files.ErrNotFound) {
-		a.emit(r, audit.Event{Action: "file.tamper_detected", Outcome: audit.Denied, Reason: "stored object failed verification",
+	if f.Quarantined != nil {
+		a.emit(r, audit.Event{Action: "file.read", Outcome: audit.Denied, Reason: "quarantined",
 			Resource: audit.Resource{Type: "file", ID: f.ID}, Details: map[string]string{"session": s.ID}})
-		return problem(http.StatusConflict, "file-tampered", "File failed verification",
-			"The stored file was modified or removed outside the platform and is not served.")
+		return fileTampered()
+	}
+	data, err := a.d.Files.ReadAll(r.Context(), s.FileRef(principalOf(r.Context()).Tenant, f.ID), f.Sealed)
+	if reason, bad := session.QuarantineReasonOf(err); bad {
+		return a.quarantine(r, repo, s.ID, f.ID, reason)
 	}
 	if err != nil {
 		return err
@@ -406,6 +460,27 @@ func (a *API) downloadFile(w http.ResponseWriter, r *http.Request) error {
 		a.d.Log.Info("download interrupted", "requestId", requestID(r.Context()), "err", err)
 	}
 	return nil
+}
+
+// quarantine marks a file whose stored object failed verification as
+// quarantined, emits file.tamper_detected and returns the answer: 409
+// file-tampered, or 404 when the session was deleted meanwhile (its objects
+// and key go with it, which is no tampering). The file is refused whether or
+// not the mark is recorded; a failure to record it is logged, and the next
+// download or verification pass finds the object again.
+func (a *API) quarantine(r *http.Request, repo *session.Repo, sessionID, fileID string, reason session.QuarantineReason) error {
+	ctx := context.WithoutCancel(r.Context())
+	q := session.Quarantine{At: a.d.Now().UTC(), Reason: reason, By: session.ByDownload}
+	_, err := repo.QuarantineFile(ctx, sessionID, fileID, q)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound()
+	}
+	if err != nil {
+		a.d.Log.Error("quarantine not recorded", "requestId", requestID(ctx), "file", fileID, "err", err)
+	}
+	a.emit(r, audit.Event{Action: "file.tamper_detected", Outcome: audit.Denied, Reason: string(reason),
+		Resource: audit.Resource{Type: "file", ID: fileID}, Details: map[string]string{"session": sessionID, "by": session.ByDownload}})
+	return fileTampered()
 }
 
 func (a *API) issueToken(w http.ResponseWriter, r *http.Request) error {

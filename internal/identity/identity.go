@@ -108,23 +108,37 @@ type Principal struct {
 
 // Service manages identity records. It is safe for concurrent use.
 type Service struct {
-	backend store.Backend
-	barrier barrier.Barrier
-	blinder *barrier.Blinder
-	now     func() time.Time
+	backend  store.Backend
+	barrier  barrier.Barrier
+	blinders Blinders
+	now      func() time.Time
 }
 
 // NewService returns a Service over backend, sealing with b and indexing
-// usernames with blinder. now is the clock (time.Now when nil).
-func NewService(backend store.Backend, b barrier.Barrier, blinder *barrier.Blinder, now func() time.Time) *Service {
+// usernames with blinders. now is the clock (time.Now when nil).
+func NewService(backend store.Backend, b barrier.Barrier, blinders Blinders, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{backend: backend, barrier: b, blinder: blinder, now: now}
+	return &Service{backend: backend, barrier: b, blinders: blinders, now: now}
 }
 
 func (s *Service) view(tenant string) (*store.View, error) {
 	return store.NewView(s.backend, s.barrier, tenant)
+}
+
+// Blinders gives each tenant's blind indexer (keyring.Keyring does; a
+// single *barrier.Blinder serves every tenant).
+type Blinders interface {
+	Blinder(ctx context.Context, tenant string) (*barrier.Blinder, error)
+}
+
+func (s *Service) usernameIndex(ctx context.Context, tenant, name string) (string, error) {
+	b, err := s.blinders.Blinder(ctx, tenant)
+	if err != nil {
+		return "", fmt.Errorf("username index: %w", err)
+	}
+	return b.Index(tenant, "username", name), nil
 }
 
 // NewID returns a new random, time-ordered id (UUIDv7).
@@ -196,7 +210,7 @@ func (s *Service) Tenants(ctx context.Context, fn func(Tenant) error) error {
 		}
 		for _, rec := range page.Records {
 			var t Tenant
-			if err := v.Decode(rec, &t); err != nil {
+			if err := v.Decode(ctx, rec, &t); err != nil {
 				return err
 			}
 			if err := fn(t); err != nil {
@@ -225,7 +239,10 @@ func (s *Service) CreateUser(ctx context.Context, tenant, username, password str
 	if name == "" {
 		return User{}, fmt.Errorf("create user: empty username: %w", store.ErrInvalid)
 	}
-	bi := s.blinder.Index(tenant, "username", name)
+	bi, err := s.usernameIndex(ctx, tenant, name)
+	if err != nil {
+		return User{}, err
+	}
 	page, err := v.Query(ctx, store.Query{Collection: CollUsers, Where: []store.Cond{{Field: "username_bi", Op: store.Eq, Value: bi}}, Limit: 1})
 	if err != nil {
 		return User{}, fmt.Errorf("create user: %w", err)
@@ -264,17 +281,29 @@ func (s *Service) CreateAPIKey(ctx context.Context, tenant, name, subject string
 // ErrUnauthenticated.
 func (s *Service) IssueToken(ctx context.Context, tenant, username, password string) (string, time.Time, error) {
 	v, err := s.view(tenant)
-	if err != nil {
+	if err != nil || tenant == store.PlatformTenant {
+		VerifyPassword("", password)
 		return "", time.Time{}, ErrUnauthenticated
 	}
-	bi := s.blinder.Index(tenant, "username", NormalizeUsername(username))
+	// An unknown tenant fails like a wrong password (same argon2id cost), and
+	// before anything is created for it (its blind-index key).
+	if _, err := s.Tenant(ctx, tenant); errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
+		VerifyPassword("", password)
+		return "", time.Time{}, ErrUnauthenticated
+	} else if err != nil {
+		return "", time.Time{}, fmt.Errorf("issue token: %w", err)
+	}
+	bi, err := s.usernameIndex(ctx, tenant, NormalizeUsername(username))
+	if err != nil {
+		return "", time.Time{}, err
+	}
 	page, err := v.Query(ctx, store.Query{Collection: CollUsers, Where: []store.Cond{{Field: "username_bi", Op: store.Eq, Value: bi}}, Limit: 1})
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("issue token: %w", err)
 	}
 	var u User
 	if len(page.Records) == 1 {
-		if err := v.Decode(page.Records[0], &u); err != nil {
+		if err := v.Decode(ctx, page.Records[0], &u); err != nil {
 			return "", time.Time{}, fmt.Errorf("issue token: %w", err)
 		}
 	}

@@ -1,6 +1,23 @@
 // Package scheduler runs the timed jobs of the scheduler role: expiring
 // sessions past their TTL, republishing sessions whose workflow message was
-// lost, and sweeping stored objects that no session references. Only one scheduler is active at a time (see package lease).
+// lost, sweeping stored objects that no session references, and
+// re-verifying every stored file so that one changed outside the platform
+// (ransomware, a manual edit in the bucket) is quarantined and reported
+// before anyone asks for it. Only one scheduler is active at a time (see
+// package lease).
+//
+// Verification works in rounds, one per tenant: a round reads every file of
+// every session of the tenant that is not yet quarantined, completely, as a
+// download does (files.Store.ReadAll), one file at a time. A pass reads at
+// most Deps.VerifyBatch files over all tenants and the next pass resumes
+// where it stopped; a tenant's next round begins Deps.VerifyInterval after
+// its last one began (at once when that one took longer). Due tenants are
+// served oldest first, so a tenant with many files delays the others but
+// never starves them. The position is kept in memory only: a restarted
+// scheduler begins a new round for every tenant. Sessions created after a
+// round passed their place in the list, and files added to a session it
+// already passed, wait for the next round; a round may read a file twice
+// when a session is deleted under it, never skip one.
 package scheduler
 
 import (
@@ -8,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/idvault/idvault/internal/audit"
@@ -20,16 +38,19 @@ import (
 	"github.com/idvault/idvault/internal/workflow"
 )
 
-// Deps are what the scheduler needs. Zero durations take the defaults of
-// the matching config keys (scheduler.*).
+// Deps are what the scheduler needs. Zero durations and a zero VerifyBatch
+// take the defaults of the matching config keys (scheduler.*).
 type Deps struct {
 	Backend  store.Backend
 	Barrier  barrier.Barrier
 	Identity *identity.Service
 	Broker   queue.Broker
 	Files    *files.Store
-	Audit    *audit.Emitter
-	Log      *slog.Logger
+	// Keys, when set, lets the sweep shred session data keys whose session
+	// is gone (a process that died while deleting a session).
+	Keys  SessionKeys
+	Audit *audit.Emitter
+	Log   *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// Interval is how often the jobs run.
@@ -43,12 +64,62 @@ type Deps struct {
 	// OrphanGrace is how old an unreferenced object must be before the
 	// sweep deletes it; it must exceed the longest upload.
 	OrphanGrace time.Duration
+	// VerifyInterval is how often every stored file of a tenant is read
+	// back and verified.
+	VerifyInterval time.Duration
+	// VerifyBatch is the most files one pass reads for verification.
+	VerifyBatch int
+}
+
+// Defaults of Deps, the same as those of the config keys.
+const (
+	defaultInterval       = 30 * time.Second
+	defaultRepublishAfter = 30 * time.Second
+	defaultSweepInterval  = time.Hour
+	defaultOrphanGrace    = time.Hour
+	defaultVerifyInterval = 24 * time.Hour
+	defaultVerifyBatch    = 1000
+)
+
+// verifyPage is how many sessions verification lists at once.
+const verifyPage = 100
+
+// SessionKeys lists and shreds session data keys (keyring.Keyring).
+type SessionKeys interface {
+	SessionKeys(ctx context.Context, tenant string, fn func(session string, created time.Time) error) error
+	Shred(ctx context.Context, tenant, scope string) error
 }
 
 // Scheduler runs the jobs. Only one goroutine may call Run or RunOnce.
 type Scheduler struct {
 	d         Deps
 	lastSweep time.Time
+	// rounds holds each tenant's verification round by tenant id.
+	rounds map[string]*round
+}
+
+// round is where one tenant's verification stands.
+type round struct {
+	// started is when the current round, or the last one, began; zero
+	// before the first.
+	started time.Time
+	running bool
+	// page is the cursor of the session page holding the next file to
+	// verify, empty for the first page.
+	page string
+	// session is the id of the session holding the next file, empty for
+	// the first session of the page; file is that file's index.
+	session string
+	file    int
+}
+
+// dueAt is when r is due: the start of a running round, or when the next
+// one may begin.
+func (r *round) dueAt(interval time.Duration) time.Time {
+	if r.running {
+		return r.started
+	}
+	return r.started.Add(interval)
 }
 
 // New returns a scheduler.
@@ -56,7 +127,24 @@ func New(d Deps) *Scheduler {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Scheduler{d: d}
+	for _, v := range []struct {
+		dst *time.Duration
+		def time.Duration
+	}{
+		{&d.Interval, defaultInterval},
+		{&d.RepublishAfter, defaultRepublishAfter},
+		{&d.SweepInterval, defaultSweepInterval},
+		{&d.OrphanGrace, defaultOrphanGrace},
+		{&d.VerifyInterval, defaultVerifyInterval},
+	} {
+		if *v.dst == 0 {
+			*v.dst = v.def
+		}
+	}
+	if d.VerifyBatch == 0 {
+		d.VerifyBatch = defaultVerifyBatch
+	}
+	return &Scheduler{d: d, rounds: map[string]*round{}}
 }
 
 // Run runs the jobs at once and then every interval until ctx is done.
@@ -80,13 +168,25 @@ type Report struct {
 	Expired     int
 	Republished int
 	Swept       int
+	// Verified counts the files read back completely, Tampered those of
+	// them this pass quarantined because their stored object failed
+	// verification, Missing those it quarantined because their object was
+	// gone.
+	Verified int
+	Tampered int
+	Missing  int
 }
 
 // RunOnce runs every due job once over every tenant and reports what it did.
+// A failing verification of one tenant does not keep the other jobs, or
+// other tenants' verification, from running; its error is joined to the
+// result.
 func (s *Scheduler) RunOnce(ctx context.Context) (Report, error) {
 	var rep Report
 	sweep := s.d.Files != nil && !s.d.Now().Before(s.lastSweep.Add(s.d.SweepInterval))
+	var tenants []string
 	err := s.d.Identity.Tenants(ctx, func(t identity.Tenant) error {
+		tenants = append(tenants, t.ID)
 		v, err := store.NewView(s.d.Backend, s.d.Barrier, t.ID)
 		if err != nil {
 			return err
@@ -101,7 +201,10 @@ func (s *Scheduler) RunOnce(ctx context.Context) (Report, error) {
 	if sweep && err == nil {
 		s.lastSweep = s.d.Now()
 	}
-	if rep != (Report{}) {
+	if s.d.Files != nil {
+		err = errors.Join(err, s.verify(ctx, tenants, err == nil, &rep))
+	}
+	if rep.Expired+rep.Republished+rep.Swept > 0 {
 		s.d.Log.Info("scheduler: pass", "expired", rep.Expired, "republished", rep.Republished, "swept", rep.Swept)
 	}
 	return rep, err
@@ -176,10 +279,10 @@ func (s *Scheduler) sweep(ctx context.Context, tenant string, repo *session.Repo
 		stale = append(stale, id)
 		return nil
 	})
-	if err != nil || len(stale) == 0 {
+	if err != nil {
 		return err
 	}
-	referenced := map[string]bool{}
+	referenced, live := map[string]bool{}, map[string]bool{}
 	cursor := ""
 	for {
 		list, next, err := repo.List(ctx, session.Filter{Limit: 100, Cursor: cursor})
@@ -187,6 +290,7 @@ func (s *Scheduler) sweep(ctx context.Context, tenant string, repo *session.Repo
 			return err
 		}
 		for _, sess := range list {
+			live[sess.ID] = true
 			for _, f := range sess.Files {
 				referenced[f.ID] = true
 			}
@@ -195,6 +299,11 @@ func (s *Scheduler) sweep(ctx context.Context, tenant string, repo *session.Repo
 			break
 		}
 		cursor = next
+	}
+	if s.d.Keys != nil {
+		if err := s.shredOrphanKeys(ctx, tenant, live); err != nil {
+			return err
+		}
 	}
 	for _, id := range stale {
 		if referenced[id] {
@@ -205,6 +314,168 @@ func (s *Scheduler) sweep(ctx context.Context, tenant string, repo *session.Repo
 			return fmt.Errorf("sweep: %w", err)
 		}
 		rep.Swept++
+	}
+	return nil
+}
+
+// verify spends this pass's verification budget on the due tenants among
+// tenants, oldest due first. all says tenants lists every tenant, so that
+// rounds of tenants no longer listed can be forgotten.
+func (s *Scheduler) verify(ctx context.Context, tenants []string, all bool, rep *Report) error {
+	now := s.d.Now()
+	listed := make(map[string]bool, len(tenants))
+	var due []string
+	for _, id := range tenants {
+		listed[id] = true
+		r := s.rounds[id]
+		if r == nil {
+			r = &round{}
+			s.rounds[id] = r
+		}
+		if !now.Before(r.dueAt(s.d.VerifyInterval)) {
+			due = append(due, id)
+		}
+	}
+	if all {
+		for id := range s.rounds {
+			if !listed[id] {
+				delete(s.rounds, id)
+			}
+		}
+	}
+	slices.SortStableFunc(due, func(a, b string) int {
+		return s.rounds[a].dueAt(s.d.VerifyInterval).Compare(s.rounds[b].dueAt(s.d.VerifyInterval))
+	})
+	budget := s.d.VerifyBatch
+	var errs []error
+	for _, id := range due {
+		if budget == 0 || ctx.Err() != nil {
+			break
+		}
+		r := s.rounds[id]
+		if !r.running {
+			*r = round{started: now, running: true}
+		}
+		if err := s.verifyTenant(ctx, id, r, &budget, rep); err != nil {
+			errs = append(errs, fmt.Errorf("verify files of tenant %s: %w", id, err))
+		}
+	}
+	if rep.Verified > 0 {
+		level := slog.LevelInfo
+		if rep.Tampered+rep.Missing > 0 {
+			level = slog.LevelWarn
+		}
+		s.d.Log.Log(ctx, level, "scheduler: verify", "checked", rep.Verified, "tampered", rep.Tampered, "missing", rep.Missing)
+	}
+	return errors.Join(errs...)
+}
+
+// verifyTenant continues tenant's round r until it ends or budget runs out,
+// taking one from budget for every file it reads. On an error r stays at the
+// file that failed, which the next pass reads again.
+func (s *Scheduler) verifyTenant(ctx context.Context, tenant string, r *round, budget *int, rep *Report) error {
+	v, err := store.NewView(s.d.Backend, s.d.Barrier, tenant)
+	if err != nil {
+		return err
+	}
+	repo := session.NewRepo(v)
+	for *budget > 0 {
+		list, next, err := repo.List(ctx, session.Filter{Limit: verifyPage, Cursor: r.page})
+		if err != nil {
+			return err
+		}
+		start := 0
+		if r.session != "" {
+			start = slices.IndexFunc(list, func(x *session.Session) bool { return x.ID == r.session })
+			if start < 0 {
+				// The session was deleted: read the page again from
+				// its start rather than guess what followed it.
+				start, r.session, r.file = 0, "", 0
+			}
+		}
+		for _, sess := range list[start:] {
+			if sess.ID != r.session {
+				r.session, r.file = sess.ID, 0
+			}
+			for ; r.file < len(sess.Files); r.file++ {
+				f := sess.Files[r.file]
+				if f.Quarantined != nil {
+					continue
+				}
+				if *budget == 0 {
+					return nil
+				}
+				*budget--
+				if err := s.verifyFile(ctx, tenant, repo, sess, f, rep); err != nil {
+					return err
+				}
+			}
+		}
+		r.session, r.file = "", 0
+		if next == "" {
+			r.running = false
+			return nil
+		}
+		r.page = next
+	}
+	return nil
+}
+
+// verifyFile reads file f of sess back completely. A file that fails
+// verification, or whose object is gone, is quarantined exactly as a
+// download does it (session.Repo.QuarantineFile) and reported with one
+// file.tamper_detected audit event, unless a download quarantined it first.
+// A bucket that cannot be read is an error and quarantines nothing.
+func (s *Scheduler) verifyFile(ctx context.Context, tenant string, repo *session.Repo, sess *session.Session, f session.File, rep *Report) error {
+	_, err := s.d.Files.ReadAll(ctx, sess.FileRef(tenant, f.ID), f.Sealed)
+	reason, bad := session.QuarantineReasonOf(err)
+	if err != nil && !bad {
+		return fmt.Errorf("read file %s: %w", f.ID, err)
+	}
+	rep.Verified++
+	if !bad {
+		return nil
+	}
+	q := session.Quarantine{At: s.d.Now(), Reason: reason, By: session.ByScheduler}
+	marked, err := repo.QuarantineFile(ctx, sess.ID, f.ID, q)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !marked) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("quarantine file %s: %w", f.ID, err)
+	}
+	if reason == session.ReasonObjectMissing {
+		rep.Missing++
+	} else {
+		rep.Tampered++
+	}
+	return s.d.Audit.Emit(ctx, audit.Event{Tenant: tenant, Actor: audit.Actor{Type: "system", ID: "scheduler"},
+		Action: "file.tamper_detected", Outcome: audit.Denied, Reason: string(reason),
+		Resource: audit.Resource{Type: "file", ID: f.ID}, Details: map[string]string{"session": sess.ID, "by": session.ByScheduler}})
+}
+
+// shredOrphanKeys shreds the data keys of sessions that no longer exist:
+// a process that died between deleting a session's record and shredding
+// its key leaves such a key behind, and crypto-shredding must still happen.
+// A key younger than the grace period is left alone: its session may be
+// being created (the key is made before the record is written).
+func (s *Scheduler) shredOrphanKeys(ctx context.Context, tenant string, live map[string]bool) error {
+	var orphans []string
+	cutoff := s.d.Now().Add(-s.d.OrphanGrace)
+	err := s.d.Keys.SessionKeys(ctx, tenant, func(id string, created time.Time) error {
+		if !live[id] && created.Before(cutoff) {
+			orphans = append(orphans, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range orphans {
+		if err := s.d.Keys.Shred(ctx, tenant, id); err != nil {
+			return err
+		}
+		s.d.Log.Info("scheduler: shredded the data key of a deleted session", "tenant", tenant, "session", id)
 	}
 	return nil
 }

@@ -8,8 +8,10 @@ import (
 	"database/sql"
 	"encoding/json"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,6 +54,7 @@ type fixture struct {
 	scheduler *scheduler.Scheduler
 	log       *slog.Logger
 	files     *files.Store
+	bucketDir string
 	deps      scheduler.Deps
 }
 
@@ -97,7 +100,8 @@ func newFixture(t *testing.T) *fixture {
 	}
 	clock := func() time.Time { return now }
 	log := slog.New(slog.DiscardHandler)
-	bucket, err := localfs.Open(ctx, filepath.Join(t.TempDir(), "files"))
+	bucketDir := filepath.Join(t.TempDir(), "files")
+	bucket, err := localfs.Open(ctx, bucketDir)
 	if err != nil {
 		t.Fatalf("localfs.Open() = %v", err)
 	}
@@ -114,7 +118,8 @@ func newFixture(t *testing.T) *fixture {
 		scheduler: scheduler.New(scheduler.Deps{Backend: backend, Barrier: bar, Identity: ids, Broker: broker, Files: fs,
 			Audit: emitter, Log: log, Now: clock, Interval: time.Hour, RepublishAfter: republishAfter,
 			SweepInterval: time.Hour, OrphanGrace: time.Hour}),
-		files: fs,
+		files:     fs,
+		bucketDir: bucketDir,
 		deps: scheduler.Deps{Backend: backend, Barrier: bar, Identity: ids, Broker: broker, Files: fs,
 			Audit: emitter, Log: log, Interval: time.Hour, RepublishAfter: republishAfter,
 			SweepInterval: time.Hour, OrphanGrace: time.Hour},
@@ -437,4 +442,238 @@ func TestSweep(t *testing.T) {
 	if rep, err := f.scheduler.RunOnce(ctx); err != nil || rep.Swept != 0 {
 		t.Errorf("RunOnce() within the sweep interval = %+v, %v; want nothing swept", rep, err)
 	}
+}
+
+// verifyInterval is the verification cadence of the verification tests.
+const verifyInterval = 24 * time.Hour
+
+// withFiles stores session id of tenant holding one stored file for each of
+// fileIDs, in that order. The session stays open long past any clock a test
+// uses, so that no expiry mixes with what a test counts.
+func (f *fixture) withFiles(t *testing.T, tenant, id string, fileIDs ...string) {
+	t.Helper()
+	ctx := context.Background()
+	f.create(t, tenant, spec{id: id, status: session.StatusInProgress, expires: 365 * 24 * time.Hour})
+	var added []session.File
+	for _, fid := range fileIDs {
+		ref := (&session.Session{ID: id}).FileRef(tenant, fid)
+		sealed, err := f.files.Put(ctx, ref, bytes.NewReader([]byte("image "+fid)), 1<<20)
+		if err != nil {
+			t.Fatalf("Put(%s) = %v", fid, err)
+		}
+		added = append(added, session.File{ID: fid, Kind: session.KindAttachment, ContentType: "image/png", CreatedAt: now, Sealed: sealed})
+	}
+	if _, err := f.repo(t, tenant).Update(ctx, id, now, func(s *session.Session) error {
+		s.Files = append(s.Files, added...)
+		return nil
+	}); err != nil {
+		t.Fatalf("Update(%s/%s) = %v", tenant, id, err)
+	}
+}
+
+// objectPath is where the bucket keeps the object of session file id of
+// tenant.
+func (f *fixture) objectPath(tenant, id string) string {
+	return filepath.Join(f.bucketDir, string(files.Sessions), tenant, id)
+}
+
+// flip changes one byte of the stored object of file id of tenant, behind
+// the platform's back.
+func (f *fixture) flip(t *testing.T, tenant, id string) {
+	t.Helper()
+	path := f.objectPath(tenant, id)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read object %s = %v", id, err)
+	}
+	data[len(data)/2] ^= 0x01
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatalf("write object %s = %v", id, err)
+	}
+}
+
+// quarantined returns the ids of the quarantined files of tenant's session
+// id, sorted.
+func (f *fixture) quarantined(t *testing.T, tenant, id string) []string {
+	t.Helper()
+	var out []string
+	for _, file := range f.get(t, tenant, id).Files {
+		if file.Quarantined != nil {
+			out = append(out, file.ID)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// verifier returns a scheduler over the fixture's stores that reads at most
+// batch files per pass, on clock, logging to log.
+func (f *fixture) verifier(clock func() time.Time, batch int, log *slog.Logger) *scheduler.Scheduler {
+	d := f.deps
+	d.Now, d.Log, d.VerifyInterval, d.VerifyBatch = clock, log, verifyInterval, batch
+	return scheduler.New(d)
+}
+
+// verifyCounts is the verification part of a Report.
+type verifyCounts struct{ verified, tampered, missing int }
+
+func countsOf(rep scheduler.Report) verifyCounts {
+	return verifyCounts{rep.Verified, rep.Tampered, rep.Missing}
+}
+
+func TestVerify(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	a, b := f.tenant(t, "Acme"), f.tenant(t, "Bolt")
+	f.withFiles(t, a, "s1", "f1", "f2", "f3")
+	f.create(t, b, spec{id: "empty", status: session.StatusPending, expires: 365 * 24 * time.Hour})
+	f.flip(t, a, "f2")
+	var logs bytes.Buffer
+	clock := now
+	sch := f.verifier(func() time.Time { return clock }, 1000, slog.New(slog.NewJSONHandler(&logs, nil)))
+
+	rep, err := sch.RunOnce(ctx)
+	if err != nil || countsOf(rep) != (verifyCounts{3, 1, 0}) {
+		t.Fatalf("RunOnce() = %+v, %v; want 3 verified, 1 tampered, 0 missing", rep, err)
+	}
+
+	t.Run("quarantined", func(t *testing.T) {
+		if got := f.quarantined(t, a, "s1"); !slices.Equal(got, []string{"f2"}) {
+			t.Fatalf("quarantined files = %q, want [f2]", got)
+		}
+		file, _ := f.get(t, a, "s1").File("f2")
+		if q := file.Quarantined; !q.At.Equal(now) || q.Reason != session.ReasonVerificationFailed || q.By != session.ByScheduler {
+			t.Errorf("quarantine of f2 = %+v, want at %v, %q, by %q", q, now, session.ReasonVerificationFailed, session.ByScheduler)
+		}
+	})
+
+	t.Run("audit event", func(t *testing.T) {
+		if n := f.queued(t, queue.TopicAudit); n != 1 {
+			t.Fatalf("audit messages after RunOnce = %d, want 1 (one per tampered file)", n)
+		}
+		consumer := audit.NewConsumer(f.broker, f.backend, f.barrier, f.log)
+		if err := consumer.Append(ctx, f.receive(t, queue.TopicAudit)); err != nil {
+			t.Fatalf("Append() = %v", err)
+		}
+		evs, _, err := audit.List(ctx, f.backend, f.barrier, a, "", 0)
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("audit.List(%s) = %d events, %v; want 1", a, len(evs), err)
+		}
+		ev := evs[0]
+		if ev.Action != "file.tamper_detected" || ev.Outcome != audit.Denied || ev.Reason != string(session.ReasonVerificationFailed) ||
+			ev.Actor != (audit.Actor{Type: "system", ID: "scheduler"}) || ev.Resource != (audit.Resource{Type: "file", ID: "f2"}) ||
+			ev.Details["session"] != "s1" || ev.Details["by"] != session.ByScheduler || !ev.Time.Equal(now) {
+			t.Errorf("audit event = %+v, want a denied file.tamper_detected of f2 in s1 by the scheduler at %v", ev, now)
+		}
+	})
+
+	t.Run("summary log holds counts only", func(t *testing.T) {
+		line := logs.String()
+		for _, want := range []string{`"msg":"scheduler: verify"`, `"checked":3`, `"tampered":1`, `"missing":0`, `"level":"WARN"`} {
+			if !strings.Contains(line, want) {
+				t.Errorf("log %q lacks %s", line, want)
+			}
+		}
+		for _, id := range []string{a, "s1", "f2"} {
+			if strings.Contains(line, id) {
+				t.Errorf("log %q names %q, want counts only", line, id)
+			}
+		}
+	})
+
+	t.Run("next pass within the interval", func(t *testing.T) {
+		clock = now.Add(verifyInterval - time.Second)
+		if rep, err := sch.RunOnce(ctx); err != nil || countsOf(rep) != (verifyCounts{}) {
+			t.Errorf("RunOnce() within the verify interval = %+v, %v; want nothing verified", rep, err)
+		}
+	})
+
+	t.Run("next round skips the quarantined file", func(t *testing.T) {
+		clock = now.Add(verifyInterval)
+		if rep, err := sch.RunOnce(ctx); err != nil || countsOf(rep) != (verifyCounts{2, 0, 0}) {
+			t.Errorf("RunOnce() a verify interval later = %+v, %v; want 2 verified, nothing tampered", rep, err)
+		}
+		if n := f.queued(t, queue.TopicAudit); n != 0 {
+			t.Errorf("audit messages after the second round = %d, want 0", n)
+		}
+		file, _ := f.get(t, a, "s1").File("f2")
+		if !file.Quarantined.At.Equal(now) {
+			t.Errorf("quarantine of f2 at %v after the second round, want the first (%v) kept", file.Quarantined.At, now)
+		}
+	})
+}
+
+func TestVerifyMissing(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	a := f.tenant(t, "Acme")
+	f.withFiles(t, a, "s1", "kept", "gone")
+	if err := os.Remove(f.objectPath(a, "gone")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := f.verifier(func() time.Time { return now }, 1000, f.log).RunOnce(ctx)
+	if err != nil || countsOf(rep) != (verifyCounts{2, 0, 1}) {
+		t.Fatalf("RunOnce() = %+v, %v; want 2 verified, 0 tampered, 1 missing", rep, err)
+	}
+	file, _ := f.get(t, a, "s1").File("gone")
+	if q := file.Quarantined; q == nil || q.Reason != session.ReasonObjectMissing || q.By != session.ByScheduler {
+		t.Errorf("quarantine of the missing file = %+v, want %q by %q", q, session.ReasonObjectMissing, session.ByScheduler)
+	}
+	if got := f.quarantined(t, a, "s1"); !slices.Equal(got, []string{"gone"}) {
+		t.Errorf("quarantined files = %q, want [gone]", got)
+	}
+	if n := f.queued(t, queue.TopicAudit); n != 1 {
+		t.Errorf("audit messages = %d, want 1", n)
+	}
+}
+
+// TestVerifyBatches checks that a round split over passes reads every file
+// exactly once: after the first pass every object is tampered with, so each
+// later read quarantines the file it reads, and the files read in the first
+// pass must stay unquarantined until the next round.
+func TestVerifyBatches(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	a, b := f.tenant(t, "Acme"), f.tenant(t, "Bolt")
+	f.withFiles(t, a, "s1", "a1", "a2")
+	f.withFiles(t, a, "s2", "a3")
+	f.withFiles(t, b, "s3", "b1", "b2")
+	all := map[string][2]string{"a1": {a, "s1"}, "a2": {a, "s1"}, "a3": {a, "s2"}, "b1": {b, "s3"}, "b2": {b, "s3"}}
+	quarantined := func(t *testing.T) []string {
+		t.Helper()
+		var out []string
+		for _, at := range [][2]string{{a, "s1"}, {a, "s2"}, {b, "s3"}} {
+			out = append(out, f.quarantined(t, at[0], at[1])...)
+		}
+		slices.Sort(out)
+		return out
+	}
+	clock := now
+	sch := f.verifier(func() time.Time { return clock }, 2, f.log)
+	pass := func(t *testing.T, want verifyCounts) {
+		t.Helper()
+		rep, err := sch.RunOnce(ctx)
+		if err != nil || countsOf(rep) != want {
+			t.Fatalf("RunOnce() = %+v, %v; want %d verified, %d tampered", rep, err, want.verified, want.tampered)
+		}
+	}
+
+	pass(t, verifyCounts{2, 0, 0})
+	for id, at := range all {
+		f.flip(t, at[0], id)
+	}
+	pass(t, verifyCounts{2, 2, 0})
+	pass(t, verifyCounts{1, 1, 0})
+	got := quarantined(t)
+	if len(got) != 3 {
+		t.Fatalf("quarantined after one round = %q, want the 3 files not read in its first pass", got)
+	}
+	pass(t, verifyCounts{}) // the round is over; the next is not due
+
+	clock = now.Add(verifyInterval)
+	pass(t, verifyCounts{2, 2, 0})
+	if got := quarantined(t); len(got) != len(all) {
+		t.Errorf("quarantined after the second round = %q, want all %d files", got, len(all))
+	}
+	pass(t, verifyCounts{})
 }

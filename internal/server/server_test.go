@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -11,12 +12,17 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/idvault/idvault/internal/config"
+	"github.com/idvault/idvault/internal/fernet"
 	"github.com/idvault/idvault/internal/identity"
+	"github.com/idvault/idvault/internal/keyring"
 	"github.com/idvault/idvault/internal/secret"
+	"github.com/idvault/idvault/internal/session"
+	"github.com/idvault/idvault/internal/store"
 )
 
 func TestMain(m *testing.M) {
@@ -205,5 +211,107 @@ func TestOpenNeedsKeyInProduction(t *testing.T) {
 	}
 	if _, err := os.Stat(cfg.DevRootKeyPath()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("production Open wrote a key file: %v", err)
+	}
+}
+
+// TestFernetSchemeAndMigrate runs a deployment on the Fernet scheme, then
+// switches it to AES-256-GCM: old bodies stay readable, migrate re-seals
+// every body and file key, and afterwards the Fernet key is no longer needed.
+func TestFernetSchemeAndMigrate(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	fkey, err := fernet.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fpath := filepath.Join(dir, "fernet.key")
+	if err := os.WriteFile(fpath, []byte(fkey.Encode()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"IDVAULT_DATADIR=" + filepath.Join(dir, "data"), "IDVAULT_API__LISTEN=127.0.0.1:0"}
+	open := func(env ...string) *Server {
+		t.Helper()
+		cfg, err := config.Load("", append(append([]string{}, base...), env...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := Open(ctx, cfg, slog.New(slog.DiscardHandler), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv
+	}
+	marker := "fernet-metadata-marker"
+	plain := []byte("%PDF-1.7\nfernet file body\n%%EOF\n")
+
+	srv := open("IDVAULT_CRYPTO__SCHEME=fernet", "IDVAULT_CRYPTO__FERNETKEYS=[file:"+fpath+"]")
+	res, err := srv.Init(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant := res.TenantID
+	v, err := store.NewView(srv.Backend, srv.Barrier, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := session.NewRepo(v)
+	now := time.Now().UTC()
+	sess := &session.Session{ID: identity.NewID(), WorkflowID: "document-selfie-review", Status: session.StatusPending,
+		Metadata: []byte(`{"m":"` + marker + `"}`), CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := repo.Create(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	fileID := identity.NewID()
+	sealed, err := srv.Files.Put(ctx, sess.FileRef(tenant, fileID), bytes.NewReader(plain), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Update(ctx, sess.ID, now, func(s *session.Session) error {
+		s.Files = append(s.Files, session.File{ID: fileID, Kind: session.KindAttachment, ContentType: "application/pdf", Sealed: sealed})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := srv.Backend.Get(ctx, session.Collection, tenant, sess.ID)
+	if err != nil || !keyring.IsFernet(raw.Body) || !keyring.IsFernet(sealed.WrappedKey) {
+		t.Fatalf("under the fernet scheme the body and file key are not Fernet tokens (%v)", err)
+	}
+	srv.Close()
+
+	if _, err := config.Load("", append(append([]string{}, base...), "IDVAULT_CRYPTO__SCHEME=fernet")); err == nil {
+		t.Error("config with the fernet scheme and no fernetKeys loaded, want an error")
+	}
+
+	// Switch to AES-256-GCM, keeping the Fernet key to read old values.
+	srv = open("IDVAULT_CRYPTO__FERNETKEYS=[file:" + fpath + "]")
+	rep, err := srv.MigrateToAESGCM(ctx, nil)
+	if err != nil || rep.Resealed == 0 {
+		t.Fatalf("MigrateToAESGCM = %+v, %v; want values re-sealed", rep, err)
+	}
+	if rep, err := srv.MigrateToAESGCM(ctx, nil); err != nil || rep.Resealed != 0 {
+		t.Errorf("second MigrateToAESGCM = %+v, %v; want nothing left", rep, err)
+	}
+	srv.Close()
+
+	// Without the Fernet key, everything still opens.
+	srv = open()
+	defer srv.Close()
+	v, err = store.NewView(srv.Backend, srv.Barrier, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := session.NewRepo(v).Get(ctx, sess.ID)
+	if err != nil || !bytes.Contains(got.Metadata, []byte(marker)) || len(got.Files) != 1 {
+		t.Fatalf("Get after migration = %v, %v", got, err)
+	}
+	if keyring.IsFernet(got.Files[0].Sealed.WrappedKey) {
+		t.Error("file key still a Fernet token after migration")
+	}
+	data, err := srv.Files.ReadAll(ctx, got.FileRef(tenant, fileID), got.Files[0].Sealed)
+	if err != nil || !bytes.Equal(data, plain) {
+		t.Errorf("ReadAll after migration = %q, %v", data, err)
+	}
+	if _, err := srv.Identity.Authenticate(ctx, "ApiKey "+res.APIKey); err != nil {
+		t.Errorf("the API key made under Fernet does not authenticate after migration: %v", err)
 	}
 }

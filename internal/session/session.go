@@ -2,7 +2,9 @@
 // person, with the files collected for it. It is the typed repository above
 // the store's tenant view; every session body (metadata, file list, sealed
 // file keys) is sealed, and only status, timestamps, the workflow id and the
-// advance flag are index fields.
+// advance flag are index fields. A file whose stored object fails
+// verification is marked quarantined inside the sealed body (File.Quarantined)
+// and is never served again; no index field says so.
 package session
 
 import (
@@ -80,6 +82,50 @@ type File struct {
 	Height      int          `json:"height,omitempty"`
 	CreatedAt   time.Time    `json:"createdAt"`
 	Sealed      files.Sealed `json:"sealed"`
+	// Quarantined is set once the stored object failed verification; such a
+	// file is never served again. Nothing lifts it automatically.
+	Quarantined *Quarantine `json:"quarantined,omitempty"`
+}
+
+// QuarantineReason says why a file was quarantined. It is a fixed
+// vocabulary, safe to show to integrators and to write to logs.
+type QuarantineReason string
+
+// Quarantine reasons.
+const (
+	// ReasonVerificationFailed: the stored object was changed, truncated,
+	// extended or replaced (files.ErrTampered).
+	ReasonVerificationFailed QuarantineReason = "verification failed"
+	// ReasonObjectMissing: no object is stored for the file
+	// (files.ErrNotFound).
+	ReasonObjectMissing QuarantineReason = "object missing"
+)
+
+// QuarantineReasonOf maps an error of files.Store.ReadAll to the reason that
+// quarantines the file, or reports false when err is nil or an I/O error
+// that says nothing about the stored object.
+func QuarantineReasonOf(err error) (QuarantineReason, bool) {
+	switch {
+	case errors.Is(err, files.ErrTampered):
+		return ReasonVerificationFailed, true
+	case errors.Is(err, files.ErrNotFound):
+		return ReasonObjectMissing, true
+	}
+	return "", false
+}
+
+// Who found a file tampered.
+const (
+	ByDownload  = "download"
+	ByScheduler = "scheduler"
+)
+
+// Quarantine records when, why and by whom a file was quarantined.
+type Quarantine struct {
+	At     time.Time        `json:"at"`
+	Reason QuarantineReason `json:"reason"`
+	// By is ByDownload or ByScheduler.
+	By string `json:"by"`
 }
 
 // Session is one verification session.
@@ -116,10 +162,34 @@ func (s *Session) File(id string) (File, bool) {
 	return File{}, false
 }
 
+// FileRef returns the reference of the stored object of file fileID of s in
+// tenant. Upload, download and verification all name a session's files
+// through it.
+func (s *Session) FileRef(tenant, fileID string) files.Ref {
+	return files.Ref{Tenant: tenant, Location: files.Sessions, ID: fileID, Scope: s.ID}
+}
+
 // HasKind reports whether the session holds a file of kind k.
 func (s *Session) HasKind(k FileKind) bool {
 	for _, f := range s.Files {
 		if f.Kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+// QuarantineFile marks the file with id quarantined with q and reports
+// whether it changed s: false when s holds no such file or the file is
+// already quarantined (the first quarantine is kept).
+func (s *Session) QuarantineFile(id string, q Quarantine) bool {
+	for i := range s.Files {
+		if s.Files[i].ID == id {
+			if s.Files[i].Quarantined != nil {
+				return false
+			}
+			q.At = q.At.UTC()
+			s.Files[i].Quarantined = &q
 			return true
 		}
 	}
@@ -169,6 +239,13 @@ func (r *Repo) Get(ctx context.Context, id string) (*Session, error) {
 	return &s, nil
 }
 
+// Delete removes the session record if it is still at s's version
+// (store.ErrConflict otherwise). It does not touch the session's files or
+// data key; the caller shreds the key (see keyring.Keyring.Shred).
+func (r *Repo) Delete(ctx context.Context, s *Session) error {
+	return r.view.Delete(ctx, Collection, s.ID, s.version)
+}
+
 // ErrUnchanged may be returned by an Update function to leave the session
 // as it is; Update then returns the session unchanged and no error.
 var ErrUnchanged = errors.New("session: unchanged")
@@ -198,6 +275,26 @@ func (r *Repo) Update(ctx context.Context, id string, now time.Time, fn func(s *
 		s.version = rec.Version
 		return s, nil
 	}
+}
+
+// QuarantineFile marks file fileID of session id quarantined with q, with
+// compare-and-swap, and reports whether this call marked it: false when the
+// file was already quarantined or the session holds no such file. A missing
+// session is store.ErrNotFound. Both the download path and the scheduler's
+// verification quarantine files through it.
+func (r *Repo) QuarantineFile(ctx context.Context, id, fileID string, q Quarantine) (bool, error) {
+	marked := false
+	_, err := r.Update(ctx, id, q.At, func(s *Session) error {
+		marked = s.QuarantineFile(fileID, q)
+		if !marked {
+			return ErrUnchanged
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return marked, nil
 }
 
 // Filter selects sessions for List.
@@ -244,7 +341,7 @@ func (r *Repo) List(ctx context.Context, f Filter) ([]*Session, string, error) {
 	out := make([]*Session, 0, len(page.Records))
 	for _, rec := range page.Records {
 		var s Session
-		if err := r.view.Decode(rec, &s); err != nil {
+		if err := r.view.Decode(ctx, rec, &s); err != nil {
 			return nil, "", err
 		}
 		s.version = rec.Version

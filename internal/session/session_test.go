@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/idvault/idvault/internal/barrier"
+	"github.com/idvault/idvault/internal/files"
 	"github.com/idvault/idvault/internal/session"
 	"github.com/idvault/idvault/internal/sqlitedb"
 	"github.com/idvault/idvault/internal/store"
@@ -443,5 +444,77 @@ func TestStatusAndKind(t *testing.T) {
 		if got := tt.kind.Valid(); got != tt.valid {
 			t.Errorf("FileKind(%q).Valid() = %v, want %v", tt.kind, got, tt.valid)
 		}
+	}
+}
+
+func TestQuarantineFile(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	r := f.repo(t, "tenant-a")
+	s := newSession("s1", t0)
+	s.Files = []session.File{{ID: "f1", Kind: session.KindSelfie}, {ID: "f2", Kind: session.KindDocumentFront}}
+	create(t, r, s)
+	local := time.FixedZone("UTC+2", 2*60*60)
+	first := session.Quarantine{At: t0.Add(time.Minute).In(local), Reason: session.ReasonVerificationFailed, By: session.ByDownload}
+	second := session.Quarantine{At: t0.Add(time.Hour), Reason: session.ReasonObjectMissing, By: session.ByScheduler}
+
+	tests := []struct {
+		name        string
+		id, fileID  string
+		q           session.Quarantine
+		want        bool
+		wantErr     error
+		wantVersion int64
+	}{
+		{"marks", "s1", "f1", first, true, nil, 2},
+		{"already quarantined keeps the first", "s1", "f1", second, false, nil, 2},
+		{"unknown file", "s1", "nope", second, false, nil, 2},
+		{"unknown session", "nope", "f1", second, false, store.ErrNotFound, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := r.QuarantineFile(ctx, tt.id, tt.fileID, tt.q)
+			if got != tt.want || !errors.Is(err, tt.wantErr) {
+				t.Fatalf("QuarantineFile(%s, %s) = %v, %v, want %v, %v", tt.id, tt.fileID, got, err, tt.want, tt.wantErr)
+			}
+			stored, err := r.Get(ctx, "s1")
+			if err != nil {
+				t.Fatalf("Get(s1) = %v", err)
+			}
+			if stored.Version() != tt.wantVersion {
+				t.Errorf("Get(s1).Version() = %d, want %d", stored.Version(), tt.wantVersion)
+			}
+			f1, _ := stored.File("f1")
+			if q := f1.Quarantined; q == nil || !q.At.Equal(first.At) || q.At.Location() != time.UTC ||
+				q.Reason != session.ReasonVerificationFailed || q.By != session.ByDownload {
+				t.Errorf("Get(s1).File(f1).Quarantined = %+v, want %+v in UTC", q, first)
+			}
+			if f2, _ := stored.File("f2"); f2.Quarantined != nil {
+				t.Errorf("Get(s1).File(f2).Quarantined = %+v, want nil", f2.Quarantined)
+			}
+		})
+	}
+}
+
+func TestQuarantineReasonOf(t *testing.T) {
+	tests := []struct {
+		name   string
+		err    error
+		want   session.QuarantineReason
+		wantOK bool
+	}{
+		{"nil", nil, "", false},
+		{"tampered", fmt.Errorf("read: %w", files.ErrTampered), session.ReasonVerificationFailed, true},
+		{"missing", fmt.Errorf("read: %w", files.ErrNotFound), session.ReasonObjectMissing, true},
+		{"i/o error", errors.New("connection reset"), "", false},
+		{"cancelled", context.Canceled, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := session.QuarantineReasonOf(tt.err)
+			if got != tt.want || ok != tt.wantOK {
+				t.Errorf("QuarantineReasonOf(%v) = %q, %v, want %q, %v", tt.err, got, ok, tt.want, tt.wantOK)
+			}
+		})
 	}
 }

@@ -11,6 +11,21 @@ import (
 // BodyField is the field name bound into the seal of every record body.
 const BodyField = "body"
 
+// ScopedCollections lists the collections whose records are each sealed
+// under a data key of their own, scoped by the record id (a session's key),
+// so that shredding that key makes the record unreadable for good. Records
+// of other collections are sealed under their tenant's data key.
+var ScopedCollections = map[string]bool{"sessions": true}
+
+// BodyPlace returns the place a record body is sealed for.
+func BodyPlace(tenant, collection, id string) barrier.Place {
+	p := barrier.Place{Tenant: tenant, Collection: collection, ID: id, Field: BodyField}
+	if ScopedCollections[collection] {
+		p.Scope = id
+	}
+	return p
+}
+
 // View is a tenant-scoped, sealing view of a Backend: the only way handlers
 // and roles reach stored records. Bodies are JSON-encoded and sealed by the
 // barrier with the record's place (tenant, collection, id, "body") before
@@ -40,12 +55,12 @@ func (v *View) Get(ctx context.Context, collection, id string, out any) (Record,
 	if err != nil {
 		return Record{}, err
 	}
-	return rec, v.Decode(rec, out)
+	return rec, v.Decode(ctx, rec, out)
 }
 
 // Put seals body and creates the record; it returns ErrConflict if id exists.
 func (v *View) Put(ctx context.Context, collection, id string, index map[string]string, body any) (Record, error) {
-	rec, err := v.seal(collection, id, index, body)
+	rec, err := v.seal(ctx, collection, id, index, body)
 	if err != nil {
 		return Record{}, err
 	}
@@ -54,7 +69,7 @@ func (v *View) Put(ctx context.Context, collection, id string, index map[string]
 
 // Update seals body and replaces the record if its stored version is version.
 func (v *View) Update(ctx context.Context, collection, id string, version int64, index map[string]string, body any) (Record, error) {
-	rec, err := v.seal(collection, id, index, body)
+	rec, err := v.seal(ctx, collection, id, index, body)
 	if err != nil {
 		return Record{}, err
 	}
@@ -76,11 +91,11 @@ func (v *View) Query(ctx context.Context, q Query) (Page, error) {
 
 // Decode opens the sealed body of rec, which must belong to the view's tenant,
 // into out. A body that fails to open yields barrier.ErrOpen.
-func (v *View) Decode(rec Record, out any) error {
+func (v *View) Decode(ctx context.Context, rec Record, out any) error {
 	if rec.Tenant != v.tenant {
 		return fmt.Errorf("decode %s/%s: record of another tenant: %w", rec.Collection, rec.ID, ErrInvalid)
 	}
-	plain, err := v.barrier.Open(barrier.Place{Tenant: v.tenant, Collection: rec.Collection, ID: rec.ID, Field: BodyField}, rec.Body)
+	plain, err := v.barrier.Open(ctx, BodyPlace(v.tenant, rec.Collection, rec.ID), rec.Body)
 	if err != nil {
 		return fmt.Errorf("open %s/%s: %w", rec.Collection, rec.ID, err)
 	}
@@ -90,12 +105,12 @@ func (v *View) Decode(rec Record, out any) error {
 	return nil
 }
 
-func (v *View) seal(collection, id string, index map[string]string, body any) (Record, error) {
+func (v *View) seal(ctx context.Context, collection, id string, index map[string]string, body any) (Record, error) {
 	plain, err := json.Marshal(body)
 	if err != nil {
 		return Record{}, fmt.Errorf("encode %s/%s: %w", collection, id, err)
 	}
-	sealed, err := v.barrier.Seal(barrier.Place{Tenant: v.tenant, Collection: collection, ID: id, Field: BodyField}, plain)
+	sealed, err := v.barrier.Seal(ctx, BodyPlace(v.tenant, collection, id), plain)
 	if err != nil {
 		return Record{}, fmt.Errorf("seal %s/%s: %w", collection, id, err)
 	}

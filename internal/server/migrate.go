@@ -1,0 +1,86 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/idvault/idvault/internal/audit"
+	"github.com/idvault/idvault/internal/identity"
+	"github.com/idvault/idvault/internal/keyring"
+	"github.com/idvault/idvault/internal/lease"
+	"github.com/idvault/idvault/internal/session"
+	"github.com/idvault/idvault/internal/store"
+)
+
+// sealedCollections lists every collection whose record bodies are sealed
+// by the barrier (the key records of keyring.Collection are not: they hold
+// keys wrapped by root keys).
+var sealedCollections = []string{
+	identity.CollTenants, identity.CollUsers, identity.CollUsernames, identity.CollAPIKeys, identity.CollTokens,
+	session.Collection, audit.Collection, lease.Collection, initCollection,
+}
+
+// MigrateToAESGCM re-seals every Fernet-sealed record body under the key
+// hierarchy, then re-wraps every Fernet-sealed file key of every session.
+// It is resumable and safe to run while the platform serves; the Fernet keys
+// must stay configured until it reports zero left.
+func (s *Server) MigrateToAESGCM(ctx context.Context, progress keyring.Progress) (keyring.MigrateReport, error) {
+	rep, err := s.Keyring.Migrate(ctx, s.Tenants, sealedCollections, store.BodyPlace, progress)
+	if err != nil {
+		return rep, err
+	}
+	err = s.Identity.Tenants(ctx, func(t identity.Tenant) error {
+		v, err := store.NewView(s.Backend, s.Barrier, t.ID)
+		if err != nil {
+			return err
+		}
+		repo := session.NewRepo(v)
+		cursor := ""
+		for {
+			list, next, err := repo.List(ctx, session.Filter{Limit: 100, Cursor: cursor})
+			if err != nil {
+				return err
+			}
+			for _, sess := range list {
+				n, err := s.rewrapFileKeys(ctx, repo, t.ID, sess)
+				if err != nil {
+					return err
+				}
+				rep.Resealed += n
+			}
+			if next == "" {
+				return nil
+			}
+			cursor = next
+		}
+	})
+	return rep, err
+}
+
+func (s *Server) rewrapFileKeys(ctx context.Context, repo *session.Repo, tenant string, sess *session.Session) (int, error) {
+	changed := 0
+	_, err := repo.Update(ctx, sess.ID, time.Now(), func(x *session.Session) error {
+		changed = 0
+		for i, f := range x.Files {
+			if !keyring.IsFernet(f.Sealed.WrappedKey) {
+				continue
+			}
+			sealed, err := s.Files.Rewrap(ctx, x.FileRef(tenant, f.ID), f.Sealed)
+			if err != nil {
+				return fmt.Errorf("rewrap file key %s: %w", f.ID, err)
+			}
+			x.Files[i].Sealed = sealed
+			changed++
+		}
+		if changed == 0 {
+			return session.ErrUnchanged
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	return changed, err
+}

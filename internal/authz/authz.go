@@ -22,6 +22,11 @@ const (
 	SessionDelete = "session:delete"
 	FileRead      = "file:read"
 	FileWrite     = "file:write"
+	// SettingsRead lists settings, such as the names of admin-entered
+	// secrets (never their values).
+	SettingsRead = "settings:read"
+	// SettingsWrite changes settings, such as admin-entered secrets.
+	SettingsWrite = "settings:write"
 )
 
 // Built-in roles.
@@ -32,7 +37,7 @@ const (
 
 // rolePermissions maps each built-in role to the permissions it grants.
 var rolePermissions = map[string][]string{
-	RoleAdmin:       {SessionRead, SessionWrite, SessionDelete, FileRead, FileWrite},
+	RoleAdmin:       {SessionRead, SessionWrite, SessionDelete, FileRead, FileWrite, SettingsRead, SettingsWrite},
 	RoleIntegration: {SessionRead, SessionWrite, FileRead, FileWrite},
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/idvault/idvault/internal/barrier"
 	"github.com/idvault/idvault/internal/files"
 	"github.com/idvault/idvault/internal/identity"
+	"github.com/idvault/idvault/internal/keyring"
 	"github.com/idvault/idvault/internal/media"
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/store"
@@ -50,17 +51,22 @@ type Deps struct {
 	Files    *files.Store
 	Broker   queue.Broker
 	Audit    *audit.Emitter
-	// Keys shreds a session's data key when the session is deleted.
-	Keys   Shredder
+	// Keys shreds a session's data key when the session is deleted, and
+	// keeps admin-entered secrets.
+	Keys   KeyStore
 	Log    *slog.Logger
 	Limits Limits
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
 
-// Shredder destroys the data key of a scope (a session id) of a tenant.
-type Shredder interface {
+// KeyStore is what the API needs of the key hierarchy (keyring.Keyring):
+// shredding a session's data key, and write-only admin-entered secrets.
+type KeyStore interface {
 	Shred(ctx context.Context, tenant, scope string) error
+	PutSecret(ctx context.Context, tenant, name string, value []byte) error
+	DeleteSecret(ctx context.Context, tenant, name string) error
+	Secrets(ctx context.Context, tenant string) ([]keyring.SecretInfo, error)
 }
 
 // API serves the REST API.
@@ -101,6 +107,9 @@ func New(d Deps) *API {
 		{method: "POST", pattern: "/api/v1/sessions/{id}/cancel", perm: authz.SessionWrite, handle: a.cancelSession},
 		{method: "POST", pattern: "/api/v1/sessions/{id}/files", perm: authz.FileWrite, handle: a.uploadFile},
 		{method: "GET", pattern: "/api/v1/sessions/{id}/files/{fileId}", perm: authz.FileRead, handle: a.downloadFile},
+		{method: "GET", pattern: "/api/v1/settings/secrets", perm: authz.SettingsRead, handle: a.listSecrets},
+		{method: "PUT", pattern: "/api/v1/settings/secrets/{name}", perm: authz.SettingsWrite, handle: a.putSecret},
+		{method: "DELETE", pattern: "/api/v1/settings/secrets/{name}", perm: authz.SettingsWrite, handle: a.deleteSecret},
 	}
 	byPattern := map[string][]route{}
 	var order []string

@@ -39,6 +39,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/idvault/idvault/internal/barrier"
@@ -116,7 +117,7 @@ type cached struct {
 // barrier.Barrier and is safe for concurrent use.
 type Keyring struct {
 	backend store.Backend
-	roots   map[string]KEK
+	roots   atomic.Pointer[map[string]KEK]
 	log     *slog.Logger
 	now     func() time.Time
 
@@ -141,18 +142,32 @@ func New(ctx context.Context, backend store.Backend, roots []KEK, log *slog.Logg
 	if now == nil {
 		now = time.Now
 	}
-	k := &Keyring{backend: backend, roots: make(map[string]KEK, len(roots)), log: log, now: now, cache: map[cacheKey]cached{}}
-	for _, r := range roots {
-		if _, dup := k.roots[r.ID()]; dup {
-			return nil, fmt.Errorf("keyring: root key id %q configured twice", r.ID())
-		}
-		k.roots[r.ID()] = r
+	k := &Keyring{backend: backend, log: log, now: now, cache: map[cacheKey]cached{}}
+	if err := k.Reload(ctx, roots); err != nil {
+		return nil, err
 	}
-	_, err := k.update(ctx, func(p *persisted) error {
+	return k, nil
+}
+
+// Reload replaces the configured root keys (on SIGHUP, after an operator
+// added a key for rotation) with the same checks as New. The keys in use
+// stay until the new set passes them.
+func (k *Keyring) Reload(ctx context.Context, roots []KEK) error {
+	if len(roots) == 0 {
+		return errors.New("keyring: no root key configured")
+	}
+	m := make(map[string]KEK, len(roots))
+	for _, r := range roots {
+		if _, dup := m[r.ID()]; dup {
+			return fmt.Errorf("keyring: root key id %q configured twice", r.ID())
+		}
+		m[r.ID()] = r
+	}
+	p, err := k.update(ctx, func(p *persisted) error {
 		known := map[string]bool{}
 		for _, s := range p.Keys {
 			known[s.ID] = true
-			if s.State == StateRetired && k.roots[s.ID] != nil {
+			if s.State == StateRetired && m[s.ID] != nil {
 				return fmt.Errorf("keyring: root key %q is retired; remove it from the configuration", s.ID)
 			}
 		}
@@ -164,17 +179,24 @@ func New(ctx context.Context, backend store.Backend, roots []KEK, log *slog.Logg
 			if len(p.Keys) == 0 && i == 0 {
 				state = StatePrimary
 			}
-			p.Keys = append(p.Keys, RootState{ID: r.ID(), State: state, AddedAt: now().UTC()})
+			p.Keys = append(p.Keys, RootState{ID: r.ID(), State: state, AddedAt: k.now().UTC()})
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if _, err := k.primary(ctx); err != nil {
-		return nil, err
+	if primary := p.primary(); m[primary] == nil {
+		return fmt.Errorf("%w: the primary root key %q", ErrUnknownKey, primary)
 	}
-	return k, nil
+	k.roots.Store(&m)
+	return nil
+}
+
+// root returns the configured root key id.
+func (k *Keyring) root(id string) (KEK, bool) {
+	r, ok := (*k.roots.Load())[id]
+	return r, ok
 }
 
 // load reads the persisted keyring and its version (0 when absent).
@@ -231,7 +253,7 @@ func (k *Keyring) primary(ctx context.Context) (KEK, error) {
 		return nil, err
 	}
 	id := p.primary()
-	r, ok := k.roots[id]
+	r, ok := k.root(id)
 	if !ok {
 		return nil, fmt.Errorf("%w: the primary root key %q", ErrUnknownKey, id)
 	}
@@ -245,12 +267,15 @@ func (k *Keyring) Roots(ctx context.Context) ([]RootState, error) {
 }
 
 // Configured reports whether root key id is configured in this process.
-func (k *Keyring) Configured(id string) bool { return k.roots[id] != nil }
+func (k *Keyring) Configured(id string) bool {
+	_, ok := k.root(id)
+	return ok
+}
 
 // Rotate makes the configured root key id primary at once; the former
 // primary stays active, so everything it wraps stays readable.
 func (k *Keyring) Rotate(ctx context.Context, id string) error {
-	if k.roots[id] == nil {
+	if !k.Configured(id) {
 		return fmt.Errorf("%w: %q", ErrUnknownKey, id)
 	}
 	_, err := k.update(ctx, func(p *persisted) error {
@@ -348,7 +373,7 @@ func (k *Keyring) dataKey(ctx context.Context, tenant, id string, create bool) (
 	if err := json.Unmarshal(rec.Body, &kr); err != nil {
 		return cached{}, fmt.Errorf("keyring: key record %s/%s: %w", tenant, id, err)
 	}
-	root, ok := k.roots[kr.Root]
+	root, ok := k.root(kr.Root)
 	if !ok {
 		return cached{}, fmt.Errorf("%w: %q wraps key %s/%s", ErrUnknownKey, kr.Root, tenant, id)
 	}

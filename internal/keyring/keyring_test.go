@@ -562,7 +562,8 @@ func TestTamperedKeyRecordFails(t *testing.T) {
 			ctx := context.Background()
 			s := newStore(t)
 			root := kind.new(t, "r1")
-			k := newKeyring(t, s, root)
+			c := newClock()
+			k := newKeyringAt(t, s, c.now, root)
 			sealed := mustSeal(t, k, userPlace("A", "u1"), "v")
 			rec, err := s.Get(ctx, Collection, "A", "tenant")
 			if err != nil {
@@ -582,7 +583,8 @@ func TestTamperedKeyRecordFails(t *testing.T) {
 				if rec, err = s.Update(ctx, rec); err != nil {
 					t.Fatal(err)
 				}
-				if got, err := newKeyring(t, s, root).Open(ctx, userPlace("A", "u1"), sealed); err == nil {
+				c.add(CacheTTL)
+				if got, err := k.Open(ctx, userPlace("A", "u1"), sealed); err == nil {
 					t.Fatalf("Open() with wrapped byte %d flipped = %q, nil, want error", i, got)
 				}
 			}
@@ -817,4 +819,47 @@ func TestBlinder(t *testing.T) {
 	if got := index(newKeyring(t, s, r2), "A"); got != want {
 		t.Errorf("Index() after rotation and rewrap = %s, want %s", got, want)
 	}
+}
+
+// hookedStore is the real store with a hook run after each Get, to place a
+// concurrent call at an exact point of another without sleeps.
+type hookedStore struct {
+	store.Backend
+	afterGet func(collection, tenant, id string)
+}
+
+func (h *hookedStore) Get(ctx context.Context, collection, tenant, id string) (store.Record, error) {
+	rec, err := h.Backend.Get(ctx, collection, tenant, id)
+	if h.afterGet != nil {
+		h.afterGet(collection, tenant, id)
+	}
+	return rec, err
+}
+
+// TestShredDuringKeyLookup shreds a session while an Open of it has read
+// the key record but not yet cached the key. That Open may still succeed
+// (it began before the shred), but no later Open in this process may.
+func TestShredDuringKeyLookup(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	root := newRootKey(t, "r1")
+	sealed := mustSeal(t, newKeyring(t, s, root), sessionPlace("t1", "s1"), "v")
+	hs := &hookedStore{Backend: s}
+	k := newKeyring(t, hs, root)
+	shredded := false
+	hs.afterGet = func(collection, tenant, id string) {
+		if collection == Collection && id == "session:s1" && !shredded {
+			shredded = true
+			if err := k.Shred(ctx, tenant, "s1"); err != nil {
+				t.Errorf("Shred() = %v, want nil", err)
+			}
+		}
+	}
+	if _, err := k.Open(ctx, sessionPlace("t1", "s1"), sealed); err != nil && !errors.Is(err, barrier.ErrOpen) {
+		t.Fatalf("Open() during Shred error = %v, want nil or barrier.ErrOpen", err)
+	}
+	if !shredded {
+		t.Fatal("the hook did not run")
+	}
+	wantErrOpen(t, k, sessionPlace("t1", "s1"), sealed)
 }

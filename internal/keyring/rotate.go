@@ -32,7 +32,7 @@ func (k *Keyring) Status(ctx context.Context, tenants TenantLister) ([]RootUsage
 	}
 	out := make([]RootUsage, len(p.Keys))
 	for i, r := range p.Keys {
-		out[i] = RootUsage{RootState: r, Configured: k.roots[r.ID] != nil}
+		out[i] = RootUsage{RootState: r, Configured: k.Configured(r.ID)}
 		n := 0
 		err := tenants(ctx, func(tenant string) error {
 			c, err := k.count(ctx, tenant, r.ID)
@@ -124,7 +124,7 @@ func (k *Keyring) rewrapOne(ctx context.Context, rec store.Record, to KEK) error
 	if err := json.Unmarshal(rec.Body, &kr); err != nil {
 		return fmt.Errorf("keyring: key record %s/%s: %w", rec.Tenant, rec.ID, err)
 	}
-	from, ok := k.roots[kr.Root]
+	from, ok := k.root(kr.Root)
 	if !ok {
 		return fmt.Errorf("%w: %q wraps key %s/%s", ErrUnknownKey, kr.Root, rec.Tenant, rec.ID)
 	}

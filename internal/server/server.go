@@ -300,6 +300,7 @@ func (s *Server) Run(ctx context.Context, roles []config.Role, ready Ready) erro
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
+	wg.Go(func() { s.reloadKeysOnHangup(ctx) })
 	errs := make(chan error, len(roles))
 	start := func(name config.Role, fn func(context.Context) error) {
 		wg.Go(func() {
@@ -452,4 +453,29 @@ func (s *Server) Tenants(ctx context.Context, fn func(tenant string) error) erro
 		return err
 	}
 	return s.Identity.Tenants(ctx, func(t identity.Tenant) error { return fn(t.ID) })
+}
+
+// reloadKeysOnHangup re-reads the root keys on every SIGHUP until ctx is
+// done, so a root key added for rotation (a new file, a new KMS entry)
+// becomes usable without a restart. A failed reload keeps the keys in use.
+func (s *Server) reloadKeysOnHangup(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		keks, _, err := s.rootKeys(ctx, false)
+		if err == nil {
+			err = s.Keyring.Reload(ctx, keks)
+		}
+		if err != nil {
+			s.Log.Error("root keys not reloaded; the keys in use stay", "err", err)
+			continue
+		}
+		s.Log.Info("root keys reloaded", "count", len(keks))
+	}
 }

@@ -1,0 +1,68 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"unicode/utf8"
+
+	"github.com/idvault/idvault/internal/audit"
+	"github.com/idvault/idvault/internal/keyring"
+	"github.com/idvault/idvault/internal/store"
+)
+
+// Admin-entered secrets are write-only: PUT stores a value, GET lists names
+// and creation times, DELETE removes one. No route ever returns a value.
+
+func (a *API) listSecrets(w http.ResponseWriter, r *http.Request) error {
+	list, err := a.d.Keys.Secrets(r.Context(), principalOf(r.Context()).Tenant)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"items": list})
+}
+
+func secretNameProblem() *Problem {
+	return badRequest("The secret name is invalid.", FieldError{"name", "1 to 64 of a-z, 0-9, _, . and -, starting with a letter or digit"})
+}
+
+func (a *API) putSecret(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Value *string `json:"value"`
+	}
+	if err := decodeJSON(w, r, a.d.Limits.MaxJSONBytes, &req); err != nil {
+		return err
+	}
+	if req.Value == nil || *req.Value == "" || len(*req.Value) > keyring.MaxSecretBytes || !utf8.ValidString(*req.Value) {
+		return badRequest("The secret is invalid.", FieldError{"value", "a UTF-8 string of 1 to 4096 bytes"})
+	}
+	name := r.PathValue("name")
+	err := a.d.Keys.PutSecret(r.Context(), principalOf(r.Context()).Tenant, name, []byte(*req.Value))
+	if errors.Is(err, keyring.ErrSecretName) {
+		return secretNameProblem()
+	}
+	if err != nil {
+		return err
+	}
+	a.emit(r, audit.Event{Action: "secret.write", Outcome: audit.Success, Resource: audit.Resource{Type: "secret", ID: name}})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) deleteSecret(w http.ResponseWriter, r *http.Request) error {
+	if err := drainEmpty(w, r); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	err := a.d.Keys.DeleteSecret(r.Context(), principalOf(r.Context()).Tenant, name)
+	switch {
+	case errors.Is(err, keyring.ErrSecretName):
+		return secretNameProblem()
+	case errors.Is(err, store.ErrNotFound):
+		return notFound()
+	case err != nil:
+		return err
+	}
+	a.emit(r, audit.Event{Action: "secret.delete", Outcome: audit.Success, Resource: audit.Resource{Type: "secret", ID: name}})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -237,8 +237,8 @@ type Crypto struct {
 	// a secret reference, for rotation. Default empty.
 	RootKeys []RootKey `yaml:"rootKeys"`
 	// KMS are root keys held by a key-management service, each with an id
-	// and a Go Cloud secrets URL (hashivault://, awskms://,
-	// azurekeyvault://, gcpkms://, base64key://). Default empty.
+	// and a Go Cloud secrets URL. This build compiles in base64key:// (Go
+	// Cloud's local keeper); see docs/keys.md. Default empty.
 	KMS []KMSKey `yaml:"kms"`
 	// Scheme is how new record bodies are sealed: aes256gcm (the key
 	// hierarchy) or fernet (standard Fernet tokens under FernetKeys, for

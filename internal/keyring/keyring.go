@@ -310,13 +310,16 @@ func dataKeyID(scope string) string {
 
 const blindID = "blind"
 
-// keyIndex is the index of a data key record: the root key that wraps it,
-// and for a session's key the session id, so the scheduler can find keys
-// whose session is gone.
+// keyIndex is the index of a key record: the root key that wraps it; for a
+// session's key the session id, so the scheduler can find keys whose
+// session is gone; for an admin secret its name.
 func keyIndex(id, root string) map[string]string {
 	idx := map[string]string{"root": root}
 	if scope, ok := strings.CutPrefix(id, "session:"); ok {
 		idx["session"] = scope
+	}
+	if name, ok := strings.CutPrefix(id, "secret:"); ok {
+		idx["secret"] = name
 	}
 	return idx
 }

@@ -60,9 +60,7 @@ func (k *Keyring) PutSecret(ctx context.Context, tenant, name string, value []by
 	if err != nil {
 		return err
 	}
-	idx := keyIndex(id, root.ID())
-	idx["secret"] = name
-	rec := store.Record{Collection: Collection, Tenant: tenant, ID: id, Index: idx, Body: body}
+	rec := store.Record{Collection: Collection, Tenant: tenant, ID: id, Index: keyIndex(id, root.ID()), Body: body}
 	for {
 		cur, err := k.backend.Get(ctx, Collection, tenant, id)
 		switch {

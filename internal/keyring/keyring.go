@@ -123,6 +123,9 @@ type Keyring struct {
 
 	mu    sync.Mutex
 	cache map[cacheKey]cached
+	// shreds counts Shred calls; a lookup that raced with one does not
+	// cache what it read (see dataKey).
+	shreds uint64
 
 	fernet     fernet.Keys
 	sealFernet bool
@@ -361,6 +364,7 @@ func (k *Keyring) dataKey(ctx context.Context, tenant, id string, create bool) (
 	now := k.now()
 	k.mu.Lock()
 	c, ok := k.cache[ck]
+	epoch := k.shreds
 	k.mu.Unlock()
 	if ok && now.Before(c.expires) {
 		return c, nil
@@ -390,6 +394,12 @@ func (k *Keyring) dataKey(ctx context.Context, tenant, id string, create bool) (
 	}
 	c = cached{key: dk, raw: raw, expires: now.Add(CacheTTL)}
 	k.mu.Lock()
+	if k.shreds != epoch {
+		// A Shred ran while this lookup read the key record: the record
+		// may be gone now. Look again rather than cache a shredded key.
+		k.mu.Unlock()
+		return k.dataKey(ctx, tenant, id, create)
+	}
 	if len(k.cache) >= maxCached {
 		for old := range k.cache {
 			delete(k.cache, old)
@@ -473,16 +483,17 @@ func (k *Keyring) Shred(ctx context.Context, tenant, scope string) error {
 		return fmt.Errorf("keyring: shred needs a scope: %w", store.ErrInvalid)
 	}
 	id := dataKeyID(scope)
-	k.mu.Lock()
-	if c, ok := k.cache[cacheKey{tenant, id}]; ok {
-		clear(c.raw)
-		delete(k.cache, cacheKey{tenant, id})
-	}
-	k.mu.Unlock()
+	// Delete first, then evict and count the shred under the lock: a
+	// lookup that read the record before the delete sees the count change
+	// and looks again (see dataKey).
 	err := k.backend.Delete(ctx, Collection, tenant, id, 0)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("keyring: shred %s/%s: %w", tenant, id, err)
 	}
+	k.mu.Lock()
+	k.shreds++
+	delete(k.cache, cacheKey{tenant, id})
+	k.mu.Unlock()
 	return nil
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/idvault/idvault/internal/barrier"
 	"github.com/idvault/idvault/internal/files"
 	"github.com/idvault/idvault/internal/identity"
+	"github.com/idvault/idvault/internal/keyring"
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/session"
 	"github.com/idvault/idvault/internal/store"
@@ -84,10 +85,13 @@ const (
 // verifyPage is how many sessions verification lists at once.
 const verifyPage = 100
 
-// SessionKeys lists and shreds session data keys (keyring.Keyring).
+// SessionKeys lists, shreds and re-wraps data keys (keyring.Keyring).
 type SessionKeys interface {
 	SessionKeys(ctx context.Context, tenant string, fn func(session string, created time.Time) error) error
 	Shred(ctx context.Context, tenant, scope string) error
+	// Rewrap re-wraps data keys under the primary root key (the background
+	// half of a rotation) and returns how many it re-wrapped.
+	Rewrap(ctx context.Context, tenants keyring.TenantLister, progress keyring.Progress) (int, error)
 }
 
 // Scheduler runs the jobs. Only one goroutine may call Run or RunOnce.
@@ -168,6 +172,8 @@ type Report struct {
 	Expired     int
 	Republished int
 	Swept       int
+	// Rewrapped counts data keys re-wrapped under a new primary root key.
+	Rewrapped int
 	// Verified counts the files read back completely, Tampered those of
 	// them this pass quarantined because their stored object failed
 	// verification, Missing those it quarantined because their object was
@@ -204,8 +210,23 @@ func (s *Scheduler) RunOnce(ctx context.Context) (Report, error) {
 	if s.d.Files != nil {
 		err = errors.Join(err, s.verify(ctx, tenants, err == nil, &rep))
 	}
-	if rep.Expired+rep.Republished+rep.Swept > 0 {
-		s.d.Log.Info("scheduler: pass", "expired", rep.Expired, "republished", rep.Republished, "swept", rep.Swept)
+	if s.d.Keys != nil {
+		n, rerr := s.d.Keys.Rewrap(ctx, func(ctx context.Context, fn func(string) error) error {
+			if err := fn(store.PlatformTenant); err != nil {
+				return err
+			}
+			for _, t := range tenants {
+				if err := fn(t); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, nil)
+		rep.Rewrapped = n
+		err = errors.Join(err, rerr)
+	}
+	if rep.Expired+rep.Republished+rep.Swept+rep.Rewrapped > 0 {
+		s.d.Log.Info("scheduler: pass", "expired", rep.Expired, "republished", rep.Republished, "swept", rep.Swept, "rewrapped", rep.Rewrapped)
 	}
 	return rep, err
 }

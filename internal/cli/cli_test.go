@@ -138,3 +138,64 @@ func TestServeProductionNeedsInit(t *testing.T) {
 		t.Errorf("serve in production on an empty data dir = %d, %q; want a refusal asking for init", code, errOut)
 	}
 }
+
+// TestKeysLifecycle runs the dev-mode rotation of the README: status,
+// rotate (a new root key file), rewrap, retire, and the data still opens
+// with only the new key.
+func TestKeysLifecycle(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if code, _, errOut := run(t, nil, "init", "--json", "--data-dir", dir); code != 0 {
+		t.Fatalf("init = %d: %s", code, errOut)
+	}
+	status := func() []struct {
+		ID, State string
+		DataKeys  int
+	} {
+		t.Helper()
+		code, out, errOut := run(t, nil, "keys", "status", "--json", "--data-dir", dir)
+		if code != 0 {
+			t.Fatalf("keys status = %d: %s", code, errOut)
+		}
+		var st []struct {
+			ID, State string
+			DataKeys  int
+		}
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("keys status --json = %q: %v", out, err)
+		}
+		return st
+	}
+	st := status()
+	if len(st) != 1 || st[0].ID != "root" || st[0].State != "primary" || st[0].DataKeys == 0 {
+		t.Fatalf("status after init = %+v", st)
+	}
+	code, out, errOut := run(t, nil, "keys", "rotate", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "LOSING THIS KEY") {
+		t.Fatalf("keys rotate = %d, %q, %q", code, out, errOut)
+	}
+	if code, _, errOut := run(t, nil, "keys", "retire", "--id", "root", "--data-dir", dir); code == 0 || !strings.Contains(errOut, "still in use") {
+		t.Errorf("retire before rewrap = %d, %q; want a refusal", code, errOut)
+	}
+	if code, out, _ := run(t, nil, "keys", "rewrap", "--data-dir", dir); code != 0 || !strings.Contains(out, "re-wrapped") {
+		t.Fatalf("keys rewrap = %d, %q", code, out)
+	}
+	if code, _, errOut := run(t, nil, "keys", "retire", "--id", "root", "--data-dir", dir); code != 0 {
+		t.Fatalf("keys retire = %d: %s", code, errOut)
+	}
+	if code, _, errOut := run(t, nil, "keys", "status", "--data-dir", dir); code == 0 || !strings.Contains(errOut, "retired") {
+		t.Errorf("status with the retired key file still present = %d, %q; want a refusal naming it", code, errOut)
+	}
+	if err := os.Remove(filepath.Join(dir, "keys", "root.key")); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range status() {
+		if r.ID == "root" && (r.State != "retired" || r.DataKeys != 0) {
+			t.Errorf("root after retire = %+v", r)
+		}
+	}
+	for _, args := range [][]string{{"keys"}, {"keys", "bogus"}, {"keys", "migrate", "--to", "fernet"}} {
+		if code, _, _ := run(t, nil, append(args, "--data-dir", dir)...); code == 0 {
+			t.Errorf("Run(%q) = 0, want failure", args)
+		}
+	}
+}

@@ -496,6 +496,15 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("tenantId, username and password are required.")
 	}
 	tok, exp, err := a.d.Identity.IssueToken(r.Context(), req.TenantID, req.Username, req.Password)
+	if locked, ok := errors.AsType[*identity.LockedError](err); ok {
+		a.emit(r, audit.Event{Action: "auth.lockout", Outcome: audit.Denied, Reason: "too many failed sign-ins",
+			Resource: audit.Resource{Type: "token"}})
+		retry := max(int64(locked.Until.Sub(a.d.Now())/time.Second)+1, 1)
+		p := problem(http.StatusTooManyRequests, "signin-locked", "Too many failed sign-ins",
+			"Sign-in for this username is locked for a while after repeated failures.")
+		p.header = http.Header{"Retry-After": {strconv.FormatInt(retry, 10)}}
+		return p
+	}
 	if errors.Is(err, identity.ErrUnauthenticated) || errors.Is(err, identity.ErrTenantSuspended) {
 		a.emit(r, audit.Event{Action: "auth.failure", Outcome: audit.Denied, Reason: "bad username or password",
 			Resource: audit.Resource{Type: "token"}})

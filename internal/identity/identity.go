@@ -84,6 +84,8 @@ type User struct {
 	PasswordHash string    `json:"passwordHash"`
 	Roles        []string  `json:"roles"`
 	CreatedAt    time.Time `json:"createdAt"`
+	// Disabled users cannot sign in, and their bearer tokens stop working.
+	Disabled bool `json:"disabled,omitempty"`
 }
 
 type credential struct {
@@ -297,6 +299,9 @@ func (s *Service) IssueToken(ctx context.Context, tenant, username, password str
 	if err != nil {
 		return "", time.Time{}, err
 	}
+	if err := s.checkLockout(ctx, v, bi); err != nil {
+		return "", time.Time{}, err
+	}
 	page, err := v.Query(ctx, store.Query{Collection: CollUsers, Where: []store.Cond{{Field: "username_bi", Op: store.Eq, Value: bi}}, Limit: 1})
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("issue token: %w", err)
@@ -307,8 +312,11 @@ func (s *Service) IssueToken(ctx context.Context, tenant, username, password str
 			return "", time.Time{}, fmt.Errorf("issue token: %w", err)
 		}
 	}
-	if !VerifyPassword(u.PasswordHash, password) || u.ID == "" {
-		return "", time.Time{}, ErrUnauthenticated
+	if !VerifyPassword(u.PasswordHash, password) || u.ID == "" || u.Disabled {
+		return "", time.Time{}, s.recordFailure(ctx, v, bi)
+	}
+	if err := s.resetFailures(ctx, v, bi); err != nil {
+		return "", time.Time{}, err
 	}
 	if err := s.checkTenant(ctx, tenant); err != nil {
 		return "", time.Time{}, err
@@ -394,6 +402,12 @@ func (s *Service) Authenticate(ctx context.Context, header string) (Principal, e
 	p := Principal{Tenant: tenant, Type: typ, ID: c.ID, Roles: c.Roles}
 	if typ == "user" {
 		p.ID = c.Subject
+		var u User
+		if _, err := v.Get(ctx, CollUsers, c.Subject, &u); errors.Is(err, store.ErrNotFound) || (err == nil && u.Disabled) {
+			return Principal{}, ErrUnauthenticated
+		} else if err != nil {
+			return Principal{}, fmt.Errorf("authenticate: %w", err)
+		}
 	}
 	return p, nil
 }

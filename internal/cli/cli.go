@@ -30,8 +30,12 @@ Usage:
   idvault serve [flags]          run the platform (all roles by default)
   idvault init [flags]           create the data directory, root key and first tenant
   idvault config check [flags]   validate and print the effective configuration
-  idvault keys status|rotate|rewrap|retire [flags]
+  idvault keys status|rotate|rewrap|retire|migrate [flags]
                                  manage root keys (see docs/keys.md)
+  idvault tenant create|list|suspend|resume [flags]
+                                 manage tenants (platform operator)
+  idvault user create|list|disable|enable --tenant ID [flags]
+                                 manage a tenant's users
   idvault version                print the version
 
 Run "idvault <command> --help" for a command's flags.
@@ -63,6 +67,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		err = configCheck(args[2:], stdout, environ)
 	case "keys":
 		err = keysCmd(ctx, args[1:], stdout, stderr, environ)
+	case "tenant":
+		err = tenantCmd(ctx, args[1:], stdout, stderr, environ)
+	case "user":
+		err = userCmd(ctx, args[1:], stdout, stderr, environ)
 	case "version":
 		err = version(args[1:], stdout)
 	case "-h", "--help", "help":

@@ -4,10 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/idvault/idvault/internal/config"
+	"github.com/idvault/idvault/internal/identity"
+	"github.com/idvault/idvault/internal/server"
 )
 
 func run(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
@@ -20,6 +26,7 @@ func run(t *testing.T, env []string, args ...string) (code int, stdout, stderr s
 func TestHelp(t *testing.T) {
 	for _, args := range [][]string{
 		{"--help"}, {"serve", "--help"}, {"init", "--help"}, {"config", "check", "--help"}, {"config", "--help"}, {"version", "--help"},
+		{"keys", "--help"}, {"tenant", "--help"}, {"user", "--help"}, {"keys", "status", "--help"}, {"tenant", "create", "--help"}, {"user", "list", "--help"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			code, out, _ := run(t, nil, args...)
@@ -197,5 +204,77 @@ func TestKeysLifecycle(t *testing.T) {
 		if code, _, _ := run(t, nil, append(args, "--data-dir", dir)...); code == 0 {
 			t.Errorf("Run(%q) = 0, want failure", args)
 		}
+	}
+}
+
+// TestTenantAndUserAdmin runs the operator commands: a second tenant with
+// its own admin, listing, suspending (its key stops working), users created,
+// listed and disabled (sign-in refused).
+func TestTenantAndUserAdmin(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	if code, _, errOut := run(t, nil, "init", "--json", "--data-dir", dir); code != 0 {
+		t.Fatalf("init = %d: %s", code, errOut)
+	}
+	code, out, errOut := run(t, nil, "tenant", "create", "--name", "Bolt Bank", "--json", "--data-dir", dir)
+	if code != 0 {
+		t.Fatalf("tenant create = %d: %s", code, errOut)
+	}
+	var created struct{ TenantID, AdminPassword, APIKey string }
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created.TenantID == "" || created.APIKey == "" {
+		t.Fatalf("tenant create --json = %q: %v", out, err)
+	}
+	code, out, _ = run(t, nil, "tenant", "list", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "Bolt Bank") || !strings.Contains(out, created.TenantID) {
+		t.Errorf("tenant list = %d, %q", code, out)
+	}
+	code, out, errOut = run(t, nil, "user", "create", "--tenant", created.TenantID, "--username", "Alice@Bolt.example", "--role", "integration", "--json", "--data-dir", dir)
+	if code != 0 {
+		t.Fatalf("user create = %d: %s", code, errOut)
+	}
+	var user struct{ Password string }
+	if err := json.Unmarshal([]byte(out), &user); err != nil || len(user.Password) < 20 {
+		t.Fatalf("user create --json = %q", out)
+	}
+	if code, _, errOut := run(t, nil, "user", "create", "--tenant", created.TenantID, "--username", "alice@bolt.example", "--role", "integration", "--data-dir", dir); code == 0 || !strings.Contains(errOut, "exists") {
+		t.Errorf("duplicate user create = %d, %q", code, errOut)
+	}
+	if code, _, _ := run(t, nil, "user", "create", "--tenant", created.TenantID, "--username", "bob", "--role", "superuser", "--data-dir", dir); code == 0 {
+		t.Error("user create with an unknown role succeeded")
+	}
+	code, out, _ = run(t, nil, "user", "list", "--tenant", created.TenantID, "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "alice@bolt.example") || !strings.Contains(out, "admin") {
+		t.Errorf("user list = %d, %q", code, out)
+	}
+	if code, _, errOut := run(t, nil, "user", "disable", "--tenant", created.TenantID, "--username", "alice@bolt.example", "--data-dir", dir); code != 0 {
+		t.Fatalf("user disable = %d: %s", code, errOut)
+	}
+	if code, _, errOut := run(t, nil, "tenant", "suspend", "--id", created.TenantID, "--data-dir", dir); code != 0 {
+		t.Fatalf("tenant suspend = %d: %s", code, errOut)
+	}
+	if code, _, _ := run(t, nil, "tenant", "suspend", "--id", "no-such-tenant", "--data-dir", dir); code == 0 {
+		t.Error("suspending an unknown tenant succeeded")
+	}
+
+	cfg, err := config.Load("", []string{"IDVAULT_DATADIR=" + dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.Open(ctx, cfg, slog.New(slog.DiscardHandler), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if _, err := srv.Identity.Authenticate(ctx, "ApiKey "+created.APIKey); !errors.Is(err, identity.ErrTenantSuspended) {
+		t.Errorf("Authenticate(key of a suspended tenant) = %v, want ErrTenantSuspended", err)
+	}
+	if err := srv.Identity.SetTenantStatus(ctx, created.TenantID, identity.TenantActive); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := srv.Identity.IssueToken(ctx, created.TenantID, "alice@bolt.example", user.Password); !errors.Is(err, identity.ErrUnauthenticated) {
+		t.Errorf("IssueToken(disabled user) = %v, want ErrUnauthenticated", err)
+	}
+	if _, _, err := srv.Identity.IssueToken(ctx, created.TenantID, "admin", created.AdminPassword); err != nil {
+		t.Errorf("IssueToken(the new tenant's admin) = %v", err)
 	}
 }

@@ -424,3 +424,66 @@ func (s *Service) checkTenant(ctx context.Context, tenant string) error {
 	}
 	return nil
 }
+
+// Users calls fn for every user of tenant, in id order, until fn returns an
+// error.
+func (s *Service) Users(ctx context.Context, tenant string, fn func(User) error) error {
+	v, err := s.view(tenant)
+	if err != nil {
+		return err
+	}
+	q := store.Query{Collection: CollUsers, Limit: store.MaxLimit}
+	for {
+		page, err := v.Query(ctx, q)
+		if err != nil {
+			return fmt.Errorf("list users: %w", err)
+		}
+		for _, rec := range page.Records {
+			var u User
+			if err := v.Decode(ctx, rec, &u); err != nil {
+				return err
+			}
+			if err := fn(u); err != nil {
+				return err
+			}
+		}
+		if page.Next == "" {
+			return nil
+		}
+		q.Cursor = page.Next
+	}
+}
+
+// SetUserDisabled disables (or re-enables) the user of tenant named
+// username. A disabled user cannot sign in and its bearer tokens stop
+// working at once. It returns store.ErrNotFound for an unknown user.
+func (s *Service) SetUserDisabled(ctx context.Context, tenant, username string, disabled bool) error {
+	v, err := s.view(tenant)
+	if err != nil {
+		return err
+	}
+	bi, err := s.usernameIndex(ctx, tenant, NormalizeUsername(username))
+	if err != nil {
+		return err
+	}
+	for {
+		page, err := v.Query(ctx, store.Query{Collection: CollUsers, Where: []store.Cond{{Field: "username_bi", Op: store.Eq, Value: bi}}, Limit: 1})
+		if err != nil {
+			return fmt.Errorf("disable user: %w", err)
+		}
+		if len(page.Records) == 0 {
+			return store.ErrNotFound
+		}
+		rec := page.Records[0]
+		var u User
+		if err := v.Decode(ctx, rec, &u); err != nil {
+			return err
+		}
+		u.Disabled = disabled
+		_, err = v.Update(ctx, CollUsers, u.ID, rec.Version, map[string]string{"username_bi": bi}, u)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		return err
+	}
+}

@@ -261,11 +261,43 @@ func (s *Server) Init(ctx context.Context) (InitResult, error) {
 	if err != nil {
 		return InitResult{}, err
 	}
-	pw := make([]byte, 18)
-	if _, err := rand.Read(pw); err != nil {
+	res, err := s.provisionAdmin(ctx, t)
+	if err != nil {
 		return InitResult{}, err
 	}
-	password := base64.RawURLEncoding.EncodeToString(pw)
+	st.Done = true
+	if _, err := v.Update(ctx, initCollection, initID, rec.Version, nil, st); err != nil {
+		return InitResult{}, fmt.Errorf("init: record completion: %w", err)
+	}
+	return res, nil
+}
+
+// CreateTenant creates a tenant with its admin user (random one-time
+// password) and an admin API key, for the platform operator's
+// `idvault tenant create`. The operator sees the credentials once and no
+// data of the tenant.
+func (s *Server) CreateTenant(ctx context.Context, name string) (InitResult, error) {
+	t, err := s.Identity.CreateTenant(ctx, name)
+	if err != nil {
+		return InitResult{}, err
+	}
+	return s.provisionAdmin(ctx, t)
+}
+
+// NewPassword returns a random 24-character one-time password.
+func NewPassword() (string, error) {
+	pw := make([]byte, 18)
+	if _, err := rand.Read(pw); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(pw), nil
+}
+
+func (s *Server) provisionAdmin(ctx context.Context, t identity.Tenant) (InitResult, error) {
+	password, err := NewPassword()
+	if err != nil {
+		return InitResult{}, err
+	}
 	u, err := s.Identity.CreateUser(ctx, t.ID, "admin", password, []string{authz.RoleAdmin})
 	if err != nil {
 		return InitResult{}, err
@@ -273,10 +305,6 @@ func (s *Server) Init(ctx context.Context) (InitResult, error) {
 	_, key, err := s.Identity.CreateAPIKey(ctx, t.ID, "initial admin key", u.ID, []string{authz.RoleAdmin}, nil)
 	if err != nil {
 		return InitResult{}, err
-	}
-	st.Done = true
-	if _, err := v.Update(ctx, initCollection, initID, rec.Version, nil, st); err != nil {
-		return InitResult{}, fmt.Errorf("init: record completion: %w", err)
 	}
 	return InitResult{TenantID: t.ID, AdminUser: u.Username, AdminPassword: password, APIKey: key, URL: s.Config.API.PublicURL}, nil
 }

@@ -103,12 +103,16 @@ func createSession(client *http.Client, base, key string) (string, error) {
 	return s.ID, nil
 }
 
+// clients is how many concurrent clients per CPU the HTTPS benchmarks run.
+const clients = 16
+
 // BenchmarkHTTPS measures the API over HTTPS on loopback with every role
 // running: session create and get per second, and file upload throughput on
 // a ladder of sizes (PDF bodies, so the size is exact).
 func BenchmarkHTTPS(b *testing.B) {
 	base, key, client := benchPlatform(b)
 	b.Run("SessionCreate", func(b *testing.B) {
+		b.SetParallelism(clients)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if _, err := createSession(client, base, key); err != nil {
@@ -124,6 +128,7 @@ func BenchmarkHTTPS(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Run("SessionGet", func(b *testing.B) {
+		b.SetParallelism(clients)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if _, err := call(client, "GET", base+"/sessions/"+id, key, "", nil, http.StatusOK); err != nil {

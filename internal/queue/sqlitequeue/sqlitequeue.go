@@ -88,6 +88,20 @@ type Broker struct {
 	closed  bool
 	waiters map[string]chan struct{} // per topic, closed to wake its Receive calls
 	calls   sync.WaitGroup           // calls in flight, awaited by Close
+
+	// Group commit: concurrent Publish calls queue here and one of them,
+	// the leader, inserts the whole queue in one transaction, so N
+	// publishers share one commit (one fsync) instead of N.
+	pmu     sync.Mutex
+	pending []*publishReq
+	leading bool
+}
+
+type publishReq struct {
+	topic string
+	body  []byte
+	done  chan error    // the result of the commit that holds this message
+	lead  chan struct{} // signalled when this call becomes the leader
 }
 
 var _ queue.Broker = (*Broker)(nil)
@@ -119,7 +133,10 @@ func New(ctx context.Context, db *sql.DB, opts queue.Options) (*Broker, error) {
 	}, nil
 }
 
-// Publish stores body on topic; the row is committed before Publish returns.
+// Publish stores body on topic; the row is committed before Publish
+// returns. Concurrent publishes share one transaction (group commit). A
+// cancelled ctx does not cancel a commit in progress: the message may be
+// stored even when Publish is abandoned, as at-least-once allows.
 func (b *Broker) Publish(ctx context.Context, topic string, body []byte) error {
 	if topic == "" {
 		return fmt.Errorf("sqlitequeue: publish: %w: empty topic", queue.ErrInvalid)
@@ -132,16 +149,83 @@ func (b *Broker) Publish(ctx context.Context, topic string, body []byte) error {
 		return err
 	}
 	defer b.calls.Done()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if body == nil {
 		body = []byte{} // nil would be stored as NULL
 	}
-	now := time.Now().UnixNano()
-	if _, err := b.db.ExecContext(ctx,
-		`INSERT INTO queue_messages (id, topic, body, available_at, created_at) VALUES (?, ?, ?, ?, ?)`,
-		uuid.NewString(), topic, body, now, now); err != nil {
+	req := &publishReq{topic: topic, body: body, done: make(chan error, 1), lead: make(chan struct{}, 1)}
+	b.pmu.Lock()
+	b.pending = append(b.pending, req)
+	lead := !b.leading
+	b.leading = true
+	b.pmu.Unlock()
+	if lead {
+		b.flush()
+	}
+	for {
+		select {
+		case err := <-req.done:
+			return err
+		case <-req.lead:
+			b.flush()
+		}
+	}
+}
+
+// flush commits every queued publish in one transaction, answers each, and
+// hands the lead to the next queued call, if any. Only the leader calls it.
+func (b *Broker) flush() {
+	b.pmu.Lock()
+	batch := b.pending
+	b.pending = nil
+	b.pmu.Unlock()
+	err := b.insert(batch)
+	topics := map[string]bool{}
+	for _, r := range batch {
+		r.done <- err
+		topics[r.topic] = true
+	}
+	if err == nil {
+		for t := range topics {
+			b.wake(t)
+		}
+	}
+	b.pmu.Lock()
+	if len(b.pending) > 0 {
+		b.pending[0].lead <- struct{}{}
+	} else {
+		b.leading = false
+	}
+	b.pmu.Unlock()
+}
+
+// insert stores batch in one transaction. It does not take a caller's
+// context: a commit shared by several publishers must not be cancelled by
+// one of them.
+func (b *Broker) insert(batch []*publishReq) error {
+	ctx := context.Background()
+	tx, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
 		return fmt.Errorf("sqlitequeue: publish: %w", err)
 	}
-	b.wake(topic)
+	defer func() { _ = tx.Rollback() }()
+	stmt, err := tx.PrepareContext(ctx,
+		`INSERT INTO queue_messages (id, topic, body, available_at, created_at) VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("sqlitequeue: publish: %w", err)
+	}
+	defer stmt.Close()
+	now := time.Now().UnixNano()
+	for _, r := range batch {
+		if _, err := stmt.ExecContext(ctx, uuid.NewString(), r.topic, r.body, now, now); err != nil {
+			return fmt.Errorf("sqlitequeue: publish: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlitequeue: publish: %w", err)
+	}
 	return nil
 }
 

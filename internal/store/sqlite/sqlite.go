@@ -67,6 +67,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/idvault/idvault/internal/sqlitedb"
@@ -82,7 +83,15 @@ var errClosed = errors.New("sqlite store: closed")
 type Store struct {
 	db     *sql.DB
 	closed atomic.Bool
+	// stmts caches prepared statements by SQL text: parsing a statement
+	// anew cost a quarter of a read's CPU. Only the fixed statements of
+	// Get, Put, Update and Delete are cached, so the map stays small.
+	stmts sync.Map // string -> *sql.Stmt
 }
+
+const getSQL = `SELECT version, body, NULL, NULL FROM store_records WHERE collection = ?1 AND tenant = ?2 AND id = ?3
+		UNION ALL
+		SELECT NULL, NULL, field, value FROM store_index WHERE collection = ?1 AND tenant = ?2 AND id = ?3`
 
 var _ store.Backend = (*Store)(nil)
 
@@ -115,8 +124,40 @@ func New(ctx context.Context, db *sql.DB) (*Store, error) {
 // Close marks the Store closed: later calls fail. It does not close the
 // *sql.DB, which the caller owns. Close is idempotent.
 func (s *Store) Close() error {
-	s.closed.Store(true)
-	return nil
+	if s.closed.Swap(true) {
+		return nil
+	}
+	var errs []error
+	s.stmts.Range(func(_, v any) bool {
+		errs = append(errs, v.(*sql.Stmt).Close())
+		return true
+	})
+	return errors.Join(errs...)
+}
+
+// stmt returns the prepared statement of query, preparing it on first use.
+func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if v, ok := s.stmts.Load(query); ok {
+		return v.(*sql.Stmt), nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if v, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		_ = st.Close()
+		return v.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// txExec runs the cached statement of query within tx.
+func (s *Store) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 }
 
 // Ping reports whether the database answers.
@@ -146,11 +187,11 @@ func (s *Store) Get(ctx context.Context, collection, tenant, id string) (store.R
 // from one snapshot without a transaction: the record row carries a version,
 // each index row a field.
 func (s *Store) get(ctx context.Context, collection, tenant, id string) (store.Record, error) {
-	rows, err := s.db.QueryContext(ctx,
-		`SELECT version, body, NULL, NULL FROM store_records WHERE collection = ?1 AND tenant = ?2 AND id = ?3
-		UNION ALL
-		SELECT NULL, NULL, field, value FROM store_index WHERE collection = ?1 AND tenant = ?2 AND id = ?3`,
-		collection, tenant, id)
+	st, err := s.stmt(ctx, getSQL)
+	if err != nil {
+		return store.Record{}, err
+	}
+	rows, err := st.QueryContext(ctx, collection, tenant, id)
 	if err != nil {
 		return store.Record{}, err
 	}
@@ -187,7 +228,7 @@ func (s *Store) Put(ctx context.Context, rec store.Record) (store.Record, error)
 		return store.Record{}, fmt.Errorf("put: %w", err)
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
+		res, err := s.txExec(ctx, tx,
 			`INSERT INTO store_records (collection, tenant, id, version, body) VALUES (?, ?, ?, 1, ?)
 			ON CONFLICT DO NOTHING`,
 			rec.Collection, rec.Tenant, rec.ID, nonNil(rec.Body))
@@ -199,7 +240,7 @@ func (s *Store) Put(ctx context.Context, rec store.Record) (store.Record, error)
 		} else if n == 0 {
 			return store.ErrConflict
 		}
-		return insertIndex(ctx, tx, rec)
+		return s.insertIndex(ctx, tx, rec)
 	})
 	if err != nil {
 		return store.Record{}, fmt.Errorf("put %s/%s: %w", rec.Collection, rec.ID, err)
@@ -220,7 +261,7 @@ func (s *Store) Update(ctx context.Context, rec store.Record) (store.Record, err
 		return store.Record{}, fmt.Errorf("update: negative version: %w", store.ErrInvalid)
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
+		res, err := s.txExec(ctx, tx,
 			`UPDATE store_records SET version = version + 1, body = ?
 			WHERE collection = ? AND tenant = ? AND id = ? AND version = ?`,
 			nonNil(rec.Body), rec.Collection, rec.Tenant, rec.ID, rec.Version)
@@ -230,12 +271,12 @@ func (s *Store) Update(ctx context.Context, rec store.Record) (store.Record, err
 		if err := casResult(ctx, tx, res, rec.Collection, rec.Tenant, rec.ID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx,
+		if _, err := s.txExec(ctx, tx,
 			`DELETE FROM store_index WHERE collection = ? AND tenant = ? AND id = ?`,
 			rec.Collection, rec.Tenant, rec.ID); err != nil {
 			return err
 		}
-		return insertIndex(ctx, tx, rec)
+		return s.insertIndex(ctx, tx, rec)
 	})
 	if err != nil {
 		return store.Record{}, fmt.Errorf("update %s/%s: %w", rec.Collection, rec.ID, err)
@@ -255,7 +296,7 @@ func (s *Store) Delete(ctx context.Context, collection, tenant, id string, versi
 		return fmt.Errorf("delete: negative version: %w", store.ErrInvalid)
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
+		res, err := s.txExec(ctx, tx,
 			`DELETE FROM store_records WHERE collection = ? AND tenant = ? AND id = ? AND (? = 0 OR version = ?)`,
 			collection, tenant, id, version, version)
 		if err != nil {
@@ -433,9 +474,9 @@ func loadIndex(ctx context.Context, tx *sql.Tx, collection, tenant string, ids [
 }
 
 // insertIndex writes the index rows of rec.
-func insertIndex(ctx context.Context, tx *sql.Tx, rec store.Record) error {
+func (s *Store) insertIndex(ctx context.Context, tx *sql.Tx, rec store.Record) error {
 	for field, value := range rec.Index {
-		if _, err := tx.ExecContext(ctx,
+		if _, err := s.txExec(ctx, tx,
 			`INSERT INTO store_index (collection, tenant, id, field, value) VALUES (?, ?, ?, ?, ?)`,
 			rec.Collection, rec.Tenant, rec.ID, field, value); err != nil {
 			return err

@@ -271,10 +271,10 @@ func TestTenantAndUserAdmin(t *testing.T) {
 	if err := srv.Identity.SetTenantStatus(ctx, created.TenantID, identity.TenantActive); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := srv.Identity.IssueToken(ctx, created.TenantID, "alice@bolt.example", user.Password); !errors.Is(err, identity.ErrUnauthenticated) {
+	if _, _, err := srv.Identity.IssueToken(ctx, created.TenantID, "alice@bolt.example", user.Password, ""); !errors.Is(err, identity.ErrUnauthenticated) {
 		t.Errorf("IssueToken(disabled user) = %v, want ErrUnauthenticated", err)
 	}
-	if _, _, err := srv.Identity.IssueToken(ctx, created.TenantID, "admin", created.AdminPassword); err != nil {
+	if _, _, err := srv.Identity.IssueToken(ctx, created.TenantID, "admin", created.AdminPassword, ""); err != nil {
 		t.Errorf("IssueToken(the new tenant's admin) = %v", err)
 	}
 }

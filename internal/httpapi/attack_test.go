@@ -33,7 +33,7 @@ func TestCrossTenantAccess(t *testing.T) {
 	fb := h.upload(t, h.b, sb.ID, "selfie", "image/png", testPNG(t, 8, 8))
 	bBefore := h.do(t, "GET", "/api/v1/sessions/"+sb.ID, h.b.Auth(), "", nil)
 	wantStatus(t, bBefore, http.StatusOK)
-	tok, _, err := h.identity.IssueToken(t.Context(), h.a.ID, h.a.Username, h.a.Password)
+	tok, _, err := h.identity.IssueToken(t.Context(), h.a.ID, h.a.Username, h.a.Password, "")
 	if err != nil {
 		t.Fatalf("IssueToken = %v, want nil", err)
 	}
@@ -119,7 +119,7 @@ func TestForgedCredentials(t *testing.T) {
 	if len(ka) != 4 || len(kb) != 4 {
 		t.Fatalf("API key %q is not idvk.<tenant>.<id>.<secret>", h.a.Key)
 	}
-	tok, _, err := h.identity.IssueToken(t.Context(), h.a.ID, h.a.Username, h.a.Password)
+	tok, _, err := h.identity.IssueToken(t.Context(), h.a.ID, h.a.Username, h.a.Password, "")
 	if err != nil {
 		t.Fatalf("IssueToken = %v, want nil", err)
 	}

@@ -488,6 +488,8 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request) error {
 		TenantID string `json:"tenantId"`
 		Username string `json:"username"`
 		Password string `json:"password"`
+		// Code is the TOTP code of a user enrolled in the second factor.
+		Code string `json:"code"`
 	}
 	if err := decodeJSON(w, r, a.d.Limits.MaxJSONBytes, &req); err != nil {
 		return err
@@ -495,7 +497,7 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request) error {
 	if req.TenantID == "" || req.Username == "" || req.Password == "" {
 		return badRequest("tenantId, username and password are required.")
 	}
-	tok, exp, err := a.d.Identity.IssueToken(r.Context(), req.TenantID, req.Username, req.Password)
+	tok, exp, err := a.d.Identity.IssueToken(r.Context(), req.TenantID, req.Username, req.Password, req.Code)
 	if locked, ok := errors.AsType[*identity.LockedError](err); ok {
 		a.emit(r, audit.Event{Action: "auth.lockout", Outcome: audit.Denied, Reason: "too many failed sign-ins",
 			Resource: audit.Resource{Type: "token"}})

@@ -86,6 +86,10 @@ type User struct {
 	CreatedAt    time.Time `json:"createdAt"`
 	// Disabled users cannot sign in, and their bearer tokens stop working.
 	Disabled bool `json:"disabled,omitempty"`
+	// TOTP is the user's second factor, if enrolled (see totp.go);
+	// PendingTOTP an enrolment not yet confirmed.
+	TOTP        *TOTP `json:"totp,omitempty"`
+	PendingTOTP *TOTP `json:"pendingTotp,omitempty"`
 }
 
 type credential struct {
@@ -278,10 +282,12 @@ func (s *Service) CreateAPIKey(ctx context.Context, tenant, name, subject string
 	return s.createCredential(ctx, CollAPIKeys, "idvk", tenant, credential{Name: name, Subject: subject, Roles: roles, ExpiresAt: expiresAt})
 }
 
-// IssueToken checks username and password in tenant and returns a bearer
-// token valid for TokenTTL, with its expiry. Any failure is
-// ErrUnauthenticated.
-func (s *Service) IssueToken(ctx context.Context, tenant, username, password string) (string, time.Time, error) {
+// IssueToken checks username, password and, for a user enrolled in TOTP,
+// the one-time code in tenant, and returns a bearer token valid for
+// TokenTTL, with its expiry. Any failure is ErrUnauthenticated (a missing or
+// wrong code too, so a guesser learns nothing about the password) and counts
+// toward the lockout (a *LockedError).
+func (s *Service) IssueToken(ctx context.Context, tenant, username, password, code string) (string, time.Time, error) {
 	v, err := s.view(tenant)
 	if err != nil || tenant == store.PlatformTenant {
 		VerifyPassword("", password)
@@ -314,6 +320,15 @@ func (s *Service) IssueToken(ctx context.Context, tenant, username, password str
 	}
 	if !VerifyPassword(u.PasswordHash, password) || u.ID == "" || u.Disabled {
 		return "", time.Time{}, s.recordFailure(ctx, v, bi)
+	}
+	if u.TOTP.Enabled() {
+		ok, err := s.useTOTPCode(ctx, v, u.ID, code)
+		if err != nil {
+			return "", time.Time{}, err
+		}
+		if !ok {
+			return "", time.Time{}, s.recordFailure(ctx, v, bi)
+		}
 	}
 	if err := s.resetFailures(ctx, v, bi); err != nil {
 		return "", time.Time{}, err
@@ -454,6 +469,23 @@ func (s *Service) Users(ctx context.Context, tenant string, fn func(User) error)
 	}
 }
 
+// userID returns the id of tenant's user named username, or
+// store.ErrNotFound.
+func (s *Service) userID(ctx context.Context, v *store.View, tenant, username string) (string, error) {
+	bi, err := s.usernameIndex(ctx, tenant, NormalizeUsername(username))
+	if err != nil {
+		return "", err
+	}
+	page, err := v.Query(ctx, store.Query{Collection: CollUsers, Where: []store.Cond{{Field: "username_bi", Op: store.Eq, Value: bi}}, Limit: 1})
+	if err != nil {
+		return "", fmt.Errorf("find user: %w", err)
+	}
+	if len(page.Records) == 0 {
+		return "", store.ErrNotFound
+	}
+	return page.Records[0].ID, nil
+}
+
 // SetUserDisabled disables (or re-enables) the user of tenant named
 // username. A disabled user cannot sign in and its bearer tokens stop
 // working at once. It returns store.ErrNotFound for an unknown user.
@@ -462,28 +494,12 @@ func (s *Service) SetUserDisabled(ctx context.Context, tenant, username string, 
 	if err != nil {
 		return err
 	}
-	bi, err := s.usernameIndex(ctx, tenant, NormalizeUsername(username))
+	id, err := s.userID(ctx, v, tenant, username)
 	if err != nil {
 		return err
 	}
-	for {
-		page, err := v.Query(ctx, store.Query{Collection: CollUsers, Where: []store.Cond{{Field: "username_bi", Op: store.Eq, Value: bi}}, Limit: 1})
-		if err != nil {
-			return fmt.Errorf("disable user: %w", err)
-		}
-		if len(page.Records) == 0 {
-			return store.ErrNotFound
-		}
-		rec := page.Records[0]
-		var u User
-		if err := v.Decode(ctx, rec, &u); err != nil {
-			return err
-		}
+	return s.updateUser(ctx, v, id, func(u *User) error {
 		u.Disabled = disabled
-		_, err = v.Update(ctx, CollUsers, u.ID, rec.Version, map[string]string{"username_bi": bi}, u)
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		return err
-	}
+		return nil
+	})
 }

@@ -266,7 +266,7 @@ func TestCreateUser(t *testing.T) {
 		if _, err := f.svc.CreateUser(ctx, tn.ID, "bob", "short", nil); err == nil {
 			t.Fatalf("CreateUser(bob, short password) = nil, want an error")
 		}
-		if _, _, err := f.svc.IssueToken(ctx, tn.ID, "bob", "short"); !errors.Is(err, identity.ErrUnauthenticated) {
+		if _, _, err := f.svc.IssueToken(ctx, tn.ID, "bob", "short", ""); !errors.Is(err, identity.ErrUnauthenticated) {
 			t.Errorf("IssueToken(bob) after a refused CreateUser = %v, want ErrUnauthenticated", err)
 		}
 	})
@@ -444,7 +444,7 @@ func TestIssueToken(t *testing.T) {
 	}
 
 	issued := f.clock.Now()
-	tok, exp, err := f.svc.IssueToken(ctx, tn.ID, " Alice ", password)
+	tok, exp, err := f.svc.IssueToken(ctx, tn.ID, " Alice ", password, "")
 	if err != nil {
 		t.Fatalf("IssueToken(Alice, right password) = %v, want nil", err)
 	}
@@ -480,7 +480,7 @@ func TestIssueToken(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				if tok, _, err := f.svc.IssueToken(ctx, tt.tenant, tt.username, tt.password); !errors.Is(err, identity.ErrUnauthenticated) {
+				if tok, _, err := f.svc.IssueToken(ctx, tt.tenant, tt.username, tt.password, ""); !errors.Is(err, identity.ErrUnauthenticated) {
 					t.Errorf("IssueToken(%q, %q, %q) = %q, %v, want ErrUnauthenticated", tt.tenant, tt.username, tt.password, tok, err)
 				}
 			})
@@ -490,10 +490,10 @@ func TestIssueToken(t *testing.T) {
 	t.Run("suspended tenant", func(t *testing.T) {
 		f.setStatus(t, tn.ID, identity.TenantSuspended)
 		defer f.setStatus(t, tn.ID, identity.TenantActive)
-		if _, _, err := f.svc.IssueToken(ctx, tn.ID, "alice", "twelve-charz"); !errors.Is(err, identity.ErrUnauthenticated) {
+		if _, _, err := f.svc.IssueToken(ctx, tn.ID, "alice", "twelve-charz", ""); !errors.Is(err, identity.ErrUnauthenticated) {
 			t.Errorf("IssueToken(suspended tenant, wrong password) = %v, want ErrUnauthenticated", err)
 		}
-		if _, _, err := f.svc.IssueToken(ctx, tn.ID, "alice", password); !errors.Is(err, identity.ErrTenantSuspended) {
+		if _, _, err := f.svc.IssueToken(ctx, tn.ID, "alice", password, ""); !errors.Is(err, identity.ErrTenantSuspended) {
 			t.Errorf("IssueToken(suspended tenant, right password) = %v, want ErrTenantSuspended", err)
 		}
 		if _, err := f.svc.Authenticate(ctx, "Bearer "+tok); !errors.Is(err, identity.ErrTenantSuspended) {

@@ -164,7 +164,7 @@ func TestInit(t *testing.T) {
 	if err != nil || p.Tenant != res.TenantID {
 		t.Errorf("Authenticate(init key) = %+v, %v", p, err)
 	}
-	if _, _, err := srv.Identity.IssueToken(ctx, res.TenantID, res.AdminUser, res.AdminPassword); err != nil {
+	if _, _, err := srv.Identity.IssueToken(ctx, res.TenantID, res.AdminUser, res.AdminPassword, ""); err != nil {
 		t.Errorf("IssueToken(admin) = %v", err)
 	}
 	if done, err := srv.Initialized(ctx); err != nil || !done {

@@ -40,6 +40,8 @@ Commands:
   list [--json]                 every user of the tenant
   disable --username NAME       the user can no longer sign in; its tokens stop
   enable --username NAME        undo disable
+  reset-mfa --username NAME     remove the user's TOTP second factor (a lost
+                                device); the user enrols again
 
 Every command takes --config, --data-dir and --listen like serve.
 `
@@ -209,6 +211,24 @@ func userCmd(ctx context.Context, args []string, stdout, stderr io.Writer, envir
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", r.ID, r.Username, strings.Join(r.Roles, ","), r.Disabled, r.Created.Format(time.RFC3339))
 				}
 				return tw.Flush()
+			}
+		},
+		"reset-mfa": func(fs *flag.FlagSet) func(context.Context, *server.Server) error {
+			tenant := tenantFlag(fs)
+			username := fs.String("username", "", "the username")
+			return func(ctx context.Context, srv *server.Server) error {
+				if err := need(tenant); err != nil {
+					return err
+				}
+				err := srv.Identity.ResetTOTP(ctx, *tenant, *username)
+				if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
+					return fmt.Errorf("no user %q in tenant %q", *username, *tenant)
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "idvault: the second factor of %s is removed; the user must enrol again\n", *username)
+				return nil
 			}
 		},
 		"disable": userDisabled(stdout, tenantFlag, need, true),

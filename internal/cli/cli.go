@@ -34,7 +34,7 @@ Usage:
                                  manage root keys (see docs/keys.md)
   idvault tenant create|list|suspend|resume [flags]
                                  manage tenants (platform operator)
-  idvault user create|list|disable|enable --tenant ID [flags]
+  idvault user create|list|disable|enable|reset-mfa --tenant ID [flags]
                                  manage a tenant's users
   idvault version                print the version
 

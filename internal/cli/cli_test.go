@@ -246,6 +246,12 @@ func TestTenantAndUserAdmin(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "alice@bolt.example") || !strings.Contains(out, "admin") {
 		t.Errorf("user list = %d, %q", code, out)
 	}
+	if code, out, errOut := run(t, nil, "user", "reset-mfa", "--tenant", created.TenantID, "--username", "alice@bolt.example", "--data-dir", dir); code != 0 || !strings.Contains(out, "enrol again") {
+		t.Errorf("user reset-mfa = %d, %q, %q", code, out, errOut)
+	}
+	if code, _, _ := run(t, nil, "user", "reset-mfa", "--tenant", created.TenantID, "--username", "nobody", "--data-dir", dir); code == 0 {
+		t.Error("user reset-mfa of an unknown user succeeded")
+	}
 	if code, _, errOut := run(t, nil, "user", "disable", "--tenant", created.TenantID, "--username", "alice@bolt.example", "--data-dir", dir); code != 0 {
 		t.Fatalf("user disable = %d: %s", code, errOut)
 	}

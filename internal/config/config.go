@@ -30,6 +30,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/idvault/idvault/internal/ratelimit"
 	"github.com/idvault/idvault/internal/secret"
 )
 
@@ -154,6 +155,52 @@ type API struct {
 	IdleTimeout time.Duration `yaml:"idleTimeout"`
 	// ShutdownTimeout limits the graceful shutdown. Default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+	// RateLimit configures request rate limits.
+	RateLimit RateLimit `yaml:"rateLimit"`
+}
+
+// RateLimit configures request rate limits per client address, per
+// principal and for sign-in attempts (package ratelimit). Limits apply per
+// process.
+type RateLimit struct {
+	// Enabled turns rate limiting on. Default true.
+	Enabled bool `yaml:"enabled"`
+	// Profile is s, m or l (small, medium, large deployments; see
+	// docs/access-control.md for the numbers). Default s.
+	Profile string `yaml:"profile"`
+	// Address, Principal and SignIn replace the profile's limit of that
+	// class when either of their fields is non-zero. Default zero: the
+	// profile's.
+	Address   ratelimit.Limit `yaml:"address"`
+	Principal ratelimit.Limit `yaml:"principal"`
+	SignIn    ratelimit.Limit `yaml:"signIn"`
+	// MaxBuckets, when > 0, replaces the profile's cap on remembered
+	// clients per class (at least 64). Default 0: the profile's.
+	MaxBuckets int `yaml:"maxBuckets"`
+	// TrustedProxies lists reverse proxies (CIDR or address) whose
+	// X-Forwarded-For is believed. Default empty: the header is ignored.
+	TrustedProxies []string `yaml:"trustedProxies"`
+}
+
+// EffectiveProfile returns the effective rate-limit profile: the named one with the
+// overrides applied.
+func (r RateLimit) EffectiveProfile() (ratelimit.Profile, error) {
+	p, err := ratelimit.ProfileByName(r.Profile)
+	if err != nil {
+		return ratelimit.Profile{}, err
+	}
+	for _, o := range []struct {
+		dst *ratelimit.Limit
+		src ratelimit.Limit
+	}{{&p.Address, r.Address}, {&p.Principal, r.Principal}, {&p.SignIn, r.SignIn}} {
+		if o.src != (ratelimit.Limit{}) {
+			*o.dst = o.src
+		}
+	}
+	if r.MaxBuckets > 0 {
+		p.MaxBuckets = r.MaxBuckets
+	}
+	return p, p.Validate()
 }
 
 // TLS configures the API server's certificate. CertFile and KeyFile are set
@@ -332,6 +379,7 @@ func base() Config {
 			WriteTimeout:      60 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			ShutdownTimeout:   30 * time.Second,
+			RateLimit:         RateLimit{Enabled: true, Profile: "s", TrustedProxies: []string{}},
 		},
 		Store: Store{Type: "sqlite"},
 		Blob:  Blob{Type: "file"},

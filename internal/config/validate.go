@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/idvault/idvault/internal/ratelimit"
 	"github.com/idvault/idvault/internal/secret"
 )
 
@@ -98,6 +99,14 @@ func (c Config) Validate() error {
 	}
 
 	c.validateCrypto(&ps, prod)
+	if c.API.RateLimit.Enabled {
+		if _, err := c.API.RateLimit.EffectiveProfile(); err != nil {
+			ps.add("api.rateLimit", "%v", err)
+		}
+	}
+	if _, err := ratelimit.ParsePrefixes(c.API.RateLimit.TrustedProxies); err != nil {
+		ps.add("api.rateLimit.trustedProxies", "%v", err)
+	}
 
 	ps.positive("sessions.defaultTTL", c.Sessions.DefaultTTL)
 	ps.positive("sessions.maxTTL", c.Sessions.MaxTTL)

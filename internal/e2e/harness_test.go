@@ -215,7 +215,8 @@ type server struct {
 // startServer starts `idvault serve` on dataDir, listening on a free
 // loopback port, and waits until it serves. env entries are added to the
 // test environment, which already shortens the scheduler's interval and
-// lease.
+// lease, and raises the per-address and per-principal rate limits far above
+// what the tests send from their one address (the limiter stays on).
 func startServer(t *testing.T, dataDir string, env ...string) *server {
 	t.Helper()
 	s := &server{
@@ -227,6 +228,8 @@ func startServer(t *testing.T, dataDir string, env ...string) *server {
 		"IDVAULT_SCHEDULER__INTERVAL=1s",
 		"IDVAULT_SCHEDULER__LEASETTL=3s",
 		"IDVAULT_LOG__FORMAT=json",
+		"IDVAULT_API__RATELIMIT__ADDRESS__RATE=100000", "IDVAULT_API__RATELIMIT__ADDRESS__BURST=100000",
+		"IDVAULT_API__RATELIMIT__PRINCIPAL__RATE=100000", "IDVAULT_API__RATELIMIT__PRINCIPAL__BURST=100000",
 	}, env...)...)
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {

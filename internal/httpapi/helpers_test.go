@@ -144,9 +144,9 @@ type harness struct {
 	a, b      tenant
 }
 
-// newHarness starts a harness with two tenants, a and b. Everything it
-// opens is closed when the test ends.
-func newHarness(t *testing.T) *harness {
+// newHarness starts a harness with two tenants, a and b; opts adjust the
+// API's dependencies. Everything it opens is closed when the test ends.
+func newHarness(t *testing.T, opts ...func(*httpapi.Deps)) *harness {
 	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -196,7 +196,7 @@ func newHarness(t *testing.T) *harness {
 	h.identity = identity.NewService(backend, b, blinder, h.clock.Now)
 	h.consumer = audit.NewConsumer(broker, backend, b, logger)
 
-	api := httpapi.New(httpapi.Deps{
+	deps := httpapi.Deps{
 		Backend:  backend,
 		Barrier:  b,
 		Identity: h.identity,
@@ -207,7 +207,11 @@ func newHarness(t *testing.T) *harness {
 		Log:      logger,
 		Limits:   testLimits,
 		Now:      h.clock.Now,
-	})
+	}
+	for _, o := range opts {
+		o(&deps)
+	}
+	api := httpapi.New(deps)
 	h.startTLS(t, api, filepath.Join(dir, "tls"), logger)
 
 	h.a = h.newTenant(t, "tenant-a")

@@ -15,11 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/idvault/idvault/internal/keyring"
 	"github.com/idvault/idvault/internal/media"
 	"github.com/idvault/idvault/internal/queue"
+	"github.com/idvault/idvault/internal/ratelimit"
 	"github.com/idvault/idvault/internal/store"
 )
 
@@ -56,6 +58,12 @@ type Deps struct {
 	Keys   KeyStore
 	Log    *slog.Logger
 	Limits Limits
+	// RateLimit limits requests per client address, per principal and for
+	// sign-in; nil turns rate limiting off.
+	RateLimit *ratelimit.Limiter
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client address.
+	TrustedProxies []netip.Prefix
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -86,7 +94,10 @@ type route struct {
 	pattern string
 	perm    string
 	public  bool
-	handle  func(w http.ResponseWriter, r *http.Request) error
+	// signIn marks routes that check a password: they get the stricter
+	// sign-in rate limit per address.
+	signIn bool
+	handle func(w http.ResponseWriter, r *http.Request) error
 }
 
 // New returns the API with every route registered.
@@ -99,7 +110,7 @@ func New(d Deps) *API {
 		{method: "GET", pattern: "/healthz", public: true, handle: a.healthz},
 		{method: "GET", pattern: "/readyz", public: true, handle: a.readyz},
 		{method: "GET", pattern: "/api/v1/openapi.json", public: true, handle: a.openapi},
-		{method: "POST", pattern: "/api/v1/auth/token", public: true, handle: a.issueToken},
+		{method: "POST", pattern: "/api/v1/auth/token", public: true, signIn: true, handle: a.issueToken},
 		{method: "POST", pattern: "/api/v1/sessions", perm: authz.SessionWrite, handle: a.createSession},
 		{method: "GET", pattern: "/api/v1/sessions", perm: authz.SessionRead, handle: a.listSessions},
 		{method: "GET", pattern: "/api/v1/sessions/{id}", perm: authz.SessionRead, handle: a.getSession},
@@ -255,6 +266,17 @@ func (a *API) serveRecover(w http.ResponseWriter, r *http.Request, rt route) (p 
 // serve authenticates and authorizes the request, then runs the handler with
 // the principal in its context.
 func (a *API) serve(w http.ResponseWriter, r *http.Request, rt route) (identity.Principal, error) {
+	if rt.pattern != "/healthz" && rt.pattern != "/readyz" {
+		addr := ratelimit.AddrKey(a.clientIP(r))
+		if err := a.limit(ratelimit.Address, addr); err != nil {
+			return identity.Principal{}, err
+		}
+		if rt.signIn {
+			if err := a.limit(ratelimit.SignIn, addr); err != nil {
+				return identity.Principal{}, err
+			}
+		}
+	}
 	if rt.public {
 		return identity.Principal{}, rt.handle(w, r)
 	}
@@ -270,6 +292,9 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, rt route) (identity.
 		return identity.Principal{}, err
 	}
 	r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+	if err := a.limit(ratelimit.Principal, ratelimit.PrincipalKey(p.Tenant, p.Type+"/"+p.ID)); err != nil {
+		return p, err
+	}
 	if !authz.Allowed(p, rt.perm) {
 		a.emit(r, audit.Event{Action: "access.denied", Outcome: audit.Denied, Reason: "missing permission " + rt.perm,
 			Resource: audit.Resource{Type: "route", ID: rt.method + " " + rt.pattern}})
@@ -290,7 +315,7 @@ func (a *API) emit(r *http.Request, ev audit.Event) {
 func (a *API) emitErr(r *http.Request, ev audit.Event) error {
 	p := principalOf(r.Context())
 	ev.Tenant = p.Tenant
-	ev.Actor = audit.Actor{Type: p.Type, ID: p.ID, Address: clientAddr(r), UserAgent: r.UserAgent()}
+	ev.Actor = audit.Actor{Type: p.Type, ID: p.ID, Address: a.clientAddr(r), UserAgent: r.UserAgent()}
 	if ev.Actor.Type == "" {
 		ev.Actor.Type = "anonymous"
 	}
@@ -298,12 +323,34 @@ func (a *API) emitErr(r *http.Request, ev audit.Event) error {
 	return a.d.Audit.Emit(context.WithoutCancel(r.Context()), ev)
 }
 
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+// limit takes a token of class for key, or returns 429 rate-limited with
+// Retry-After. A refusal is not audited (a flood would fill the audit log);
+// the request log line records it.
+func (a *API) limit(c ratelimit.Class, k ratelimit.Key) error {
+	if a.d.RateLimit == nil {
+		return nil
 	}
-	return host
+	ok, wait := a.d.RateLimit.Allow(k, c, a.d.Now())
+	if ok {
+		return nil
+	}
+	p := problem(http.StatusTooManyRequests, "rate-limited", "Too many requests",
+		"The request rate limit is exceeded; retry after the number of seconds in Retry-After.")
+	p.header = http.Header{"Retry-After": {strconv.FormatInt(ratelimit.RetryAfterSeconds(wait), 10)}}
+	return p
+}
+
+// clientIP is the client's address: the peer, or behind a trusted proxy the
+// address the proxy names.
+func (a *API) clientIP(r *http.Request) netip.Addr {
+	return ratelimit.ClientIP(r, a.d.TrustedProxies)
+}
+
+func (a *API) clientAddr(r *http.Request) string {
+	if ip := a.clientIP(r); ip.IsValid() {
+		return ip.String()
+	}
+	return r.RemoteAddr
 }
 
 // view returns the tenant view of the request's principal.

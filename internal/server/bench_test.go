@@ -24,7 +24,9 @@ import (
 func benchPlatform(b *testing.B) (base, key string, client *http.Client) {
 	b.Helper()
 	dir := b.TempDir()
-	cfg, err := config.Load("", []string{"IDVAULT_DATADIR=" + dir, "IDVAULT_API__LISTEN=127.0.0.1:0"})
+	// Rate limiting is off: the benchmark measures what the platform can
+	// serve, from one client address.
+	cfg, err := config.Load("", []string{"IDVAULT_DATADIR=" + dir, "IDVAULT_API__LISTEN=127.0.0.1:0", "IDVAULT_API__RATELIMIT__ENABLED=false"})
 	if err != nil {
 		b.Fatal(err)
 	}

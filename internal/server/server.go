@@ -37,6 +37,7 @@ import (
 	"github.com/idvault/idvault/internal/lease"
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/queue/sqlitequeue"
+	"github.com/idvault/idvault/internal/ratelimit"
 	"github.com/idvault/idvault/internal/scheduler"
 	"github.com/idvault/idvault/internal/sqlitedb"
 	"github.com/idvault/idvault/internal/store"
@@ -420,7 +421,22 @@ func (s *Server) apiServer(ctx context.Context) (*http.Server, net.Listener, str
 			return nil, nil, "", fmt.Errorf("api.tls.clientCAFile: %w", err)
 		}
 	}
+	var limiter *ratelimit.Limiter
+	if c.RateLimit.Enabled {
+		profile, err := c.RateLimit.EffectiveProfile()
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("api.rateLimit: %w", err)
+		}
+		if limiter, err = ratelimit.New(profile); err != nil {
+			return nil, nil, "", fmt.Errorf("api.rateLimit: %w", err)
+		}
+	}
+	proxies, err := ratelimit.ParsePrefixes(c.RateLimit.TrustedProxies)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("api.rateLimit.trustedProxies: %w", err)
+	}
 	api := httpapi.New(httpapi.Deps{
+		RateLimit: limiter, TrustedProxies: proxies,
 		Backend: s.Backend, Barrier: s.Barrier, Identity: s.Identity, Files: s.Files, Broker: s.Broker, Audit: s.Audit, Log: s.Log, Keys: s.Keyring,
 		Limits: httpapi.Limits{MaxJSONBytes: c.MaxJSONBytes, MaxUploadBytes: c.MaxUploadBytes, MaxImagePixels: c.MaxImagePixels,
 			DefaultTTL: s.Config.Sessions.DefaultTTL, MaxTTL: s.Config.Sessions.MaxTTL},

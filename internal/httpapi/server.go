@@ -111,6 +111,8 @@ func New(d Deps) *API {
 		{method: "GET", pattern: "/readyz", public: true, handle: a.readyz},
 		{method: "GET", pattern: "/api/v1/openapi.json", public: true, handle: a.openapi},
 		{method: "POST", pattern: "/api/v1/auth/token", public: true, signIn: true, handle: a.issueToken},
+		{method: "POST", pattern: "/api/v1/auth/login", public: true, signIn: true, handle: a.login},
+		{method: "POST", pattern: "/api/v1/auth/logout", public: true, handle: a.logout},
 		{method: "POST", pattern: "/api/v1/sessions", perm: authz.SessionWrite, handle: a.createSession},
 		{method: "GET", pattern: "/api/v1/sessions", perm: authz.SessionRead, handle: a.listSessions},
 		{method: "GET", pattern: "/api/v1/sessions/{id}", perm: authz.SessionRead, handle: a.getSession},
@@ -199,6 +201,10 @@ func requestID(ctx context.Context) string {
 	return id
 }
 
+func withPrincipal(ctx context.Context, p identity.Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
 func principalOf(ctx context.Context) identity.Principal {
 	p, _ := ctx.Value(principalKey{}).(identity.Principal)
 	return p
@@ -280,7 +286,7 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, rt route) (identity.
 	if rt.public {
 		return identity.Principal{}, rt.handle(w, r)
 	}
-	p, err := a.d.Identity.Authenticate(r.Context(), r.Header.Get("Authorization"))
+	p, err := a.authenticate(r)
 	switch {
 	case errors.Is(err, identity.ErrUnauthenticated):
 		a.emit(r, audit.Event{Action: "auth.failure", Outcome: audit.Denied, Reason: "invalid or missing credential",
@@ -291,7 +297,14 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, rt route) (identity.
 	case err != nil:
 		return identity.Principal{}, err
 	}
-	r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+	r = r.WithContext(withPrincipal(r.Context(), p))
+	if p.Session != "" && r.Method != http.MethodGet && r.Method != http.MethodHead &&
+		!identity.CheckCSRF(p, r.Header.Get(CSRFHeader)) {
+		a.emit(r, audit.Event{Action: "auth.csrf_failure", Outcome: audit.Denied, Reason: "missing or wrong CSRF token",
+			Resource: audit.Resource{Type: "route", ID: rt.method + " " + rt.pattern}})
+		return p, problem(http.StatusForbidden, "csrf", "CSRF token required",
+			"A state-changing request of a console session must carry its CSRF token in "+CSRFHeader+".")
+	}
 	if err := a.limit(ratelimit.Principal, ratelimit.PrincipalKey(p.Tenant, p.Type+"/"+p.ID)); err != nil {
 		return p, err
 	}
@@ -314,13 +327,34 @@ func (a *API) emit(r *http.Request, ev audit.Event) {
 
 func (a *API) emitErr(r *http.Request, ev audit.Event) error {
 	p := principalOf(r.Context())
-	ev.Tenant = p.Tenant
+	if p.Tenant != "" {
+		ev.Tenant = p.Tenant
+	}
 	ev.Actor = audit.Actor{Type: p.Type, ID: p.ID, Address: a.clientAddr(r), UserAgent: r.UserAgent()}
 	if ev.Actor.Type == "" {
 		ev.Actor.Type = "anonymous"
 	}
 	ev.RequestID = requestID(r.Context())
 	return a.d.Audit.Emit(context.WithoutCancel(r.Context()), ev)
+}
+
+// SessionCookie is the name of the console session cookie, and CSRFHeader
+// the header that carries the session's CSRF token.
+const (
+	SessionCookie = "idvault_session"
+	CSRFHeader    = "X-CSRF-Token"
+)
+
+// authenticate resolves the request's credential: the Authorization header
+// (API key or bearer token) or, without one, the console session cookie.
+func (a *API) authenticate(r *http.Request) (identity.Principal, error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		return a.d.Identity.Authenticate(r.Context(), h)
+	}
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		return a.d.Identity.AuthenticateSession(r.Context(), c.Value)
+	}
+	return identity.Principal{}, identity.ErrUnauthenticated
 }
 
 // limit takes a token of class for key, or returns 429 rate-limited with

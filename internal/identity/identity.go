@@ -110,6 +110,11 @@ type Principal struct {
 	// ID is the API key id or the user id.
 	ID    string
 	Roles []string
+	// Session is the console session id when the principal signed in
+	// through the console (a cookie), and CSRFDigest the SHA-256 of that
+	// session's CSRF token, which every state-changing request must carry.
+	Session    string
+	CSRFDigest string
 }
 
 // Service manages identity records. It is safe for concurrent use.
@@ -288,57 +293,67 @@ func (s *Service) CreateAPIKey(ctx context.Context, tenant, name, subject string
 // wrong code too, so a guesser learns nothing about the password) and counts
 // toward the lockout (a *LockedError).
 func (s *Service) IssueToken(ctx context.Context, tenant, username, password, code string) (string, time.Time, error) {
-	v, err := s.view(tenant)
-	if err != nil || tenant == store.PlatformTenant {
-		VerifyPassword("", password)
-		return "", time.Time{}, ErrUnauthenticated
-	}
-	// An unknown tenant fails like a wrong password (same argon2id cost), and
-	// before anything is created for it (its blind-index key).
-	if _, err := s.Tenant(ctx, tenant); errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
-		VerifyPassword("", password)
-		return "", time.Time{}, ErrUnauthenticated
-	} else if err != nil {
-		return "", time.Time{}, fmt.Errorf("issue token: %w", err)
-	}
-	bi, err := s.usernameIndex(ctx, tenant, NormalizeUsername(username))
+	u, err := s.signIn(ctx, tenant, username, password, code)
 	if err != nil {
-		return "", time.Time{}, err
-	}
-	if err := s.checkLockout(ctx, v, bi); err != nil {
-		return "", time.Time{}, err
-	}
-	page, err := v.Query(ctx, store.Query{Collection: CollUsers, Where: []store.Cond{{Field: "username_bi", Op: store.Eq, Value: bi}}, Limit: 1})
-	if err != nil {
-		return "", time.Time{}, fmt.Errorf("issue token: %w", err)
-	}
-	var u User
-	if len(page.Records) == 1 {
-		if err := v.Decode(ctx, page.Records[0], &u); err != nil {
-			return "", time.Time{}, fmt.Errorf("issue token: %w", err)
-		}
-	}
-	if !VerifyPassword(u.PasswordHash, password) || u.ID == "" || u.Disabled {
-		return "", time.Time{}, s.recordFailure(ctx, v, bi)
-	}
-	if u.TOTP.Enabled() {
-		ok, err := s.useTOTPCode(ctx, v, u.ID, code)
-		if err != nil {
-			return "", time.Time{}, err
-		}
-		if !ok {
-			return "", time.Time{}, s.recordFailure(ctx, v, bi)
-		}
-	}
-	if err := s.resetFailures(ctx, v, bi); err != nil {
-		return "", time.Time{}, err
-	}
-	if err := s.checkTenant(ctx, tenant); err != nil {
 		return "", time.Time{}, err
 	}
 	exp := s.now().UTC().Add(TokenTTL)
 	_, tok, err := s.createCredential(ctx, CollTokens, "idvt", tenant, credential{Subject: u.ID, Roles: u.Roles, ExpiresAt: &exp})
 	return tok, exp, err
+}
+
+// signIn checks username, password and (when enrolled) the TOTP code in
+// tenant, with the lockout, and returns the user.
+func (s *Service) signIn(ctx context.Context, tenant, username, password, code string) (User, error) {
+	v, err := s.view(tenant)
+	if err != nil || tenant == store.PlatformTenant {
+		VerifyPassword("", password)
+		return User{}, ErrUnauthenticated
+	}
+	// An unknown tenant fails like a wrong password (same argon2id cost), and
+	// before anything is created for it (its blind-index key).
+	if _, err := s.Tenant(ctx, tenant); errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
+		VerifyPassword("", password)
+		return User{}, ErrUnauthenticated
+	} else if err != nil {
+		return User{}, fmt.Errorf("sign in: %w", err)
+	}
+	bi, err := s.usernameIndex(ctx, tenant, NormalizeUsername(username))
+	if err != nil {
+		return User{}, err
+	}
+	if err := s.checkLockout(ctx, v, bi); err != nil {
+		return User{}, err
+	}
+	page, err := v.Query(ctx, store.Query{Collection: CollUsers, Where: []store.Cond{{Field: "username_bi", Op: store.Eq, Value: bi}}, Limit: 1})
+	if err != nil {
+		return User{}, fmt.Errorf("sign in: %w", err)
+	}
+	var u User
+	if len(page.Records) == 1 {
+		if err := v.Decode(ctx, page.Records[0], &u); err != nil {
+			return User{}, fmt.Errorf("sign in: %w", err)
+		}
+	}
+	if !VerifyPassword(u.PasswordHash, password) || u.ID == "" || u.Disabled {
+		return User{}, s.recordFailure(ctx, v, bi)
+	}
+	if u.TOTP.Enabled() {
+		ok, err := s.useTOTPCode(ctx, v, u.ID, code)
+		if err != nil {
+			return User{}, err
+		}
+		if !ok {
+			return User{}, s.recordFailure(ctx, v, bi)
+		}
+	}
+	if err := s.resetFailures(ctx, v, bi); err != nil {
+		return User{}, err
+	}
+	if err := s.checkTenant(ctx, tenant); err != nil {
+		return User{}, err
+	}
+	return u, nil
 }
 
 func (s *Service) createCredential(ctx context.Context, coll, prefix, tenant string, c credential) (string, string, error) {

@@ -1,0 +1,131 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/idvault/idvault/internal/audit"
+	"github.com/idvault/idvault/internal/identity"
+)
+
+type signInRequest struct {
+	TenantID string `json:"tenantId"`
+	Username string `json:"username"`
+	Password string `json:"password"`
+	// Code is the TOTP code of a user enrolled in the second factor.
+	Code string `json:"code"`
+}
+
+// signInProblem maps a failed sign-in to its problem, auditing it.
+func (a *API) signInProblem(r *http.Request, resource string, err error) error {
+	if locked, ok := errors.AsType[*identity.LockedError](err); ok {
+		a.emit(r, audit.Event{Action: "auth.lockout", Outcome: audit.Denied, Reason: "too many failed sign-ins",
+			Resource: audit.Resource{Type: resource}})
+		retry := max(int64(locked.Until.Sub(a.d.Now())/time.Second)+1, 1)
+		p := problem(http.StatusTooManyRequests, "signin-locked", "Too many failed sign-ins",
+			"Sign-in for this username is locked for a while after repeated failures.")
+		p.header = http.Header{"Retry-After": {strconv.FormatInt(retry, 10)}}
+		return p
+	}
+	if errors.Is(err, identity.ErrUnauthenticated) || errors.Is(err, identity.ErrTenantSuspended) {
+		a.emit(r, audit.Event{Action: "auth.failure", Outcome: audit.Denied, Reason: "bad username, password or code",
+			Resource: audit.Resource{Type: resource}})
+		return problem(http.StatusUnauthorized, "invalid-credentials", "Invalid credentials", "The username, password or code is wrong.")
+	}
+	return err
+}
+
+func (a *API) decodeSignIn(w http.ResponseWriter, r *http.Request) (signInRequest, error) {
+	var req signInRequest
+	if err := decodeJSON(w, r, a.d.Limits.MaxJSONBytes, &req); err != nil {
+		return req, err
+	}
+	if req.TenantID == "" || req.Username == "" || req.Password == "" {
+		return req, badRequest("tenantId, username and password are required.")
+	}
+	return req, nil
+}
+
+func (a *API) issueToken(w http.ResponseWriter, r *http.Request) error {
+	req, err := a.decodeSignIn(w, r)
+	if err != nil {
+		return err
+	}
+	tok, exp, err := a.d.Identity.IssueToken(r.Context(), req.TenantID, req.Username, req.Password, req.Code)
+	if err != nil {
+		return a.signInProblem(r, "token", err)
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"accessToken": tok, "tokenType": "Bearer", "expiresIn": int(exp.Sub(a.d.Now()).Seconds()), "expiresAt": exp,
+	})
+}
+
+// login opens a console session: the credential goes into an HttpOnly,
+// Secure, SameSite=Strict cookie the page's scripts cannot read, and the
+// CSRF token into the body, for the page to send back in X-CSRF-Token.
+func (a *API) login(w http.ResponseWriter, r *http.Request) error {
+	req, err := a.decodeSignIn(w, r)
+	if err != nil {
+		return err
+	}
+	s, err := a.d.Identity.Login(r.Context(), req.TenantID, req.Username, req.Password, req.Code)
+	if err != nil {
+		return a.signInProblem(r, "console-session", err)
+	}
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: s.Cookie, Path: "/", HttpOnly: true, Secure: true,
+		SameSite: http.SameSiteStrictMode, Expires: s.ExpiresAt, MaxAge: int(s.ExpiresAt.Sub(a.d.Now()).Seconds())})
+	// The tenant is verified by the sign-in, so the event goes to its log.
+	a.emit(r, audit.Event{Tenant: req.TenantID, Action: "auth.login", Outcome: audit.Success, Resource: audit.Resource{Type: "console-session"}})
+	return writeJSON(w, http.StatusOK, map[string]any{"csrfToken": s.CSRF, "expiresAt": s.ExpiresAt,
+		"idleTimeout": int(identity.SessionIdle / time.Second)})
+}
+
+// logout ends the console session of the cookie (or, with
+// {"everywhere":true}, every console session of its user) and clears the
+// cookie. It needs the session's CSRF token, so another site cannot sign a
+// user out.
+func (a *API) logout(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Everywhere bool `json:"everywhere"`
+	}
+	if r.ContentLength != 0 {
+		if err := decodeJSON(w, r, a.d.Limits.MaxJSONBytes, &req); err != nil {
+			return err
+		}
+	}
+	c, err := r.Cookie(SessionCookie)
+	if err != nil {
+		return unauthenticated()
+	}
+	p, err := a.d.Identity.AuthenticateSession(r.Context(), c.Value)
+	if err != nil {
+		clearSessionCookie(w)
+		return unauthenticated()
+	}
+	if !identity.CheckCSRF(p, r.Header.Get(CSRFHeader)) {
+		return problem(http.StatusForbidden, "csrf", "CSRF token required",
+			"A state-changing request of a console session must carry its CSRF token in "+CSRFHeader+".")
+	}
+	n := 1
+	if req.Everywhere {
+		n, err = a.d.Identity.LogoutAll(r.Context(), p.Tenant, p.ID)
+	} else {
+		err = a.d.Identity.Logout(r.Context(), p.Tenant, p.Session)
+	}
+	if err != nil {
+		return err
+	}
+	clearSessionCookie(w)
+	r = r.WithContext(withPrincipal(r.Context(), p))
+	a.emit(r, audit.Event{Action: "auth.logout", Outcome: audit.Success, Resource: audit.Resource{Type: "console-session"},
+		Details: map[string]string{"sessions": strconv.Itoa(n)}})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func clearSessionCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: true,
+		SameSite: http.SameSiteStrictMode, MaxAge: -1})
+}

@@ -157,6 +157,9 @@ type API struct {
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
 	// RateLimit configures request rate limits.
 	RateLimit RateLimit `yaml:"rateLimit"`
+	// Banner is the security banner every sign-in must acknowledge (a
+	// legal notice, an acceptable-use statement). Default empty: no banner.
+	Banner string `yaml:"banner"`
 }
 
 // RateLimit configures request rate limits per client address, per

@@ -258,7 +258,7 @@ func TestPrivilegeEscalation(t *testing.T) {
 		{"unknown role", []string{"unknown"}},
 		{"admin in capitals", []string{"Admin"}},
 		{"admin with a space", []string{"admin "}},
-		{"permission as role", []string{authz.SessionRead}},
+		{"permission as role", []string{string(authz.SessionRead)}},
 		{"wildcard role", []string{"*"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

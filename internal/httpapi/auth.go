@@ -16,6 +16,8 @@ type signInRequest struct {
 	Password string `json:"password"`
 	// Code is the TOTP code of a user enrolled in the second factor.
 	Code string `json:"code"`
+	// BannerAck is the id of the sign-in banner the user acknowledged.
+	BannerAck string `json:"bannerAck"`
 }
 
 // signInProblem maps a failed sign-in to its problem, auditing it.
@@ -53,6 +55,9 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := a.checkBanner(req.BannerAck); err != nil {
+		return err
+	}
 	tok, exp, err := a.d.Identity.IssueToken(r.Context(), req.TenantID, req.Username, req.Password, req.Code)
 	if err != nil {
 		return a.signInProblem(r, "token", err)
@@ -70,6 +75,15 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := a.checkBanner(req.BannerAck); err != nil {
+		return err
+	}
+	return a.openSession(w, r, req, "auth.login")
+}
+
+// openSession signs req in and opens a console session, auditing it as
+// action (with the banner acknowledged, if any).
+func (a *API) openSession(w http.ResponseWriter, r *http.Request, req signInRequest, action string) error {
 	s, err := a.d.Identity.Login(r.Context(), req.TenantID, req.Username, req.Password, req.Code)
 	if err != nil {
 		return a.signInProblem(r, "console-session", err)
@@ -77,7 +91,12 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: s.Cookie, Path: "/", HttpOnly: true, Secure: true,
 		SameSite: http.SameSiteStrictMode, Expires: s.ExpiresAt, MaxAge: int(s.ExpiresAt.Sub(a.d.Now()).Seconds())})
 	// The tenant is verified by the sign-in, so the event goes to its log.
-	a.emit(r, audit.Event{Tenant: req.TenantID, Action: "auth.login", Outcome: audit.Success, Resource: audit.Resource{Type: "console-session"}})
+	details := map[string]string{}
+	if id := BannerID(a.d.Banner); id != "" && req.BannerAck == id {
+		details["bannerAcknowledged"] = id
+	}
+	a.emit(r, audit.Event{Tenant: req.TenantID, Action: action, Outcome: audit.Success, Resource: audit.Resource{Type: "console-session"},
+		Details: details})
 	return writeJSON(w, http.StatusOK, map[string]any{"csrfToken": s.CSRF, "expiresAt": s.ExpiresAt,
 		"idleTimeout": int(identity.SessionIdle / time.Second)})
 }

@@ -148,7 +148,7 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 			if !ok {
 				t.Fatalf("paths[%q][%q] missing from openapi.json", rt.pattern, strings.ToLower(rt.method))
 			}
-			want := rt.perm
+			want := string(rt.perm)
 			if rt.public {
 				want = "public"
 			}

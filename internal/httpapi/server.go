@@ -64,6 +64,9 @@ type Deps struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client address.
 	TrustedProxies []netip.Prefix
+	// Banner is the sign-in banner every sign-in must acknowledge; empty
+	// for none.
+	Banner string
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -92,7 +95,7 @@ type API struct {
 type route struct {
 	method  string
 	pattern string
-	perm    string
+	perm    authz.Permission
 	public  bool
 	// signIn marks routes that check a password: they get the stricter
 	// sign-in rate limit per address.
@@ -113,6 +116,10 @@ func New(d Deps) *API {
 		{method: "POST", pattern: "/api/v1/auth/token", public: true, signIn: true, handle: a.issueToken},
 		{method: "POST", pattern: "/api/v1/auth/login", public: true, signIn: true, handle: a.login},
 		{method: "POST", pattern: "/api/v1/auth/logout", public: true, handle: a.logout},
+		{method: "GET", pattern: "/api/v1/auth/banner", public: true, handle: a.banner},
+		{method: "POST", pattern: "/api/v1/auth/login/scan", public: true, signIn: true, handle: a.loginScan},
+		{method: "GET", pattern: "/api/v1/settings/scan-mode", perm: authz.SettingsRead, handle: a.getScanMode},
+		{method: "PUT", pattern: "/api/v1/settings/scan-mode", perm: authz.SettingsWrite, handle: a.putScanMode},
 		{method: "POST", pattern: "/api/v1/sessions", perm: authz.SessionWrite, handle: a.createSession},
 		{method: "GET", pattern: "/api/v1/sessions", perm: authz.SessionRead, handle: a.listSessions},
 		{method: "GET", pattern: "/api/v1/sessions/{id}", perm: authz.SessionRead, handle: a.getSession},
@@ -122,7 +129,7 @@ func New(d Deps) *API {
 		{method: "GET", pattern: "/api/v1/sessions/{id}/files/{fileId}", perm: authz.FileRead, handle: a.downloadFile},
 		{method: "GET", pattern: "/api/v1/settings/secrets", perm: authz.SettingsRead, handle: a.listSecrets},
 		{method: "PUT", pattern: "/api/v1/settings/secrets/{name}", perm: authz.SettingsWrite, handle: a.putSecret},
-		{method: "DELETE", pattern: "/api/v1/settings/secrets/{name}", perm: authz.SettingsWrite, handle: a.deleteSecret},
+		{method: "DELETE", pattern: "/api/v1/settings/secrets/{name}", perm: authz.SettingsDelete, handle: a.deleteSecret},
 	}
 	byPattern := map[string][]route{}
 	var order []string
@@ -194,7 +201,36 @@ var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 type (
 	requestIDKey struct{}
 	principalKey struct{}
+	permKey      struct{}
 )
+
+// subject is the authorization subject of a principal.
+func subject(p identity.Principal) authz.Subject {
+	return authz.Subject{Tenant: p.Tenant, ID: p.ID, Roles: p.Roles}
+}
+
+// decide runs the one decision point on a record for the request's route
+// permission: NotFound is answered exactly like an absent record, Deny with
+// 403 and an audit event.
+func (a *API) decide(r *http.Request, rec *authz.Record) error {
+	perm, _ := r.Context().Value(permKey{}).(authz.Permission)
+	d := authz.Decide(subject(principalOf(r.Context())), perm, rec)
+	switch d.Outcome {
+	case authz.Allow:
+		return nil
+	case authz.NotFound:
+		return notFound()
+	}
+	a.emit(r, audit.Event{Action: "access.denied", Outcome: audit.Denied, Reason: d.Reason,
+		Resource: audit.Resource{Type: "record", ID: rec.ID}})
+	return problem(http.StatusForbidden, "forbidden", "Forbidden", "The credential may not do this to this record.")
+}
+
+// visible reports whether the request's principal may see rec in a list.
+func visible(r *http.Request, rec authz.Record) bool {
+	perm, _ := r.Context().Value(permKey{}).(authz.Permission)
+	return authz.Visible(subject(principalOf(r.Context())), perm, rec)
+}
 
 func requestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)
@@ -297,7 +333,7 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, rt route) (identity.
 	case err != nil:
 		return identity.Principal{}, err
 	}
-	r = r.WithContext(withPrincipal(r.Context(), p))
+	r = r.WithContext(context.WithValue(withPrincipal(r.Context(), p), permKey{}, rt.perm))
 	if p.Session != "" && r.Method != http.MethodGet && r.Method != http.MethodHead &&
 		!identity.CheckCSRF(p, r.Header.Get(CSRFHeader)) {
 		a.emit(r, audit.Event{Action: "auth.csrf_failure", Outcome: audit.Denied, Reason: "missing or wrong CSRF token",
@@ -308,10 +344,10 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, rt route) (identity.
 	if err := a.limit(ratelimit.Principal, ratelimit.PrincipalKey(p.Tenant, p.Type+"/"+p.ID)); err != nil {
 		return p, err
 	}
-	if !authz.Allowed(p, rt.perm) {
-		a.emit(r, audit.Event{Action: "access.denied", Outcome: audit.Denied, Reason: "missing permission " + rt.perm,
+	if !authz.Allowed(subject(p), rt.perm) {
+		a.emit(r, audit.Event{Action: "access.denied", Outcome: audit.Denied, Reason: "missing permission " + string(rt.perm),
 			Resource: audit.Resource{Type: "route", ID: rt.method + " " + rt.pattern}})
-		return p, problem(http.StatusForbidden, "forbidden", "Forbidden", "The credential lacks the permission "+rt.perm+".")
+		return p, problem(http.StatusForbidden, "forbidden", "Forbidden", "The credential lacks the permission "+string(rt.perm)+".")
 	}
 	return p, rt.handle(w, r)
 }

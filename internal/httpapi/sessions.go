@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/idvault/idvault/internal/audit"
+	"github.com/idvault/idvault/internal/authz"
 	"github.com/idvault/idvault/internal/files"
 	"github.com/idvault/idvault/internal/identity"
 	"github.com/idvault/idvault/internal/media"
@@ -167,7 +168,17 @@ func (a *API) getOr404(r *http.Request) (*session.Repo, *session.Session, error)
 	if err != nil {
 		return nil, nil, err
 	}
+	rec := sessionRecord(principalOf(r.Context()).Tenant, s)
+	if err := a.decide(r, &rec); err != nil {
+		return nil, nil, err
+	}
 	return repo, s, nil
+}
+
+// sessionRecord is what authorization knows of a session (and of its
+// files): its owner, the principal that created it.
+func sessionRecord(tenant string, s *session.Session) authz.Record {
+	return authz.Record{Tenant: tenant, ID: s.ID, Owner: s.CreatedBy}
 }
 
 func (a *API) getSession(w http.ResponseWriter, r *http.Request) error {
@@ -238,11 +249,14 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request) error {
 		Items      []sessionView `json:"items"`
 		NextCursor string        `json:"nextCursor,omitempty"`
 	}{Items: []sessionView{}, NextCursor: next}
+	tenant := principalOf(r.Context()).Tenant
 	for _, s := range list {
-		out.Items = append(out.Items, toSessionView(s))
+		if visible(r, sessionRecord(tenant, s)) {
+			out.Items = append(out.Items, toSessionView(s))
+		}
 	}
 	a.emit(r, audit.Event{Action: "session.list", Outcome: audit.Success, Resource: audit.Resource{Type: "session"},
-		Details: map[string]string{"count": strconv.Itoa(len(list))}})
+		Details: map[string]string{"count": strconv.Itoa(len(out.Items))}})
 	return writeJSON(w, http.StatusOK, out)
 }
 

@@ -16,10 +16,12 @@ import (
 
 // sealedCollections lists every collection whose record bodies are sealed
 // by the barrier (the key records of keyring.Collection are not: they hold
-// keys wrapped by root keys).
+// keys wrapped by root keys). identity.CollSettings also holds the init
+// record of the platform tenant.
 var sealedCollections = []string{
 	identity.CollTenants, identity.CollUsers, identity.CollUsernames, identity.CollAPIKeys, identity.CollTokens,
-	session.Collection, audit.Collection, lease.Collection, initCollection,
+	identity.CollSignIn, identity.CollConsoleSessions, identity.CollSettings,
+	session.Collection, audit.Collection, lease.Collection,
 }
 
 // MigrateToAESGCM re-seals every Fernet-sealed record body under the key

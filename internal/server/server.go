@@ -196,7 +196,7 @@ type InitResult struct {
 // and API key exist, so an init killed half-way is redone, not mistaken for
 // a finished one.
 const (
-	initCollection = "settings"
+	initCollection = identity.CollSettings
 	initID         = "init"
 )
 
@@ -436,7 +436,7 @@ func (s *Server) apiServer(ctx context.Context) (*http.Server, net.Listener, str
 		return nil, nil, "", fmt.Errorf("api.rateLimit.trustedProxies: %w", err)
 	}
 	api := httpapi.New(httpapi.Deps{
-		RateLimit: limiter, TrustedProxies: proxies,
+		RateLimit: limiter, TrustedProxies: proxies, Banner: c.Banner,
 		Backend: s.Backend, Barrier: s.Barrier, Identity: s.Identity, Files: s.Files, Broker: s.Broker, Audit: s.Audit, Log: s.Log, Keys: s.Keyring,
 		Limits: httpapi.Limits{MaxJSONBytes: c.MaxJSONBytes, MaxUploadBytes: c.MaxUploadBytes, MaxImagePixels: c.MaxImagePixels,
 			DefaultTTL: s.Config.Sessions.DefaultTTL, MaxTTL: s.Config.Sessions.MaxTTL},

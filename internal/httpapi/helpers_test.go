@@ -139,6 +139,7 @@ type harness struct {
 	identity  *identity.Service
 	consumer  *audit.Consumer
 	srv       *httptest.Server
+	api       *httpapi.API
 	roots     *x509.CertPool // trusts the server's certificate only
 	client    *http.Client
 	a, b      tenant
@@ -212,6 +213,7 @@ func newHarness(t *testing.T, opts ...func(*httpapi.Deps)) *harness {
 		o(&deps)
 	}
 	api := httpapi.New(deps)
+	h.api = api
 	h.startTLS(t, api, filepath.Join(dir, "tls"), logger)
 
 	h.a = h.newTenant(t, "tenant-a")

@@ -146,6 +146,24 @@ func New(d Deps) *API {
 	return a
 }
 
+// RouteInfo describes one route of the table.
+type RouteInfo struct {
+	Method     string
+	Pattern    string
+	Permission authz.Permission
+	Public     bool
+}
+
+// Routes lists the route table, for tests that must cover every route
+// (a new route is covered automatically).
+func (a *API) Routes() []RouteInfo {
+	out := make([]RouteInfo, len(a.routes))
+	for i, rt := range a.routes {
+		out[i] = RouteInfo{Method: rt.method, Pattern: rt.pattern, Permission: rt.perm, Public: rt.public}
+	}
+	return out
+}
+
 // dispatch routes one path pattern by method, answering 405 with Allow as
 // problem+json.
 func (a *API) dispatch(rts []route) http.Handler {

@@ -1,0 +1,67 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestCrossTenantProbe walks the route table: for every route with an id
+// in its path, tenant B's admin uses tenant A's ids and gets 404, exactly
+// as for an unknown id, and nothing of tenant A changes. A new route is
+// probed as soon as it is in the table.
+func TestCrossTenantProbe(t *testing.T) {
+	h := newHarness(t)
+	s := h.createSession(t, h.a, `{"metadata":{"probe":true}}`)
+	f := h.upload(t, h.a, s.ID, "selfie", "image/png", testPNG(t, 8, 8))
+	wantStatus(t, h.do(t, "PUT", "/api/v1/settings/secrets/probe-secret", h.a.Auth(), "application/json", []byte(`{"value":"a's secret"}`)), http.StatusNoContent)
+	ids := map[string]string{"{id}": s.ID, "{fileId}": f.ID, "{name}": "probe-secret"}
+
+	probed := 0
+	for _, rt := range h.api.Routes() {
+		if rt.Public || !strings.Contains(rt.Pattern, "{") {
+			continue
+		}
+		path := rt.Pattern
+		for param, id := range ids {
+			path = strings.ReplaceAll(path, param, id)
+		}
+		if strings.Contains(path, "{") {
+			t.Errorf("%s %s: the probe knows no id for its parameter; add one", rt.Method, rt.Pattern)
+			continue
+		}
+		var body []byte
+		ctype := ""
+		switch {
+		case strings.HasSuffix(rt.Pattern, "/files") && rt.Method == "POST":
+			path += "?kind=document_front"
+			body, ctype = testPNG(t, 8, 8), "image/png"
+		case rt.Method == "PUT":
+			body, ctype = []byte(`{"value":"b's attempt"}`), "application/json"
+		}
+		t.Run(rt.Method+" "+rt.Pattern, func(t *testing.T) {
+			before := h.snapshot(t)
+			res := h.do(t, rt.Method, path, h.b.Auth(), ctype, body)
+			if rt.Method == "PUT" && strings.Contains(rt.Pattern, "/secrets/") {
+				// Secret names are per tenant: B writes a secret of its
+				// own, which the probe then removes again.
+				wantStatus(t, res, http.StatusNoContent)
+				if err := h.keyring.DeleteSecret(t.Context(), h.b.ID, "probe-secret"); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				wantProblem(t, res, http.StatusNotFound, "not-found")
+				h.unchanged(t, before)
+			}
+			got, err := h.keyring.Secret(t.Context(), h.a.ID, "probe-secret")
+			if err != nil || string(got.Bytes()) != "a's secret" {
+				t.Errorf("tenant A's secret changed: %v", err)
+			}
+		})
+		probed++
+	}
+	if probed < 6 {
+		t.Errorf("probed %d routes; the route table has more with ids", probed)
+	}
+	wantStatus(t, h.do(t, "GET", "/api/v1/sessions/"+s.ID+"/files/"+f.ID, h.a.Auth(), "", nil), http.StatusOK)
+}

@@ -67,6 +67,8 @@ type Deps struct {
 	// Banner is the sign-in banner every sign-in must acknowledge; empty
 	// for none.
 	Banner string
+	// PublicURL is the base URL of the platform, for deeplinks.
+	PublicURL string
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -127,6 +129,8 @@ func New(d Deps) *API {
 		{method: "POST", pattern: "/api/v1/sessions/{id}/cancel", perm: authz.SessionWrite, handle: a.cancelSession},
 		{method: "POST", pattern: "/api/v1/sessions/{id}/files", perm: authz.FileWrite, handle: a.uploadFile},
 		{method: "GET", pattern: "/api/v1/sessions/{id}/files/{fileId}", perm: authz.FileRead, handle: a.downloadFile},
+		{method: "POST", pattern: "/api/v1/device-tokens", perm: authz.DeviceTokenWrite, handle: a.createDeviceToken},
+		{method: "POST", pattern: "/api/v1/deeplinks", perm: authz.DeviceTokenWrite, handle: a.createDeeplink},
 		{method: "GET", pattern: "/api/v1/settings/secrets", perm: authz.SettingsRead, handle: a.listSecrets},
 		{method: "PUT", pattern: "/api/v1/settings/secrets/{name}", perm: authz.SettingsWrite, handle: a.putSecret},
 		{method: "DELETE", pattern: "/api/v1/settings/secrets/{name}", perm: authz.SettingsDelete, handle: a.deleteSecret},
@@ -224,11 +228,11 @@ type (
 
 // subject is the authorization subject of a principal.
 func subject(p identity.Principal) authz.Subject {
-	return authz.Subject{Tenant: p.Tenant, ID: p.ID, Roles: p.Roles}
+	return authz.Subject{Tenant: p.Tenant, ID: p.ID, Roles: p.Roles, BoundSession: p.BoundSession}
 }
 
-// decide runs the one decision point on a record for the request's route
-// permission: NotFound is answered exactly like an absent record, Deny with
+// decide runs the one decision point on a record (nil: the collection, for
+// a list or a create) for the request's route permission: NotFound is answered exactly like an absent record, Deny with
 // 403 and an audit event.
 func (a *API) decide(r *http.Request, rec *authz.Record) error {
 	perm, _ := r.Context().Value(permKey{}).(authz.Permission)
@@ -239,9 +243,12 @@ func (a *API) decide(r *http.Request, rec *authz.Record) error {
 	case authz.NotFound:
 		return notFound()
 	}
-	a.emit(r, audit.Event{Action: "access.denied", Outcome: audit.Denied, Reason: d.Reason,
-		Resource: audit.Resource{Type: "record", ID: rec.ID}})
-	return problem(http.StatusForbidden, "forbidden", "Forbidden", "The credential may not do this to this record.")
+	res := audit.Resource{Type: "collection"}
+	if rec != nil {
+		res = audit.Resource{Type: "record", ID: rec.ID}
+	}
+	a.emit(r, audit.Event{Action: "access.denied", Outcome: audit.Denied, Reason: d.Reason, Resource: res})
+	return problem(http.StatusForbidden, "forbidden", "Forbidden", "The credential may not do this here.")
 }
 
 // visible reports whether the request's principal may see rec in a list.

@@ -93,6 +93,9 @@ func (a *API) repo(r *http.Request) (*session.Repo, error) {
 }
 
 func (a *API) createSession(w http.ResponseWriter, r *http.Request) error {
+	if err := a.decide(r, nil); err != nil {
+		return err
+	}
 	var req createSessionRequest
 	if err := decodeJSON(w, r, a.d.Limits.MaxJSONBytes, &req); err != nil {
 		return err
@@ -191,6 +194,9 @@ func (a *API) getSession(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listSessions(w http.ResponseWriter, r *http.Request) error {
+	if err := a.decide(r, nil); err != nil {
+		return err
+	}
 	q := r.URL.Query()
 	var f session.Filter
 	var fields []FieldError

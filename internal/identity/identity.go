@@ -29,6 +29,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/idvault/idvault/internal/authz"
 	"github.com/idvault/idvault/internal/barrier"
 	"github.com/idvault/idvault/internal/store"
 )
@@ -39,6 +40,8 @@ const (
 	CollUsers   = "users"
 	CollAPIKeys = "apikeys"
 	CollTokens  = "tokens"
+	// CollDeviceTokens holds ephemeral device tokens.
+	CollDeviceTokens = "devicetokens"
 	// CollUsernames holds one claim per username, keyed by its blind index.
 	CollUsernames = "usernames"
 )
@@ -93,10 +96,12 @@ type User struct {
 }
 
 type credential struct {
-	ID        string     `json:"id"`
-	Name      string     `json:"name,omitempty"`
-	Hash      string     `json:"hash"`
-	Subject   string     `json:"subject"`
+	ID      string `json:"id"`
+	Name    string `json:"name,omitempty"`
+	Hash    string `json:"hash"`
+	Subject string `json:"subject"`
+	// Session binds a device token to the one session it may submit to.
+	Session   string     `json:"session,omitempty"`
 	Roles     []string   `json:"roles"`
 	CreatedAt time.Time  `json:"createdAt"`
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
@@ -115,6 +120,8 @@ type Principal struct {
 	// session's CSRF token, which every state-changing request must carry.
 	Session    string
 	CSRFDigest string
+	// BoundSession is the one session a device token may submit to.
+	BoundSession string
 }
 
 // Service manages identity records. It is safe for concurrent use.
@@ -287,6 +294,24 @@ func (s *Service) CreateAPIKey(ctx context.Context, tenant, name, subject string
 	return s.createCredential(ctx, CollAPIKeys, "idvk", tenant, credential{Name: name, Subject: subject, Roles: roles, ExpiresAt: expiresAt})
 }
 
+// MaxDeviceTokenTTL is the longest a device token may live.
+const MaxDeviceTokenTTL = 24 * time.Hour
+
+// CreateDeviceToken issues an ephemeral device token of tenant, bound to
+// session sessionID and valid for ttl (at most MaxDeviceTokenTTL), on
+// behalf of subject (the issuing principal). The token carries only the
+// device role: it may submit data to that one session and read nothing.
+// It is shown once, as "idvd.<tenant>.<id>.<secret>" (a bearer token).
+func (s *Service) CreateDeviceToken(ctx context.Context, tenant, sessionID, subject string, ttl time.Duration) (string, time.Time, error) {
+	if ttl <= 0 || ttl > MaxDeviceTokenTTL || sessionID == "" {
+		return "", time.Time{}, fmt.Errorf("device token: ttl must be in (0, %s]: %w", MaxDeviceTokenTTL, store.ErrInvalid)
+	}
+	exp := s.now().UTC().Add(ttl)
+	_, tok, err := s.createCredential(ctx, CollDeviceTokens, "idvd", tenant,
+		credential{Subject: subject, Session: sessionID, Roles: []string{authz.RoleDevice}, ExpiresAt: &exp})
+	return tok, exp, err
+}
+
 // IssueToken checks username, password and, for a user enrolled in TOTP,
 // the one-time code in tenant, and returns a bearer token valid for
 // TokenTTL, with its expiry. Any failure is ErrUnauthenticated (a missing or
@@ -398,6 +423,9 @@ func (s *Service) Authenticate(ctx context.Context, header string) (Principal, e
 		coll, prefix, typ = CollAPIKeys, "idvk", "apikey"
 	case "bearer":
 		coll, prefix, typ = CollTokens, "idvt", "user"
+		if strings.HasPrefix(strings.TrimSpace(cred), "idvd.") {
+			coll, prefix, typ = CollDeviceTokens, "idvd", "device"
+		}
 	default:
 		return Principal{}, ErrUnauthenticated
 	}
@@ -429,7 +457,7 @@ func (s *Service) Authenticate(ctx context.Context, header string) (Principal, e
 	if err := s.checkTenant(ctx, tenant); err != nil {
 		return Principal{}, err
 	}
-	p := Principal{Tenant: tenant, Type: typ, ID: c.ID, Roles: c.Roles}
+	p := Principal{Tenant: tenant, Type: typ, ID: c.ID, Roles: c.Roles, BoundSession: c.Session}
 	if typ == "user" {
 		p.ID = c.Subject
 		var u User

@@ -436,7 +436,7 @@ func (s *Server) apiServer(ctx context.Context) (*http.Server, net.Listener, str
 		return nil, nil, "", fmt.Errorf("api.rateLimit.trustedProxies: %w", err)
 	}
 	api := httpapi.New(httpapi.Deps{
-		RateLimit: limiter, TrustedProxies: proxies, Banner: c.Banner,
+		RateLimit: limiter, TrustedProxies: proxies, Banner: c.Banner, PublicURL: c.PublicURL,
 		Backend: s.Backend, Barrier: s.Barrier, Identity: s.Identity, Files: s.Files, Broker: s.Broker, Audit: s.Audit, Log: s.Log, Keys: s.Keyring,
 		Limits: httpapi.Limits{MaxJSONBytes: c.MaxJSONBytes, MaxUploadBytes: c.MaxUploadBytes, MaxImagePixels: c.MaxImagePixels,
 			DefaultTTL: s.Config.Sessions.DefaultTTL, MaxTTL: s.Config.Sessions.MaxTTL},

@@ -129,6 +129,9 @@ func New(d Deps) *API {
 		{method: "POST", pattern: "/api/v1/sessions/{id}/cancel", perm: authz.SessionWrite, handle: a.cancelSession},
 		{method: "POST", pattern: "/api/v1/sessions/{id}/files", perm: authz.FileWrite, handle: a.uploadFile},
 		{method: "GET", pattern: "/api/v1/sessions/{id}/files/{fileId}", perm: authz.FileRead, handle: a.downloadFile},
+		{method: "POST", pattern: "/api/v1/api-keys", perm: authz.APIKeyWrite, handle: a.createAPIKey},
+		{method: "GET", pattern: "/api/v1/api-keys", perm: authz.APIKeyRead, handle: a.listAPIKeys},
+		{method: "DELETE", pattern: "/api/v1/api-keys/{id}", perm: authz.APIKeyDelete, handle: a.revokeAPIKey},
 		{method: "POST", pattern: "/api/v1/device-tokens", perm: authz.DeviceTokenWrite, handle: a.createDeviceToken},
 		{method: "POST", pattern: "/api/v1/deeplinks", perm: authz.DeviceTokenWrite, handle: a.createDeeplink},
 		{method: "GET", pattern: "/api/v1/settings/secrets", perm: authz.SettingsRead, handle: a.listSecrets},
@@ -228,7 +231,7 @@ type (
 
 // subject is the authorization subject of a principal.
 func subject(p identity.Principal) authz.Subject {
-	return authz.Subject{Tenant: p.Tenant, ID: p.ID, Roles: p.Roles, BoundSession: p.BoundSession}
+	return authz.Subject{Tenant: p.Tenant, ID: p.ID, Roles: p.Roles, Custom: p.Permissions, BoundSession: p.BoundSession}
 }
 
 // decide runs the one decision point on a record (nil: the collection, for
@@ -410,7 +413,7 @@ const (
 // (API key or bearer token) or, without one, the console session cookie.
 func (a *API) authenticate(r *http.Request) (identity.Principal, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
-		return a.d.Identity.Authenticate(r.Context(), h)
+		return a.d.Identity.AuthenticateFrom(r.Context(), h, a.clientAddr(r))
 	}
 	if c, err := r.Cookie(SessionCookie); err == nil {
 		return a.d.Identity.AuthenticateSession(r.Context(), c.Value)

@@ -105,6 +105,31 @@ type credential struct {
 	Roles     []string   `json:"roles"`
 	CreatedAt time.Time  `json:"createdAt"`
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	// Permissions scope an API key to a subset of its creator's
+	// permissions (in place of roles).
+	Permissions []string `json:"permissions,omitempty"`
+}
+
+// CollAPIKeyUse records each API key's last use (time, to the minute, and
+// client address), apart from the key record, which a use never rewrites.
+const CollAPIKeyUse = "apikeyuse"
+
+type keyUse struct {
+	At   time.Time `json:"at"`
+	From string    `json:"from"`
+}
+
+// APIKeyInfo describes an API key without its secret.
+type APIKeyInfo struct {
+	ID           string     `json:"id"`
+	Name         string     `json:"name"`
+	CreatedBy    string     `json:"createdBy"`
+	Roles        []string   `json:"roles,omitempty"`
+	Permissions  []string   `json:"permissions,omitempty"`
+	CreatedAt    time.Time  `json:"createdAt"`
+	ExpiresAt    *time.Time `json:"expiresAt,omitempty"`
+	LastUsedAt   *time.Time `json:"lastUsedAt,omitempty"`
+	LastUsedFrom string     `json:"lastUsedFrom,omitempty"`
 }
 
 // Principal is an authenticated caller.
@@ -122,6 +147,9 @@ type Principal struct {
 	CSRFDigest string
 	// BoundSession is the one session a device token may submit to.
 	BoundSession string
+	// Permissions are the scope of an API key created with explicit
+	// permissions (it has no roles then).
+	Permissions []string
 }
 
 // Service manages identity records. It is safe for concurrent use.
@@ -294,6 +322,107 @@ func (s *Service) CreateAPIKey(ctx context.Context, tenant, name, subject string
 	return s.createCredential(ctx, CollAPIKeys, "idvk", tenant, credential{Name: name, Subject: subject, Roles: roles, ExpiresAt: expiresAt})
 }
 
+// CreateScopedAPIKey creates an API key of tenant holding exactly perms
+// (the caller has checked that its creator holds them), issued by subject,
+// expiring at expiresAt (never when nil). It returns the key's id and the
+// full key, shown once.
+func (s *Service) CreateScopedAPIKey(ctx context.Context, tenant, name, subject string, perms []string, expiresAt *time.Time) (id, key string, err error) {
+	return s.createCredential(ctx, CollAPIKeys, "idvk", tenant, credential{Name: name, Subject: subject, Roles: []string{}, Permissions: perms, ExpiresAt: expiresAt})
+}
+
+// APIKeys lists tenant's API keys, without secrets.
+func (s *Service) APIKeys(ctx context.Context, tenant string) ([]APIKeyInfo, error) {
+	v, err := s.view(tenant)
+	if err != nil {
+		return nil, err
+	}
+	out := []APIKeyInfo{}
+	q := store.Query{Collection: CollAPIKeys, Limit: store.MaxLimit}
+	for {
+		page, err := v.Query(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("list api keys: %w", err)
+		}
+		for _, rec := range page.Records {
+			var c credential
+			if err := v.Decode(ctx, rec, &c); err != nil {
+				return nil, err
+			}
+			info := APIKeyInfo{ID: c.ID, Name: c.Name, CreatedBy: c.Subject, Roles: c.Roles, Permissions: c.Permissions,
+				CreatedAt: c.CreatedAt, ExpiresAt: c.ExpiresAt}
+			var u keyUse
+			if _, err := v.Get(ctx, CollAPIKeyUse, c.ID, &u); err == nil {
+				info.LastUsedAt, info.LastUsedFrom = &u.At, u.From
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return nil, err
+			}
+			out = append(out, info)
+		}
+		if page.Next == "" {
+			return out, nil
+		}
+		q.Cursor = page.Next
+	}
+}
+
+// APIKey returns tenant's API key id, without its secret, or
+// store.ErrNotFound.
+func (s *Service) APIKey(ctx context.Context, tenant, id string) (APIKeyInfo, error) {
+	v, err := s.view(tenant)
+	if err != nil {
+		return APIKeyInfo{}, err
+	}
+	var c credential
+	if _, err := v.Get(ctx, CollAPIKeys, id, &c); err != nil {
+		return APIKeyInfo{}, err
+	}
+	return APIKeyInfo{ID: c.ID, Name: c.Name, CreatedBy: c.Subject, Roles: c.Roles, Permissions: c.Permissions,
+		CreatedAt: c.CreatedAt, ExpiresAt: c.ExpiresAt}, nil
+}
+
+// RevokeAPIKey deletes tenant's API key id: it stops working at once. An
+// unknown id is store.ErrNotFound.
+func (s *Service) RevokeAPIKey(ctx context.Context, tenant, id string) error {
+	v, err := s.view(tenant)
+	if err != nil {
+		return err
+	}
+	if err := v.Delete(ctx, CollAPIKeys, id, 0); err != nil {
+		return err
+	}
+	if err := v.Delete(ctx, CollAPIKeyUse, id, 0); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// keyTouch is how stale an API key's last-use time may get before a
+// request writes it again.
+const keyTouch = time.Minute
+
+// recordUse notes the use of API key id from addr, at most once a minute
+// per address.
+func (s *Service) recordUse(ctx context.Context, v *store.View, id, addr string) error {
+	var u keyUse
+	rec, err := v.Get(ctx, CollAPIKeyUse, id, &u)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("authenticate: key use: %w", err)
+	}
+	if err == nil && s.now().Sub(u.At) <= keyTouch && u.From == addr {
+		return nil
+	}
+	next := keyUse{At: s.now().UTC(), From: addr}
+	if rec.Version == 0 {
+		_, err = v.Put(ctx, CollAPIKeyUse, id, nil, next)
+	} else {
+		_, err = v.Update(ctx, CollAPIKeyUse, id, rec.Version, nil, next)
+	}
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("authenticate: record key use: %w", err)
+	}
+	return nil
+}
+
 // MaxDeviceTokenTTL is the longest a device token may live.
 const MaxDeviceTokenTTL = 24 * time.Hour
 
@@ -413,6 +542,12 @@ func digest(secret string) string {
 // "Bearer <token>") to its principal. Every failure other than a suspended
 // tenant or a store outage is ErrUnauthenticated.
 func (s *Service) Authenticate(ctx context.Context, header string) (Principal, error) {
+	return s.AuthenticateFrom(ctx, header, "")
+}
+
+// AuthenticateFrom is Authenticate for a request from client address addr:
+// an API key's last use (time, to the minute, and address) is recorded.
+func (s *Service) AuthenticateFrom(ctx context.Context, header, addr string) (Principal, error) {
 	scheme, cred, ok := strings.Cut(strings.TrimSpace(header), " ")
 	if !ok {
 		return Principal{}, ErrUnauthenticated
@@ -457,7 +592,12 @@ func (s *Service) Authenticate(ctx context.Context, header string) (Principal, e
 	if err := s.checkTenant(ctx, tenant); err != nil {
 		return Principal{}, err
 	}
-	p := Principal{Tenant: tenant, Type: typ, ID: c.ID, Roles: c.Roles, BoundSession: c.Session}
+	p := Principal{Tenant: tenant, Type: typ, ID: c.ID, Roles: c.Roles, BoundSession: c.Session, Permissions: c.Permissions}
+	if typ == "apikey" && addr != "" {
+		if err := s.recordUse(ctx, v, id, addr); err != nil {
+			return Principal{}, err
+		}
+	}
 	if typ == "user" {
 		p.ID = c.Subject
 		var u User

@@ -148,3 +148,44 @@ func clearSessionCookie(w http.ResponseWriter) {
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: true,
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})
 }
+
+// beginTOTP starts the caller's TOTP enrolment: the secret and otpauth URL
+// (for a QR code) are returned once; nothing changes at sign-in until
+// confirmTOTP.
+func (a *API) beginTOTP(w http.ResponseWriter, r *http.Request) error {
+	if err := drainEmpty(w, r); err != nil {
+		return err
+	}
+	p := principalOf(r.Context())
+	url, secret, err := a.d.Identity.BeginTOTP(r.Context(), p.Tenant, p.ID)
+	if err != nil {
+		return err
+	}
+	a.emit(r, audit.Event{Action: "auth.totp_enrol", Outcome: audit.Success, Resource: audit.Resource{Type: "user", ID: p.ID}})
+	return writeJSON(w, http.StatusOK, map[string]string{"otpauthUrl": url, "secret": secret})
+}
+
+// confirmTOTP enables the pending second factor with a first valid code.
+func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Code string `json:"code"`
+	}
+	if err := decodeJSON(w, r, a.d.Limits.MaxJSONBytes, &req); err != nil {
+		return err
+	}
+	p := principalOf(r.Context())
+	ok, err := a.d.Identity.ConfirmTOTP(r.Context(), p.Tenant, p.ID, req.Code)
+	if errors.Is(err, identity.ErrTOTPNotPending) {
+		return problem(http.StatusConflict, "invalid-state", "No enrolment", "Start the enrolment with POST /api/v1/auth/totp first.")
+	}
+	if err != nil {
+		return err
+	}
+	if !ok {
+		a.emit(r, audit.Event{Action: "auth.totp_confirm", Outcome: audit.Denied, Reason: "wrong code", Resource: audit.Resource{Type: "user", ID: p.ID}})
+		return badRequest("The code is wrong.", FieldError{"code", "not the current code of the new secret"})
+	}
+	a.emit(r, audit.Event{Action: "auth.totp_confirm", Outcome: audit.Success, Resource: audit.Resource{Type: "user", ID: p.ID}})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -137,10 +137,10 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 		}
 		routes[key] = rt
 		t.Run(rt.method+" "+rt.pattern, func(t *testing.T) {
-			if rt.public == (rt.perm != "") {
-				t.Errorf("route public = %v with perm %q, want exactly one of public and a permission", rt.public, rt.perm)
+			if n := btoi(rt.public) + btoi(rt.self) + btoi(rt.perm != ""); n != 1 {
+				t.Errorf("route public = %v, self = %v, perm %q; want exactly one of public, self and a permission", rt.public, rt.self, rt.perm)
 			}
-			if !rt.public && !authz.Known(rt.perm) {
+			if !rt.public && !rt.self && !authz.Known(rt.perm) {
 				t.Errorf("authz.Known(%q) = false, want true", rt.perm)
 			}
 			item, _ := paths[rt.pattern].(map[string]any)
@@ -149,8 +149,11 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 				t.Fatalf("paths[%q][%q] missing from openapi.json", rt.pattern, strings.ToLower(rt.method))
 			}
 			want := string(rt.perm)
-			if rt.public {
+			switch {
+			case rt.public:
 				want = "public"
+			case rt.self:
+				want = "self"
 			}
 			if got := op["x-permission"]; got != want {
 				t.Errorf("x-permission = %v, want %q", got, want)
@@ -177,6 +180,13 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 			t.Errorf("openapi.json documents %s %s, want a route for it", strings.ToUpper(o.method), o.path)
 		}
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 var pathParam = regexp.MustCompile(`\{([^}]+)\}`)

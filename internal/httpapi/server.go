@@ -93,7 +93,8 @@ type API struct {
 }
 
 // route is one entry of the route table. perm is the permission the route
-// needs; public routes need none and must say so.
+// needs; public routes need none and must say so, and self routes act only
+// on the caller's own account.
 type route struct {
 	method  string
 	pattern string
@@ -102,6 +103,9 @@ type route struct {
 	// signIn marks routes that check a password: they get the stricter
 	// sign-in rate limit per address.
 	signIn bool
+	// self marks routes that act only on the caller's own user account
+	// (its second factor): any signed-in user, no API key or device.
+	self   bool
 	handle func(w http.ResponseWriter, r *http.Request) error
 }
 
@@ -119,6 +123,8 @@ func New(d Deps) *API {
 		{method: "POST", pattern: "/api/v1/auth/login", public: true, signIn: true, handle: a.login},
 		{method: "POST", pattern: "/api/v1/auth/logout", public: true, handle: a.logout},
 		{method: "GET", pattern: "/api/v1/auth/banner", public: true, handle: a.banner},
+		{method: "POST", pattern: "/api/v1/auth/totp", self: true, handle: a.beginTOTP},
+		{method: "POST", pattern: "/api/v1/auth/totp/confirm", self: true, handle: a.confirmTOTP},
 		{method: "POST", pattern: "/api/v1/auth/login/scan", public: true, signIn: true, handle: a.loginScan},
 		{method: "GET", pattern: "/api/v1/settings/scan-mode", perm: authz.SettingsRead, handle: a.getScanMode},
 		{method: "PUT", pattern: "/api/v1/settings/scan-mode", perm: authz.SettingsWrite, handle: a.putScanMode},
@@ -371,6 +377,12 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, rt route) (identity.
 	}
 	if err := a.limit(ratelimit.Principal, ratelimit.PrincipalKey(p.Tenant, p.Type+"/"+p.ID)); err != nil {
 		return p, err
+	}
+	if rt.self {
+		if p.Type != "user" {
+			return p, problem(http.StatusForbidden, "forbidden", "Forbidden", "Only a signed-in user can manage its own account.")
+		}
+		return p, rt.handle(w, r)
 	}
 	if !authz.Allowed(subject(p), rt.perm) {
 		a.emit(r, audit.Event{Action: "access.denied", Outcome: audit.Denied, Reason: "missing permission " + string(rt.perm),

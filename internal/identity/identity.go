@@ -686,3 +686,26 @@ func (s *Service) SetUserDisabled(ctx context.Context, tenant, username string, 
 		return nil
 	})
 }
+
+// User returns tenant's user id, or store.ErrNotFound.
+func (s *Service) User(ctx context.Context, tenant, id string) (User, error) {
+	v, err := s.view(tenant)
+	if err != nil {
+		return User{}, err
+	}
+	var u User
+	_, err = v.Get(ctx, CollUsers, id, &u)
+	return u, err
+}
+
+// SetUserDisabledByID is SetUserDisabled for the user with id.
+func (s *Service) SetUserDisabledByID(ctx context.Context, tenant, id string, disabled bool) error {
+	v, err := s.view(tenant)
+	if err != nil {
+		return err
+	}
+	return s.updateUser(ctx, v, id, func(u *User) error {
+		u.Disabled = disabled
+		return nil
+	})
+}

@@ -1,0 +1,138 @@
+package httpapi
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/idvault/idvault/internal/audit"
+	"github.com/idvault/idvault/internal/authz"
+	"github.com/idvault/idvault/internal/identity"
+	"github.com/idvault/idvault/internal/store"
+)
+
+// Users of a tenant: created with built-in roles (custom roles come later)
+// and a one-time password shown once; listed; disabled and enabled. No
+// principal can give a user a role holding a permission it does not hold.
+
+type userView struct {
+	ID        string    `json:"id"`
+	Username  string    `json:"username"`
+	Roles     []string  `json:"roles"`
+	Disabled  bool      `json:"disabled"`
+	TOTP      bool      `json:"totp"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+func toUserView(u identity.User) userView {
+	return userView{ID: u.ID, Username: u.Username, Roles: u.Roles, Disabled: u.Disabled, TOTP: u.TOTP.Enabled(), CreatedAt: u.CreatedAt}
+}
+
+func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Username string   `json:"username"`
+		Roles    []string `json:"roles"`
+	}
+	if err := decodeJSON(w, r, a.d.Limits.MaxJSONBytes, &req); err != nil {
+		return err
+	}
+	var fields []FieldError
+	name := identity.NormalizeUsername(req.Username)
+	if name == "" || len(name) > 254 || strings.ContainsAny(name, " \t\r\n") {
+		fields = append(fields, FieldError{"username", "1 to 254 characters without spaces"})
+	}
+	var perms []authz.Permission
+	for _, role := range req.Roles {
+		rp, ok := authz.RolePermissions(role)
+		if !ok || role == authz.RoleDevice {
+			fields = append(fields, FieldError{"roles", "unknown role " + safeName(role)})
+			continue
+		}
+		perms = append(perms, rp...)
+	}
+	if len(req.Roles) == 0 {
+		fields = append(fields, FieldError{"roles", "at least one role"})
+	}
+	if len(fields) > 0 {
+		return badRequest("The user request is invalid.", fields...)
+	}
+	p := principalOf(r.Context())
+	if err := authz.CanGrant(subject(p), perms); err != nil {
+		a.emit(r, audit.Event{Action: "access.denied", Outcome: audit.Denied, Reason: "escalation: role " + strings.Join(req.Roles, ","),
+			Resource: audit.Resource{Type: "user"}})
+		return problem(http.StatusForbidden, "escalation", "Permission not held",
+			"A user can only be given roles whose permissions the caller holds.")
+	}
+	pw := make([]byte, 18)
+	if _, err := rand.Read(pw); err != nil {
+		return err
+	}
+	password := base64.RawURLEncoding.EncodeToString(pw)
+	u, err := a.d.Identity.CreateUser(r.Context(), p.Tenant, name, password, req.Roles)
+	if errors.Is(err, identity.ErrExists) {
+		return problem(http.StatusConflict, "exists", "User exists", "A user of that name exists.")
+	}
+	if err != nil {
+		return err
+	}
+	a.emit(r, audit.Event{Action: "user.create", Outcome: audit.Success, Resource: audit.Resource{Type: "user", ID: u.ID},
+		Details: map[string]string{"roles": strings.Join(req.Roles, ",")}})
+	return writeJSON(w, http.StatusCreated, struct {
+		userView
+		Password string `json:"password"`
+	}{toUserView(u), password})
+}
+
+func (a *API) listUsers(w http.ResponseWriter, r *http.Request) error {
+	out := []userView{}
+	err := a.d.Identity.Users(r.Context(), principalOf(r.Context()).Tenant, func(u identity.User) error {
+		out = append(out, toUserView(u))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"items": out})
+}
+
+func (a *API) setUserDisabled(disabled bool) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := drainEmpty(w, r); err != nil {
+			return err
+		}
+		p := principalOf(r.Context())
+		id := r.PathValue("id")
+		u, err := a.d.Identity.User(r.Context(), p.Tenant, id)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
+			return notFound()
+		}
+		if err != nil {
+			return err
+		}
+		if u.ID == p.ID && disabled {
+			return problem(http.StatusConflict, "invalid-state", "Cannot disable yourself", "A user cannot disable its own account.")
+		}
+		var perms []authz.Permission
+		for _, role := range u.Roles {
+			rp, _ := authz.RolePermissions(role)
+			perms = append(perms, rp...)
+		}
+		if err := authz.CanGrant(subject(p), perms); err != nil {
+			return problem(http.StatusForbidden, "escalation", "Permission not held",
+				"Only a principal holding all of a user's permissions can disable or enable it.")
+		}
+		if err := a.d.Identity.SetUserDisabledByID(r.Context(), p.Tenant, id, disabled); err != nil {
+			return err
+		}
+		action := "user.enable"
+		if disabled {
+			action = "user.disable"
+		}
+		a.emit(r, audit.Event{Action: action, Outcome: audit.Success, Resource: audit.Resource{Type: "user", ID: id}})
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}

@@ -36,6 +36,10 @@ func TestCrossTenantProbe(t *testing.T) {
 		case strings.HasSuffix(rt.Pattern, "/files") && rt.Method == "POST":
 			path += "?kind=document_front"
 			body, ctype = testPNG(t, 8, 8), "image/png"
+		case strings.HasSuffix(rt.Pattern, "/restriction"):
+			body, ctype = []byte(`{"groups":[]}`), "application/json"
+		case strings.HasSuffix(rt.Pattern, "/members"):
+			body, ctype = []byte(`{"members":[]}`), "application/json"
 		case rt.Method == "PUT":
 			body, ctype = []byte(`{"value":"b's attempt"}`), "application/json"
 		}

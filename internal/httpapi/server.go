@@ -135,6 +135,10 @@ func New(d Deps) *API {
 		{method: "POST", pattern: "/api/v1/sessions/{id}/cancel", perm: authz.SessionWrite, handle: a.cancelSession},
 		{method: "POST", pattern: "/api/v1/sessions/{id}/files", perm: authz.FileWrite, handle: a.uploadFile},
 		{method: "GET", pattern: "/api/v1/sessions/{id}/files/{fileId}", perm: authz.FileRead, handle: a.downloadFile},
+		{method: "PUT", pattern: "/api/v1/sessions/{id}/restriction", perm: authz.SessionRestrict, handle: a.restrictSession},
+		{method: "POST", pattern: "/api/v1/groups", perm: authz.GroupWrite, handle: a.createGroup},
+		{method: "GET", pattern: "/api/v1/groups", perm: authz.GroupRead, handle: a.listGroups},
+		{method: "PUT", pattern: "/api/v1/groups/{id}/members", perm: authz.GroupWrite, handle: a.setGroupMembers},
 		{method: "POST", pattern: "/api/v1/users", perm: authz.UserWrite, handle: a.createUser},
 		{method: "GET", pattern: "/api/v1/users", perm: authz.UserRead, handle: a.listUsers},
 		{method: "POST", pattern: "/api/v1/users/{id}/disable", perm: authz.UserWrite, handle: a.setUserDisabled(true)},
@@ -241,7 +245,7 @@ type (
 
 // subject is the authorization subject of a principal.
 func subject(p identity.Principal) authz.Subject {
-	return authz.Subject{Tenant: p.Tenant, ID: p.ID, Roles: p.Roles, Custom: p.Permissions, BoundSession: p.BoundSession}
+	return authz.Subject{Tenant: p.Tenant, ID: p.ID, Roles: p.Roles, Custom: p.Permissions, Groups: p.Groups, BoundSession: p.BoundSession}
 }
 
 // decide runs the one decision point on a record (nil: the collection, for
@@ -370,6 +374,13 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, rt route) (identity.
 		return identity.Principal{}, problem(http.StatusForbidden, "tenant-suspended", "Tenant suspended", "The tenant of this credential is suspended.")
 	case err != nil:
 		return identity.Principal{}, err
+	}
+	if p.Type == "user" {
+		groups, err := a.d.Identity.UserGroups(r.Context(), p.Tenant, p.ID)
+		if err != nil {
+			return identity.Principal{}, err
+		}
+		p.Groups = groups
 	}
 	r = r.WithContext(context.WithValue(withPrincipal(r.Context(), p), permKey{}, rt.perm))
 	if p.Session != "" && r.Method != http.MethodGet && r.Method != http.MethodHead &&

@@ -181,7 +181,7 @@ func (a *API) getOr404(r *http.Request) (*session.Repo, *session.Session, error)
 // sessionRecord is what authorization knows of a session (and of its
 // files): its owner, the principal that created it.
 func sessionRecord(tenant string, s *session.Session) authz.Record {
-	return authz.Record{Tenant: tenant, ID: s.ID, Owner: s.CreatedBy}
+	return authz.Record{Tenant: tenant, ID: s.ID, Owner: s.CreatedBy, Restricted: s.Restricted}
 }
 
 func (a *API) getSession(w http.ResponseWriter, r *http.Request) error {

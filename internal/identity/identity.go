@@ -150,6 +150,9 @@ type Principal struct {
 	// Permissions are the scope of an API key created with explicit
 	// permissions (it has no roles then).
 	Permissions []string
+	// Groups are the ids of the groups a user belongs to (filled in by the
+	// API for record restriction).
+	Groups []string
 }
 
 // Service manages identity records. It is safe for concurrent use.

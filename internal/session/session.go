@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/idvault/idvault/internal/authz"
 	"github.com/idvault/idvault/internal/files"
 	"github.com/idvault/idvault/internal/store"
 )
@@ -145,6 +146,9 @@ type Session struct {
 	Advance bool   `json:"advance,omitempty"`
 	Reason  string `json:"reason,omitempty"`
 	Files   []File `json:"files"`
+	// Restricted limits the session to these groups (layer 3 of access
+	// control); empty means every principal whose permissions reach it.
+	Restricted []authz.Grant `json:"restricted,omitempty"`
 
 	version int64
 }

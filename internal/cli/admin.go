@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/idvault/idvault/internal/authz"
 	"github.com/idvault/idvault/internal/identity"
 	"github.com/idvault/idvault/internal/server"
 	"github.com/idvault/idvault/internal/store"
@@ -36,7 +37,8 @@ const userUsage = `Usage: idvault user <command> --tenant ID [flags]
 Commands:
   create --username NAME --role ROLE [--json]
                                 create a user with a one-time password
-                                (printed once); ROLE: admin or integration
+                                (printed once); ROLE: admin, verifier,
+                                auditor or integration
   list [--json]                 every user of the tenant
   disable --username NAME       the user can no longer sign in; its tokens stop
   enable --username NAME        undo disable
@@ -153,14 +155,14 @@ func userCmd(ctx context.Context, args []string, stdout, stderr io.Writer, envir
 		"create": func(fs *flag.FlagSet) func(context.Context, *server.Server) error {
 			tenant := tenantFlag(fs)
 			username := fs.String("username", "", "the username")
-			role := fs.String("role", "", "the user's role: admin or integration")
+			role := fs.String("role", "", "the user's role: admin, verifier, auditor or integration")
 			asJSON := fs.Bool("json", false, "print one JSON object")
 			return func(ctx context.Context, srv *server.Server) error {
 				if err := need(tenant); err != nil {
 					return err
 				}
-				if *role != "admin" && *role != "integration" {
-					return errors.New("user create: --role must be admin or integration")
+				if _, ok := authz.RolePermissions(*role); !ok || *role == authz.RoleDevice {
+					return errors.New("user create: --role must be admin, verifier, auditor or integration")
 				}
 				if _, err := srv.Identity.Tenant(ctx, *tenant); err != nil {
 					return fmt.Errorf("no tenant %q", *tenant)

@@ -38,6 +38,8 @@ func TestCrossTenantProbe(t *testing.T) {
 			body, ctype = testPNG(t, 8, 8), "image/png"
 		case strings.HasSuffix(rt.Pattern, "/restriction"):
 			body, ctype = []byte(`{"groups":[]}`), "application/json"
+		case strings.HasPrefix(rt.Pattern, "/api/v1/roles/"):
+			body, ctype = []byte(`{"permissions":["session:read"]}`), "application/json"
 		case strings.HasSuffix(rt.Pattern, "/members"):
 			body, ctype = []byte(`{"members":[]}`), "application/json"
 		case rt.Method == "PUT":
@@ -46,7 +48,10 @@ func TestCrossTenantProbe(t *testing.T) {
 		t.Run(rt.Method+" "+rt.Pattern, func(t *testing.T) {
 			before := h.snapshot(t)
 			res := h.do(t, rt.Method, path, h.b.Auth(), ctype, body)
-			if rt.Method == "PUT" && strings.Contains(rt.Pattern, "/secrets/") {
+			if rt.Method == "PUT" && strings.HasPrefix(rt.Pattern, "/api/v1/roles/") {
+				// Role names are per tenant too: B defines a role of its own.
+				wantStatus(t, res, http.StatusOK)
+			} else if rt.Method == "PUT" && strings.Contains(rt.Pattern, "/secrets/") {
 				// Secret names are per tenant: B writes a secret of its
 				// own, which the probe then removes again.
 				wantStatus(t, res, http.StatusNoContent)

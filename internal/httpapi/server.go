@@ -139,6 +139,8 @@ func New(d Deps) *API {
 		{method: "POST", pattern: "/api/v1/groups", perm: authz.GroupWrite, handle: a.createGroup},
 		{method: "GET", pattern: "/api/v1/groups", perm: authz.GroupRead, handle: a.listGroups},
 		{method: "PUT", pattern: "/api/v1/groups/{id}/members", perm: authz.GroupWrite, handle: a.setGroupMembers},
+		{method: "PUT", pattern: "/api/v1/roles/{name}", perm: authz.RoleWrite, handle: a.putRole},
+		{method: "GET", pattern: "/api/v1/roles", perm: authz.RoleRead, handle: a.listRoles},
 		{method: "POST", pattern: "/api/v1/users", perm: authz.UserWrite, handle: a.createUser},
 		{method: "GET", pattern: "/api/v1/users", perm: authz.UserRead, handle: a.listUsers},
 		{method: "POST", pattern: "/api/v1/users/{id}/disable", perm: authz.UserWrite, handle: a.setUserDisabled(true)},
@@ -380,7 +382,11 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, rt route) (identity.
 		if err != nil {
 			return identity.Principal{}, err
 		}
-		p.Groups = groups
+		custom, err := a.d.Identity.CustomPermissions(r.Context(), p.Tenant, p.Roles)
+		if err != nil {
+			return identity.Principal{}, err
+		}
+		p.Groups, p.Permissions = groups, append(p.Permissions, custom...)
 	}
 	r = r.WithContext(context.WithValue(withPrincipal(r.Context(), p), permKey{}, rt.perm))
 	if p.Session != "" && r.Method != http.MethodGet && r.Method != http.MethodHead &&

@@ -44,14 +44,12 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
 	if name == "" || len(name) > 254 || strings.ContainsAny(name, " \t\r\n") {
 		fields = append(fields, FieldError{"username", "1 to 254 characters without spaces"})
 	}
-	var perms []authz.Permission
-	for _, role := range req.Roles {
-		rp, ok := authz.RolePermissions(role)
-		if !ok || role == authz.RoleDevice {
-			fields = append(fields, FieldError{"roles", "unknown role " + safeName(role)})
-			continue
-		}
-		perms = append(perms, rp...)
+	perms, unknown, err := a.rolePermissions(r, req.Roles)
+	if err != nil {
+		return err
+	}
+	for _, role := range unknown {
+		fields = append(fields, FieldError{"roles", "unknown role " + safeName(role)})
 	}
 	if len(req.Roles) == 0 {
 		fields = append(fields, FieldError{"roles", "at least one role"})
@@ -115,10 +113,9 @@ func (a *API) setUserDisabled(disabled bool) func(http.ResponseWriter, *http.Req
 		if u.ID == p.ID && disabled {
 			return problem(http.StatusConflict, "invalid-state", "Cannot disable yourself", "A user cannot disable its own account.")
 		}
-		var perms []authz.Permission
-		for _, role := range u.Roles {
-			rp, _ := authz.RolePermissions(role)
-			perms = append(perms, rp...)
+		perms, _, err := a.rolePermissions(r, u.Roles)
+		if err != nil {
+			return err
 		}
 		if err := authz.CanGrant(subject(p), perms); err != nil {
 			return problem(http.StatusForbidden, "escalation", "Permission not held",
@@ -135,4 +132,84 @@ func (a *API) setUserDisabled(disabled bool) func(http.ResponseWriter, *http.Req
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
+}
+
+// rolePermissions expands role names (built-in or custom roles of the
+// caller's tenant) to permissions, and lists the names that are neither.
+func (a *API) rolePermissions(r *http.Request, roles []string) (perms []authz.Permission, unknown []string, err error) {
+	tenant := principalOf(r.Context()).Tenant
+	for _, role := range roles {
+		if rp, ok := authz.RolePermissions(role); ok && role != authz.RoleDevice {
+			perms = append(perms, rp...)
+			continue
+		}
+		custom, err := a.d.Identity.CustomPermissions(r.Context(), tenant, []string{role})
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(custom) == 0 {
+			unknown = append(unknown, role)
+			continue
+		}
+		for _, c := range custom {
+			if p, err := authz.Parse(c); err == nil {
+				perms = append(perms, p)
+			}
+		}
+	}
+	return perms, unknown, nil
+}
+
+func (a *API) putRole(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Permissions []string `json:"permissions"`
+	}
+	if err := decodeJSON(w, r, a.d.Limits.MaxJSONBytes, &req); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	if err := authz.ValidateRole(name, req.Permissions); err != nil {
+		return badRequest("The role is invalid.", FieldError{"permissions", "known permissions, each once; the name 1-64 of a-z, 0-9, '-', '_' and not a built-in role"})
+	}
+	perms := make([]authz.Permission, len(req.Permissions))
+	for i, s := range req.Permissions {
+		perms[i], _ = authz.Parse(s)
+	}
+	p := principalOf(r.Context())
+	if err := authz.CanGrant(subject(p), perms); err != nil {
+		a.emit(r, audit.Event{Action: "access.denied", Outcome: audit.Denied, Reason: "escalation: role " + name, Resource: audit.Resource{Type: "role", ID: name}})
+		return problem(http.StatusForbidden, "escalation", "Permission not held", "A role can only hold permissions the caller holds.")
+	}
+	role, err := a.d.Identity.PutRole(r.Context(), p.Tenant, name, req.Permissions)
+	if err != nil {
+		return err
+	}
+	a.emit(r, audit.Event{Action: "role.write", Outcome: audit.Success, Resource: audit.Resource{Type: "role", ID: name},
+		Details: map[string]string{"permissions": strings.Join(req.Permissions, ",")}})
+	return writeJSON(w, http.StatusOK, role)
+}
+
+func (a *API) listRoles(w http.ResponseWriter, r *http.Request) error {
+	type roleView struct {
+		Name        string   `json:"name"`
+		Builtin     bool     `json:"builtin"`
+		Permissions []string `json:"permissions"`
+	}
+	out := []roleView{}
+	for _, name := range authz.Roles() {
+		ps, _ := authz.RolePermissions(name)
+		v := roleView{Name: name, Builtin: true, Permissions: []string{}}
+		for _, p := range ps {
+			v.Permissions = append(v.Permissions, string(p))
+		}
+		out = append(out, v)
+	}
+	custom, err := a.d.Identity.CustomRoles(r.Context(), principalOf(r.Context()).Tenant)
+	if err != nil {
+		return err
+	}
+	for _, c := range custom {
+		out = append(out, roleView{Name: c.Name, Permissions: c.Permissions})
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"items": out})
 }

@@ -20,7 +20,7 @@ import (
 // record of the platform tenant.
 var sealedCollections = []string{
 	identity.CollTenants, identity.CollUsers, identity.CollUsernames, identity.CollAPIKeys, identity.CollTokens,
-	identity.CollSignIn, identity.CollConsoleSessions, identity.CollSettings, identity.CollAPIKeyUse, identity.CollDeviceTokens, identity.CollGroups,
+	identity.CollSignIn, identity.CollConsoleSessions, identity.CollSettings, identity.CollAPIKeyUse, identity.CollDeviceTokens, identity.CollGroups, identity.CollRoles,
 	session.Collection, audit.Collection, lease.Collection,
 }
 

@@ -299,6 +299,9 @@ func (s *Service) CreateUser(ctx context.Context, tenant, username, password str
 	if len(page.Records) > 0 {
 		return User{}, ErrExists
 	}
+	if err := CheckPassword(name, password); err != nil {
+		return User{}, err
+	}
 	hash, err := HashPassword(password)
 	if err != nil {
 		return User{}, err

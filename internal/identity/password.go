@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -20,8 +21,36 @@ const (
 	argonKeyLen  = 32
 )
 
-// MinPasswordLen is the shortest password HashPassword accepts.
-const MinPasswordLen = 12
+// Password policy: MinPasswordLen to MaxPasswordBytes long, at least
+// minDistinct different characters, and not containing the username.
+const (
+	MinPasswordLen   = 12
+	MaxPasswordBytes = 1024
+	minDistinct      = 5
+)
+
+// ErrWeakPassword means a password breaks the password policy.
+var ErrWeakPassword = errors.New("identity: password does not meet the policy")
+
+// CheckPassword applies the password policy to a new password of username.
+func CheckPassword(username, password string) error {
+	distinct := map[rune]bool{}
+	for _, r := range password {
+		distinct[r] = true
+	}
+	name := NormalizeUsername(username)
+	switch {
+	case utf8.RuneCountInString(password) < MinPasswordLen:
+		return fmt.Errorf("%w: at least %d characters", ErrWeakPassword, MinPasswordLen)
+	case len(password) > MaxPasswordBytes:
+		return fmt.Errorf("%w: at most %d bytes", ErrWeakPassword, MaxPasswordBytes)
+	case len(distinct) < minDistinct:
+		return fmt.Errorf("%w: at least %d different characters", ErrWeakPassword, minDistinct)
+	case len(name) >= 3 && strings.Contains(strings.ToLower(password), name):
+		return fmt.Errorf("%w: must not contain the username", ErrWeakPassword)
+	}
+	return nil
+}
 
 // HashPassword returns the argon2id hash of password in PHC string format.
 func HashPassword(password string) (string, error) {

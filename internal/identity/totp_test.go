@@ -91,3 +91,25 @@ func TestTOTP(t *testing.T) {
 		t.Errorf("IssueToken after ResetTOTP = %v", err)
 	}
 }
+
+func TestCheckPassword(t *testing.T) {
+	for _, tc := range []struct {
+		name, user, pw string
+		ok             bool
+	}{
+		{"good", "alice", "correct horse battery staple", true},
+		{"short", "alice", "short pw 1!", false},
+		{"one character", "alice", "aaaaaaaaaaaaaaaa", false},
+		{"few characters", "alice", "abababababababab", false},
+		{"contains username", "alice", "my-ALICE-password-2026", false},
+		{"too long", "alice", strings.Repeat("abcdefghij", 103), false},
+		{"unicode counts characters", "bob", "пароль-ёжик-лес", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := identity.CheckPassword(tc.user, tc.pw)
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, identity.ErrWeakPassword)) {
+				t.Errorf("CheckPassword(%q, %q) = %v, want ok %v", tc.user, tc.pw, err, tc.ok)
+			}
+		})
+	}
+}

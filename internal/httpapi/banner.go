@@ -108,3 +108,30 @@ func boolString(b bool) string {
 	}
 	return "false"
 }
+
+func (a *API) getPolicy(w http.ResponseWriter, r *http.Request) error {
+	p, err := a.d.Identity.Policy(r.Context(), principalOf(r.Context()).Tenant)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, p)
+}
+
+func (a *API) putPolicy(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		RequireMFA *bool `json:"requireMFA"`
+	}
+	if err := decodeJSON(w, r, a.d.Limits.MaxJSONBytes, &req); err != nil {
+		return err
+	}
+	if req.RequireMFA == nil {
+		return badRequest("The policy is invalid.", FieldError{"requireMFA", "required"})
+	}
+	p := identity.Policy{RequireMFA: *req.RequireMFA}
+	if err := a.d.Identity.SetPolicy(r.Context(), principalOf(r.Context()).Tenant, p); err != nil {
+		return err
+	}
+	a.emit(r, audit.Event{Action: "settings.policy", Outcome: audit.Success, Resource: audit.Resource{Type: "settings", ID: "policy"},
+		Details: map[string]string{"requireMFA": boolString(p.RequireMFA)}})
+	return writeJSON(w, http.StatusOK, p)
+}

@@ -127,6 +127,8 @@ func New(d Deps) *API {
 		{method: "POST", pattern: "/api/v1/auth/totp/confirm", self: true, handle: a.confirmTOTP},
 		{method: "POST", pattern: "/api/v1/auth/login/scan", public: true, signIn: true, handle: a.loginScan},
 		{method: "GET", pattern: "/api/v1/settings/scan-mode", perm: authz.SettingsRead, handle: a.getScanMode},
+		{method: "GET", pattern: "/api/v1/settings/policy", perm: authz.SettingsRead, handle: a.getPolicy},
+		{method: "PUT", pattern: "/api/v1/settings/policy", perm: authz.SettingsWrite, handle: a.putPolicy},
 		{method: "PUT", pattern: "/api/v1/settings/scan-mode", perm: authz.SettingsWrite, handle: a.putScanMode},
 		{method: "POST", pattern: "/api/v1/sessions", perm: authz.SessionWrite, handle: a.createSession},
 		{method: "GET", pattern: "/api/v1/sessions", perm: authz.SessionRead, handle: a.listSessions},
@@ -398,6 +400,10 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, rt route) (identity.
 	}
 	if err := a.limit(ratelimit.Principal, ratelimit.PrincipalKey(p.Tenant, p.Type+"/"+p.ID)); err != nil {
 		return p, err
+	}
+	if p.EnrolOnly && !rt.self {
+		return p, problem(http.StatusForbidden, "mfa-enrolment-required", "Second factor required",
+			"The tenant requires a second factor: enrol one with POST /api/v1/auth/totp, confirm it, then sign in again.")
 	}
 	if rt.self {
 		if p.Type != "user" {

@@ -40,6 +40,7 @@ type consoleSession struct {
 	CSRFDigest string    `json:"csrf"`
 	Subject    string    `json:"subject"`
 	Roles      []string  `json:"roles"`
+	EnrolOnly  bool      `json:"enrolOnly,omitempty"`
 	CreatedAt  time.Time `json:"createdAt"`
 	LastSeen   time.Time `json:"lastSeen"`
 	ExpiresAt  time.Time `json:"expiresAt"`
@@ -80,8 +81,12 @@ func (s *Service) Login(ctx context.Context, tenant, username, password, code st
 	if err != nil {
 		return ConsoleLogin{}, err
 	}
+	enrol, err := s.enrolOnly(ctx, tenant, u)
+	if err != nil {
+		return ConsoleLogin{}, err
+	}
 	now := s.now().UTC()
-	cs := consoleSession{ID: NewID(), Hash: digest(secret), CSRFDigest: digest(csrf), Subject: u.ID, Roles: u.Roles,
+	cs := consoleSession{ID: NewID(), Hash: digest(secret), CSRFDigest: digest(csrf), Subject: u.ID, Roles: u.Roles, EnrolOnly: enrol,
 		CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(SessionAbsolute)}
 	if _, err := v.Put(ctx, CollConsoleSessions, cs.ID, map[string]string{"subject": u.ID}, cs); err != nil {
 		return ConsoleLogin{}, fmt.Errorf("open console session: %w", err)
@@ -130,7 +135,7 @@ func (s *Service) AuthenticateSession(ctx context.Context, cookie string) (Princ
 			return Principal{}, fmt.Errorf("authenticate session: %w", err)
 		}
 	}
-	return Principal{Tenant: tenant, Type: "user", ID: cs.Subject, Roles: cs.Roles, Session: cs.ID, CSRFDigest: cs.CSRFDigest}, nil
+	return Principal{Tenant: tenant, Type: "user", ID: cs.Subject, Roles: cs.Roles, Session: cs.ID, CSRFDigest: cs.CSRFDigest, EnrolOnly: cs.EnrolOnly}, nil
 }
 
 // CheckCSRF reports whether token is the CSRF token of p's console session.

@@ -108,6 +108,9 @@ type credential struct {
 	// Permissions scope an API key to a subset of its creator's
 	// permissions (in place of roles).
 	Permissions []string `json:"permissions,omitempty"`
+	// EnrolOnly limits a user's credential to enrolling a second factor
+	// (the tenant requires one and the user had none at sign-in).
+	EnrolOnly bool `json:"enrolOnly,omitempty"`
 }
 
 // CollAPIKeyUse records each API key's last use (time, to the minute, and
@@ -153,6 +156,9 @@ type Principal struct {
 	// Groups are the ids of the groups a user belongs to (filled in by the
 	// API for record restriction).
 	Groups []string
+	// EnrolOnly means the tenant requires a second factor the user does not
+	// have yet: the credential may only enrol one.
+	EnrolOnly bool
 }
 
 // Service manages identity records. It is safe for concurrent use.
@@ -458,7 +464,11 @@ func (s *Service) IssueToken(ctx context.Context, tenant, username, password, co
 		return "", time.Time{}, err
 	}
 	exp := s.now().UTC().Add(TokenTTL)
-	_, tok, err := s.createCredential(ctx, CollTokens, "idvt", tenant, credential{Subject: u.ID, Roles: u.Roles, ExpiresAt: &exp})
+	enrol, err := s.enrolOnly(ctx, tenant, u)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	_, tok, err := s.createCredential(ctx, CollTokens, "idvt", tenant, credential{Subject: u.ID, Roles: u.Roles, ExpiresAt: &exp, EnrolOnly: enrol})
 	return tok, exp, err
 }
 
@@ -598,7 +608,7 @@ func (s *Service) AuthenticateFrom(ctx context.Context, header, addr string) (Pr
 	if err := s.checkTenant(ctx, tenant); err != nil {
 		return Principal{}, err
 	}
-	p := Principal{Tenant: tenant, Type: typ, ID: c.ID, Roles: c.Roles, BoundSession: c.Session, Permissions: c.Permissions}
+	p := Principal{Tenant: tenant, Type: typ, ID: c.ID, Roles: c.Roles, BoundSession: c.Session, Permissions: c.Permissions, EnrolOnly: c.EnrolOnly}
 	if typ == "apikey" && addr != "" {
 		if err := s.recordUse(ctx, v, id, addr); err != nil {
 			return Principal{}, err

@@ -1,0 +1,61 @@
+package identity
+
+import (
+	"context"
+	"errors"
+
+	"github.com/idvault/idvault/internal/store"
+)
+
+// Policy is a tenant's sign-in policy.
+type Policy struct {
+	// RequireMFA makes TOTP mandatory: a user without it who signs in gets
+	// a credential that can only enrol a second factor.
+	RequireMFA bool `json:"requireMFA"`
+}
+
+// Policy returns tenant's sign-in policy (the zero Policy when never set).
+func (s *Service) Policy(ctx context.Context, tenant string) (Policy, error) {
+	v, err := s.view(tenant)
+	if err != nil {
+		return Policy{}, err
+	}
+	var p Policy
+	if _, err := v.Get(ctx, CollSettings, "policy", &p); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return Policy{}, err
+	}
+	return p, nil
+}
+
+// SetPolicy replaces tenant's sign-in policy.
+func (s *Service) SetPolicy(ctx context.Context, tenant string, p Policy) error {
+	v, err := s.view(tenant)
+	if err != nil {
+		return err
+	}
+	for {
+		var cur Policy
+		rec, err := v.Get(ctx, CollSettings, "policy", &cur)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			_, err = v.Put(ctx, CollSettings, "policy", nil, p)
+		case err != nil:
+			return err
+		default:
+			_, err = v.Update(ctx, CollSettings, "policy", rec.Version, nil, p)
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
+}
+
+// enrolOnly reports whether a user who just signed in may only enrol a
+// second factor: the tenant requires one and the user has none.
+func (s *Service) enrolOnly(ctx context.Context, tenant string, u User) (bool, error) {
+	if u.TOTP.Enabled() {
+		return false, nil
+	}
+	p, err := s.Policy(ctx, tenant)
+	return p.RequireMFA, err
+}

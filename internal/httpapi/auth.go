@@ -101,9 +101,9 @@ func (a *API) openSession(w http.ResponseWriter, r *http.Request, req signInRequ
 		"idleTimeout": int(identity.SessionIdle / time.Second)})
 }
 
-// logout ends the console session of the cookie (or, with
-// {"everywhere":true}, every console session of its user) and clears the
-// cookie. It needs the session's CSRF token, so another site cannot sign a
+// logout revokes the bearer token of the Authorization header, or ends the
+// console session of the cookie (or, with {"everywhere":true}, every
+// console session of its user) and clears the cookie. It needs the session's CSRF token, so another site cannot sign a
 // user out.
 func (a *API) logout(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
@@ -113,6 +113,20 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) error {
 		if err := decodeJSON(w, r, a.d.Limits.MaxJSONBytes, &req); err != nil {
 			return err
 		}
+	}
+	if h := r.Header.Get("Authorization"); h != "" {
+		// A bearer token signs itself out: it is revoked at once.
+		p, err := a.d.Identity.RevokeToken(r.Context(), h)
+		if errors.Is(err, identity.ErrUnauthenticated) || errors.Is(err, identity.ErrTenantSuspended) {
+			return unauthenticated()
+		}
+		if err != nil {
+			return err
+		}
+		r = r.WithContext(withPrincipal(r.Context(), p))
+		a.emit(r, audit.Event{Action: "auth.logout", Outcome: audit.Success, Resource: audit.Resource{Type: "token"}})
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}
 	c, err := r.Cookie(SessionCookie)
 	if err != nil {

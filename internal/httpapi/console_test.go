@@ -112,3 +112,21 @@ func TestConsoleSessions(t *testing.T) {
 	}
 	wantProblem(t, h.withCookie(t, "GET", "/api/v1/sessions", s.cookie, "", nil), http.StatusUnauthorized, "unauthenticated")
 }
+
+// TestBearerLogout revokes a bearer token: it stops at once; an API key
+// cannot be "logged out" this way.
+func TestBearerLogout(t *testing.T) {
+	h := newHarness(t)
+	res := h.do(t, "POST", "/api/v1/auth/token", "", "application/json",
+		[]byte(`{"tenantId":"`+h.a.ID+`","username":"admin","password":"`+h.a.Password+`"}`))
+	wantStatus(t, res, http.StatusOK)
+	var tok struct{ AccessToken string }
+	_ = json.Unmarshal(res.body, &tok)
+	bearer := "Bearer " + tok.AccessToken
+	wantStatus(t, h.do(t, "GET", "/api/v1/sessions", bearer, "", nil), http.StatusOK)
+	wantProblem(t, h.do(t, "POST", "/api/v1/auth/logout", h.a.Auth(), "", nil), http.StatusUnauthorized, "unauthenticated")
+	wantStatus(t, h.do(t, "POST", "/api/v1/auth/logout", bearer, "", nil), http.StatusNoContent)
+	wantProblem(t, h.do(t, "GET", "/api/v1/sessions", bearer, "", nil), http.StatusUnauthorized, "unauthenticated")
+	wantProblem(t, h.do(t, "POST", "/api/v1/auth/logout", bearer, "", nil), http.StatusUnauthorized, "unauthenticated")
+	wantStatus(t, h.do(t, "GET", "/api/v1/sessions", h.a.Auth(), "", nil), http.StatusOK)
+}

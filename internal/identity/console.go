@@ -179,3 +179,24 @@ func (s *Service) LogoutAll(ctx context.Context, tenant, user string) (int, erro
 		}
 	}
 }
+
+// RevokeToken ends the bearer token of an Authorization header value
+// ("Bearer idvt...."), after authenticating it, and returns its principal.
+func (s *Service) RevokeToken(ctx context.Context, header string) (Principal, error) {
+	p, err := s.Authenticate(ctx, header)
+	if err != nil {
+		return Principal{}, err
+	}
+	if p.Type != "user" {
+		return Principal{}, ErrUnauthenticated
+	}
+	parts := strings.Split(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(header), "Bearer")), ".")
+	v, err := s.view(p.Tenant)
+	if err != nil {
+		return Principal{}, err
+	}
+	if err := v.Delete(ctx, CollTokens, parts[2], 0); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return Principal{}, fmt.Errorf("revoke token: %w", err)
+	}
+	return p, nil
+}

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -16,6 +17,16 @@ func TestCrossTenantProbe(t *testing.T) {
 	f := h.upload(t, h.a, s.ID, "selfie", "image/png", testPNG(t, 8, 8))
 	wantStatus(t, h.do(t, "PUT", "/api/v1/settings/secrets/probe-secret", h.a.Auth(), "application/json", []byte(`{"value":"a's secret"}`)), http.StatusNoContent)
 	ids := map[string]string{"{id}": s.ID, "{fileId}": f.ID, "{name}": "probe-secret"}
+	// Routes whose {id} names another kind of record get one of tenant A's.
+	res := h.do(t, "POST", "/api/v1/groups", h.a.Auth(), "application/json", []byte(`{"name":"probe group"}`))
+	wantStatus(t, res, http.StatusCreated)
+	var grp struct{ ID string }
+	_ = json.Unmarshal(res.body, &grp)
+	res = h.do(t, "POST", "/api/v1/users", h.a.Auth(), "application/json", []byte(`{"username":"probe-user","roles":["auditor"]}`))
+	wantStatus(t, res, http.StatusCreated)
+	var usr struct{ ID string }
+	_ = json.Unmarshal(res.body, &usr)
+	idOf := map[string]string{"/api/v1/groups/": grp.ID, "/api/v1/users/": usr.ID, "/api/v1/api-keys/": h.a.KeyID}
 
 	probed := 0
 	for _, rt := range h.api.Routes() {
@@ -23,6 +34,11 @@ func TestCrossTenantProbe(t *testing.T) {
 			continue
 		}
 		path := rt.Pattern
+		for prefix, id := range idOf {
+			if strings.HasPrefix(path, prefix) {
+				path = strings.Replace(path, "{id}", id, 1)
+			}
+		}
 		for param, id := range ids {
 			path = strings.ReplaceAll(path, param, id)
 		}
@@ -73,4 +89,5 @@ func TestCrossTenantProbe(t *testing.T) {
 		t.Errorf("probed %d routes; the route table has more with ids", probed)
 	}
 	wantStatus(t, h.do(t, "GET", "/api/v1/sessions/"+s.ID+"/files/"+f.ID, h.a.Auth(), "", nil), http.StatusOK)
+	wantStatus(t, h.do(t, "GET", "/api/v1/sessions", h.a.Auth(), "", nil), http.StatusOK) // A's own key still works
 }

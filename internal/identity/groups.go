@@ -55,26 +55,7 @@ func (s *Service) Groups(ctx context.Context, tenant string, fn func(Group) erro
 	if err != nil {
 		return err
 	}
-	q := store.Query{Collection: CollGroups, Limit: store.MaxLimit}
-	for {
-		page, err := v.Query(ctx, q)
-		if err != nil {
-			return fmt.Errorf("list groups: %w", err)
-		}
-		for _, rec := range page.Records {
-			var g Group
-			if err := v.Decode(ctx, rec, &g); err != nil {
-				return err
-			}
-			if err := fn(g); err != nil {
-				return err
-			}
-		}
-		if page.Next == "" {
-			return nil
-		}
-		q.Cursor = page.Next
-	}
+	return each(ctx, v, CollGroups, fn)
 }
 
 // Group returns tenant's group id, or store.ErrNotFound.

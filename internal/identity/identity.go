@@ -257,26 +257,19 @@ func (s *Service) Tenants(ctx context.Context, fn func(Tenant) error) error {
 	if err != nil {
 		return err
 	}
-	q := store.Query{Collection: CollTenants, Limit: store.MaxLimit}
-	for {
-		page, err := v.Query(ctx, q)
-		if err != nil {
-			return fmt.Errorf("list tenants: %w", err)
+	return each(ctx, v, CollTenants, fn)
+}
+
+// each decodes every record of collection in the view into a T and calls
+// fn with it, until fn returns an error.
+func each[T any](ctx context.Context, v *store.View, collection string, fn func(T) error) error {
+	return v.Each(ctx, store.Query{Collection: collection, Limit: store.MaxLimit}, func(rec store.Record) error {
+		var x T
+		if err := v.Decode(ctx, rec, &x); err != nil {
+			return err
 		}
-		for _, rec := range page.Records {
-			var t Tenant
-			if err := v.Decode(ctx, rec, &t); err != nil {
-				return err
-			}
-			if err := fn(t); err != nil {
-				return err
-			}
-		}
-		if page.Next == "" {
-			return nil
-		}
-		q.Cursor = page.Next
-	}
+		return fn(x)
+	})
 }
 
 // NormalizeUsername is the form in which usernames are compared.
@@ -349,32 +342,19 @@ func (s *Service) APIKeys(ctx context.Context, tenant string) ([]APIKeyInfo, err
 		return nil, err
 	}
 	out := []APIKeyInfo{}
-	q := store.Query{Collection: CollAPIKeys, Limit: store.MaxLimit}
-	for {
-		page, err := v.Query(ctx, q)
-		if err != nil {
-			return nil, fmt.Errorf("list api keys: %w", err)
+	err = each(ctx, v, CollAPIKeys, func(c credential) error {
+		info := APIKeyInfo{ID: c.ID, Name: c.Name, CreatedBy: c.Subject, Roles: c.Roles, Permissions: c.Permissions,
+			CreatedAt: c.CreatedAt, ExpiresAt: c.ExpiresAt}
+		var u keyUse
+		if _, err := v.Get(ctx, CollAPIKeyUse, c.ID, &u); err == nil {
+			info.LastUsedAt, info.LastUsedFrom = &u.At, u.From
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
 		}
-		for _, rec := range page.Records {
-			var c credential
-			if err := v.Decode(ctx, rec, &c); err != nil {
-				return nil, err
-			}
-			info := APIKeyInfo{ID: c.ID, Name: c.Name, CreatedBy: c.Subject, Roles: c.Roles, Permissions: c.Permissions,
-				CreatedAt: c.CreatedAt, ExpiresAt: c.ExpiresAt}
-			var u keyUse
-			if _, err := v.Get(ctx, CollAPIKeyUse, c.ID, &u); err == nil {
-				info.LastUsedAt, info.LastUsedFrom = &u.At, u.From
-			} else if !errors.Is(err, store.ErrNotFound) {
-				return nil, err
-			}
-			out = append(out, info)
-		}
-		if page.Next == "" {
-			return out, nil
-		}
-		q.Cursor = page.Next
-	}
+		out = append(out, info)
+		return nil
+	})
+	return out, err
 }
 
 // APIKey returns tenant's API key id, without its secret, or
@@ -646,26 +626,7 @@ func (s *Service) Users(ctx context.Context, tenant string, fn func(User) error)
 	if err != nil {
 		return err
 	}
-	q := store.Query{Collection: CollUsers, Limit: store.MaxLimit}
-	for {
-		page, err := v.Query(ctx, q)
-		if err != nil {
-			return fmt.Errorf("list users: %w", err)
-		}
-		for _, rec := range page.Records {
-			var u User
-			if err := v.Decode(ctx, rec, &u); err != nil {
-				return err
-			}
-			if err := fn(u); err != nil {
-				return err
-			}
-		}
-		if page.Next == "" {
-			return nil
-		}
-		q.Cursor = page.Next
-	}
+	return each(ctx, v, CollUsers, fn)
 }
 
 // userID returns the id of tenant's user named username, or

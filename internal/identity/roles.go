@@ -3,7 +3,6 @@ package identity
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/idvault/idvault/internal/authz"
@@ -61,24 +60,11 @@ func (s *Service) CustomRoles(ctx context.Context, tenant string) ([]Role, error
 		return nil, err
 	}
 	out := []Role{}
-	q := store.Query{Collection: CollRoles, Limit: store.MaxLimit}
-	for {
-		page, err := v.Query(ctx, q)
-		if err != nil {
-			return nil, fmt.Errorf("list roles: %w", err)
-		}
-		for _, rec := range page.Records {
-			var r Role
-			if err := v.Decode(ctx, rec, &r); err != nil {
-				return nil, err
-			}
-			out = append(out, r)
-		}
-		if page.Next == "" {
-			return out, nil
-		}
-		q.Cursor = page.Next
-	}
+	err = each(ctx, v, CollRoles, func(r Role) error {
+		out = append(out, r)
+		return nil
+	})
+	return out, err
 }
 
 // CustomPermissions returns the permissions of the custom roles among

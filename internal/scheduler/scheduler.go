@@ -234,59 +234,40 @@ func (s *Scheduler) RunOnce(ctx context.Context) (Report, error) {
 func (s *Scheduler) expire(ctx context.Context, tenant string, repo *session.Repo, rep *Report) error {
 	now := s.d.Now()
 	for _, st := range []session.Status{session.StatusPending, session.StatusInProgress} {
-		cursor := ""
-		for {
-			list, next, err := repo.List(ctx, session.Filter{Status: st, ExpiresBefore: now, Limit: 100, Cursor: cursor})
-			if err != nil {
-				return err
-			}
-			for _, sess := range list {
-				expired := false
-				_, err := repo.Update(ctx, sess.ID, now, func(x *session.Session) error {
-					if !x.Status.Open() || x.ExpiresAt.After(now) {
-						return session.ErrUnchanged
-					}
-					x.Status, x.Reason, expired = session.StatusExpired, "ttl", true
-					return nil
-				})
-				if err != nil && !errors.Is(err, store.ErrNotFound) {
-					return fmt.Errorf("expire session: %w", err)
+		err := repo.Each(ctx, session.Filter{Status: st, ExpiresBefore: now}, func(sess *session.Session) error {
+			expired := false
+			_, err := repo.Update(ctx, sess.ID, now, func(x *session.Session) error {
+				if !x.Status.Open() || x.ExpiresAt.After(now) {
+					return session.ErrUnchanged
 				}
-				if expired {
-					rep.Expired++
-					if err := s.d.Audit.Emit(ctx, audit.Event{Tenant: tenant, Actor: audit.Actor{Type: "system", ID: "scheduler"},
-						Action: "session.expire", Resource: audit.Resource{Type: "session", ID: sess.ID}, Outcome: audit.Success}); err != nil {
-						return err
-					}
-				}
+				x.Status, x.Reason, expired = session.StatusExpired, "ttl", true
+				return nil
+			})
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("expire session: %w", err)
 			}
-			if next == "" {
-				break
+			if !expired {
+				return nil
 			}
-			cursor = next
+			rep.Expired++
+			return s.d.Audit.Emit(ctx, audit.Event{Tenant: tenant, Actor: audit.Actor{Type: "system", ID: "scheduler"},
+				Action: "session.expire", Resource: audit.Resource{Type: "session", ID: sess.ID}, Outcome: audit.Success})
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
 func (s *Scheduler) republish(ctx context.Context, tenant string, repo *session.Repo, rep *Report) error {
-	cursor := ""
-	for {
-		list, next, err := repo.List(ctx, session.Filter{Advance: true, UpdatedBefore: s.d.Now().Add(-s.d.RepublishAfter), Limit: 100, Cursor: cursor})
-		if err != nil {
-			return err
+	return repo.Each(ctx, session.Filter{Advance: true, UpdatedBefore: s.d.Now().Add(-s.d.RepublishAfter)}, func(sess *session.Session) error {
+		if err := workflow.Publish(ctx, s.d.Broker, tenant, sess.ID); err != nil {
+			return fmt.Errorf("republish session: %w", err)
 		}
-		for _, sess := range list {
-			if err := workflow.Publish(ctx, s.d.Broker, tenant, sess.ID); err != nil {
-				return fmt.Errorf("republish session: %w", err)
-			}
-			rep.Republished++
-		}
-		if next == "" {
-			return nil
-		}
-		cursor = next
-	}
+		rep.Republished++
+		return nil
+	})
 }
 
 // sweep deletes the objects of tenant's sessions location that no session
@@ -304,22 +285,15 @@ func (s *Scheduler) sweep(ctx context.Context, tenant string, repo *session.Repo
 		return err
 	}
 	referenced, live := map[string]bool{}, map[string]bool{}
-	cursor := ""
-	for {
-		list, next, err := repo.List(ctx, session.Filter{Limit: 100, Cursor: cursor})
-		if err != nil {
-			return err
+	err = repo.Each(ctx, session.Filter{}, func(sess *session.Session) error {
+		live[sess.ID] = true
+		for _, f := range sess.Files {
+			referenced[f.ID] = true
 		}
-		for _, sess := range list {
-			live[sess.ID] = true
-			for _, f := range sess.Files {
-				referenced[f.ID] = true
-			}
-		}
-		if next == "" {
-			break
-		}
-		cursor = next
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if s.d.Keys != nil {
 		if err := s.shredOrphanKeys(ctx, tenant, live); err != nil {

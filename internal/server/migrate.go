@@ -39,24 +39,11 @@ func (s *Server) MigrateToAESGCM(ctx context.Context, progress keyring.Progress)
 			return err
 		}
 		repo := session.NewRepo(v)
-		cursor := ""
-		for {
-			list, next, err := repo.List(ctx, session.Filter{Limit: 100, Cursor: cursor})
-			if err != nil {
-				return err
-			}
-			for _, sess := range list {
-				n, err := s.rewrapFileKeys(ctx, repo, t.ID, sess)
-				if err != nil {
-					return err
-				}
-				rep.Resealed += n
-			}
-			if next == "" {
-				return nil
-			}
-			cursor = next
-		}
+		return repo.Each(ctx, session.Filter{}, func(sess *session.Session) error {
+			n, err := s.rewrapFileKeys(ctx, repo, t.ID, sess)
+			rep.Resealed += n
+			return err
+		})
 	})
 	return rep, err
 }

@@ -315,6 +315,30 @@ type Filter struct {
 	Cursor        string
 }
 
+// Each calls fn for every session matching f (its Limit is the page size
+// and its Cursor ignored), page after page, until fn returns an error.
+func (r *Repo) Each(ctx context.Context, f Filter, fn func(*Session) error) error {
+	f.Cursor = ""
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	for {
+		list, next, err := r.List(ctx, f)
+		if err != nil {
+			return err
+		}
+		for _, s := range list {
+			if err := fn(s); err != nil {
+				return err
+			}
+		}
+		if next == "" {
+			return nil
+		}
+		f.Cursor = next
+	}
+}
+
 // List returns one page of sessions matching f, newest first (or by expiry
 // when ExpiresBefore is set), and the cursor of the next page.
 func (r *Repo) List(ctx context.Context, f Filter) ([]*Session, string, error) {

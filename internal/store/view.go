@@ -89,6 +89,27 @@ func (v *View) Query(ctx context.Context, q Query) (Page, error) {
 	return v.backend.Query(ctx, q)
 }
 
+// Each runs q within the view's tenant and calls fn for every matching
+// record, page after page, until the last page or until fn returns an
+// error (which Each returns). Open each record's body with Decode.
+func (v *View) Each(ctx context.Context, q Query, fn func(Record) error) error {
+	for {
+		page, err := v.Query(ctx, q)
+		if err != nil {
+			return fmt.Errorf("query %s: %w", q.Collection, err)
+		}
+		for _, rec := range page.Records {
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+		if page.Next == "" {
+			return nil
+		}
+		q.Cursor = page.Next
+	}
+}
+
 // Decode opens the sealed body of rec, which must belong to the view's tenant,
 // into out. A body that fails to open yields barrier.ErrOpen.
 func (v *View) Decode(ctx context.Context, rec Record, out any) error {

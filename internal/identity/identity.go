@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -167,6 +168,9 @@ type Service struct {
 	barrier  barrier.Barrier
 	blinders Blinders
 	now      func() time.Time
+	// used remembers, per API key id, the last use this process recorded,
+	// so a request reads the use record only when it may need rewriting.
+	used sync.Map // string -> keyUse
 }
 
 // NewService returns a Service over backend, sealing with b and indexing
@@ -382,6 +386,7 @@ func (s *Service) RevokeAPIKey(ctx context.Context, tenant, id string) error {
 	if err := v.Delete(ctx, CollAPIKeys, id, 0); err != nil {
 		return err
 	}
+	s.used.Delete(id)
 	if err := v.Delete(ctx, CollAPIKeyUse, id, 0); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
@@ -395,12 +400,18 @@ const keyTouch = time.Minute
 // recordUse notes the use of API key id from addr, at most once a minute
 // per address.
 func (s *Service) recordUse(ctx context.Context, v *store.View, id, addr string) error {
+	if last, ok := s.used.Load(id); ok {
+		if u := last.(keyUse); s.now().Sub(u.At) <= keyTouch && u.From == addr {
+			return nil
+		}
+	}
 	var u keyUse
 	rec, err := v.Get(ctx, CollAPIKeyUse, id, &u)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("authenticate: key use: %w", err)
 	}
 	if err == nil && s.now().Sub(u.At) <= keyTouch && u.From == addr {
+		s.used.Store(id, u)
 		return nil
 	}
 	next := keyUse{At: s.now().UTC(), From: addr}
@@ -412,6 +423,7 @@ func (s *Service) recordUse(ctx context.Context, v *store.View, id, addr string)
 	if err != nil && !errors.Is(err, store.ErrConflict) {
 		return fmt.Errorf("authenticate: record key use: %w", err)
 	}
+	s.used.Store(id, next)
 	return nil
 }
 
@@ -650,6 +662,15 @@ func (s *Service) userID(ctx context.Context, v *store.View, tenant, username st
 // username. A disabled user cannot sign in and its bearer tokens stop
 // working at once. It returns store.ErrNotFound for an unknown user.
 func (s *Service) SetUserDisabled(ctx context.Context, tenant, username string, disabled bool) error {
+	return s.updateUserNamed(ctx, tenant, username, func(u *User) error {
+		u.Disabled = disabled
+		return nil
+	})
+}
+
+// updateUserNamed applies fn to tenant's user named username with
+// compare-and-swap; an unknown user is store.ErrNotFound.
+func (s *Service) updateUserNamed(ctx context.Context, tenant, username string, fn func(*User) error) error {
 	v, err := s.view(tenant)
 	if err != nil {
 		return err
@@ -658,10 +679,7 @@ func (s *Service) SetUserDisabled(ctx context.Context, tenant, username string, 
 	if err != nil {
 		return err
 	}
-	return s.updateUser(ctx, v, id, func(u *User) error {
-		u.Disabled = disabled
-		return nil
-	})
+	return s.updateUser(ctx, v, id, fn)
 }
 
 // User returns tenant's user id, or store.ErrNotFound.

@@ -111,15 +111,7 @@ var errInvalidCode = errors.New("identity: invalid TOTP code")
 // ResetTOTP removes user username's second factor (an administrator's
 // recovery for a lost device; the user must enrol again).
 func (s *Service) ResetTOTP(ctx context.Context, tenant, username string) error {
-	v, err := s.view(tenant)
-	if err != nil {
-		return err
-	}
-	id, err := s.userID(ctx, v, tenant, username)
-	if err != nil {
-		return err
-	}
-	return s.updateUser(ctx, v, id, func(u *User) error {
+	return s.updateUserNamed(ctx, tenant, username, func(u *User) error {
 		u.TOTP, u.PendingTOTP = nil, nil
 		return nil
 	})

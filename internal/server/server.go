@@ -329,7 +329,7 @@ func (s *Server) Run(ctx context.Context, roles []config.Role, ready Ready) erro
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
-	wg.Go(func() { s.reloadKeysOnHangup(ctx) })
+	wg.Go(func() { onHangup(ctx, func() { s.reloadKeys(ctx) }) })
 	errs := make(chan error, len(roles))
 	start := func(name config.Role, fn func(context.Context) error) {
 		wg.Go(func() {
@@ -410,7 +410,7 @@ func (s *Server) apiServer(ctx context.Context) (*http.Server, net.Listener, str
 		return nil, nil, "", fmt.Errorf("api tls: %w", err)
 	}
 	go reloader.Run(ctx, c.TLS.ReloadInterval)
-	go reloadOnHangup(ctx, reloader)
+	go onHangup(ctx, func() { _ = reloader.Reload() }) // Reload logs a failure itself
 	fp, err := tlsconf.Fingerprint(certFile)
 	if err != nil {
 		return nil, nil, "", err
@@ -473,9 +473,9 @@ func (s *Server) serveAPI(ctx context.Context, srv *http.Server, ln net.Listener
 	return err
 }
 
-// reloadOnHangup re-reads the certificate files on every SIGHUP until ctx is
-// done. A failed reload keeps the current certificate (Reload logs why).
-func reloadOnHangup(ctx context.Context, r *tlsconf.Reloader) {
+// onHangup calls fn on every SIGHUP until ctx is done: the operator's way
+// to make a running process re-read its certificate files and root keys.
+func onHangup(ctx context.Context, fn func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -484,7 +484,7 @@ func reloadOnHangup(ctx context.Context, r *tlsconf.Reloader) {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			_ = r.Reload()
+			fn()
 		}
 	}
 }
@@ -499,27 +499,17 @@ func (s *Server) Tenants(ctx context.Context, fn func(tenant string) error) erro
 	return s.Identity.Tenants(ctx, func(t identity.Tenant) error { return fn(t.ID) })
 }
 
-// reloadKeysOnHangup re-reads the root keys on every SIGHUP until ctx is
-// done, so a root key added for rotation (a new file, a new KMS entry)
-// becomes usable without a restart. A failed reload keeps the keys in use.
-func (s *Server) reloadKeysOnHangup(ctx context.Context) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-		}
-		keks, _, err := s.rootKeys(ctx, false)
-		if err == nil {
-			err = s.Keyring.Reload(ctx, keks)
-		}
-		if err != nil {
-			s.Log.Error("root keys not reloaded; the keys in use stay", "err", err)
-			continue
-		}
-		s.Log.Info("root keys reloaded", "count", len(keks))
+// reloadKeys re-reads the root keys, so a root key added for rotation (a
+// new file, a new KMS entry) becomes usable without a restart. A failed
+// reload keeps the keys in use.
+func (s *Server) reloadKeys(ctx context.Context) {
+	keks, _, err := s.rootKeys(ctx, false)
+	if err == nil {
+		err = s.Keyring.Reload(ctx, keks)
 	}
+	if err != nil {
+		s.Log.Error("root keys not reloaded; the keys in use stay", "err", err)
+		return
+	}
+	s.Log.Info("root keys reloaded", "count", len(keks))
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -313,5 +314,45 @@ func TestFernetSchemeAndMigrate(t *testing.T) {
 	}
 	if _, err := srv.Identity.Authenticate(ctx, "ApiKey "+res.APIKey); err != nil {
 		t.Errorf("the API key made under Fernet does not authenticate after migration: %v", err)
+	}
+}
+
+// TestHangupReloadsRootKeys adds a root key file while the platform runs and
+// sends SIGHUP: the new key becomes usable (rotatable) without a restart.
+func TestHangupReloadsRootKeys(t *testing.T) {
+	cfg := testConfig(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	srv, err := Open(ctx, cfg, slog.New(slog.DiscardHandler), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	addrs := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, []config.Role{config.RoleAPI}, func(a net.Addr, _ string) { addrs <- a }) }()
+	<-addrs
+	id, err := NewDevRootKey(cfg, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.Keyring.Configured(id) {
+		t.Fatal("the new key is configured before SIGHUP")
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !srv.Keyring.Configured(id) {
+		if time.Now().After(deadline) {
+			t.Fatal("the new root key was not loaded after SIGHUP")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := srv.Keyring.Rotate(ctx, id); err != nil {
+		t.Errorf("Rotate to the reloaded key = %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
 	}
 }

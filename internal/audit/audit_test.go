@@ -3,9 +3,9 @@ package audit_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"github.com/idvault/idvault/internal/testenv"
 	"log/slog"
 	"maps"
 	"os"
@@ -20,7 +20,6 @@ import (
 	"github.com/idvault/idvault/internal/barrier"
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/queue/sqlitequeue"
-	"github.com/idvault/idvault/internal/sqlitedb"
 	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/store/sqlite"
 )
@@ -50,43 +49,11 @@ type fixture struct {
 	consumer *audit.Consumer
 }
 
-func randomKey(t *testing.T) []byte {
-	t.Helper()
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 func newFixture(t *testing.T, opts queue.Options) *fixture {
 	t.Helper()
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs last, after everything below is closed
-	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := sqlitedb.Open(ctx, filepath.Join(dir, "idvault.db"))
-	if err != nil {
-		t.Fatalf("sqlitedb.Open() = %v", err)
-	}
-	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("db.Close() = %v", err)
-		}
-	})
-	backend, err := sqlite.New(ctx, db)
-	if err != nil {
-		t.Fatalf("sqlite.New() = %v", err)
-	}
-	t.Cleanup(func() { _ = backend.Close() })
-	broker, err := sqlitequeue.New(ctx, db, opts)
-	if err != nil {
-		t.Fatalf("sqlitequeue.New() = %v", err)
-	}
-	t.Cleanup(func() { _ = broker.Close() })
-	bar, err := barrier.NewAESGCM(randomKey(t))
-	if err != nil {
-		t.Fatalf("barrier.NewAESGCM() = %v", err)
-	}
+	e := testenv.Open(t, opts)
+	dir, backend, broker, bar := e.Dir, e.Backend, e.Broker, e.Barrier
 	return &fixture{
 		dir:      dir,
 		backend:  backend,
@@ -289,7 +256,7 @@ func TestAppendTampered(t *testing.T) {
 		}
 		return with(func(e *envelope) { e.Sealed = sealed })
 	}
-	other, err := barrier.NewAESGCM(randomKey(t))
+	other, err := barrier.NewAESGCM(testenv.RandomKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}

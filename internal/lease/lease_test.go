@@ -2,10 +2,10 @@ package lease_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
+	"github.com/idvault/idvault/internal/queue"
+	"github.com/idvault/idvault/internal/testenv"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,7 +15,6 @@ import (
 
 	"github.com/idvault/idvault/internal/barrier"
 	"github.com/idvault/idvault/internal/lease"
-	"github.com/idvault/idvault/internal/sqlitedb"
 	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/store/sqlite"
 )
@@ -55,29 +54,8 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqlitedb.Open(ctx, filepath.Join(t.TempDir(), "idvault.db"))
-	if err != nil {
-		t.Fatalf("sqlitedb.Open() = %v", err)
-	}
-	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("db.Close() = %v", err)
-		}
-	})
-	backend, err := sqlite.New(ctx, db)
-	if err != nil {
-		t.Fatalf("sqlite.New() = %v", err)
-	}
-	t.Cleanup(func() { _ = backend.Close() })
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	bar, err := barrier.NewAESGCM(key)
-	if err != nil {
-		t.Fatalf("barrier.NewAESGCM() = %v", err)
-	}
+	e := testenv.Open(t, queue.Options{})
+	backend, bar := e.Backend, e.Barrier
 	return &fixture{backend: backend, barrier: bar}
 }
 

@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"context"
 	"errors"
+	"github.com/idvault/idvault/internal/testenv"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ import (
 func TestKeyJobs(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	k1, err := keyring.NewRootKey("k1", randomKey(t))
+	k1, err := keyring.NewRootKey("k1", testenv.RandomKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func TestKeyJobs(t *testing.T) {
 	}
 
 	// Rotation: the scheduler re-wraps every data key under the new primary.
-	k2, err := keyring.NewRootKey("k2", randomKey(t))
+	k2, err := keyring.NewRootKey("k2", testenv.RandomKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"encoding/json"
+	"github.com/idvault/idvault/internal/testenv"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -26,7 +26,6 @@ import (
 	"github.com/idvault/idvault/internal/queue/sqlitequeue"
 	"github.com/idvault/idvault/internal/scheduler"
 	"github.com/idvault/idvault/internal/session"
-	"github.com/idvault/idvault/internal/sqlitedb"
 	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/store/sqlite"
 	"github.com/idvault/idvault/internal/workflow"
@@ -58,43 +57,13 @@ type fixture struct {
 	deps      scheduler.Deps
 }
 
-func randomKey(t *testing.T) []byte {
-	t.Helper()
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs last, after everything below is closed
 	ctx := context.Background()
-	db, err := sqlitedb.Open(ctx, filepath.Join(t.TempDir(), "idvault.db"))
-	if err != nil {
-		t.Fatalf("sqlitedb.Open() = %v", err)
-	}
-	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("db.Close() = %v", err)
-		}
-	})
-	backend, err := sqlite.New(ctx, db)
-	if err != nil {
-		t.Fatalf("sqlite.New() = %v", err)
-	}
-	t.Cleanup(func() { _ = backend.Close() })
-	broker, err := sqlitequeue.New(ctx, db, queue.Options{})
-	if err != nil {
-		t.Fatalf("sqlitequeue.New() = %v", err)
-	}
-	t.Cleanup(func() { _ = broker.Close() })
-	bar, err := barrier.NewAESGCM(randomKey(t))
-	if err != nil {
-		t.Fatalf("barrier.NewAESGCM() = %v", err)
-	}
-	blinder, err := barrier.NewBlinder(randomKey(t))
+	e := testenv.Open(t, queue.Options{})
+	db, backend, broker, bar := e.DB, e.Backend, e.Broker, e.Barrier
+	blinder, err := barrier.NewBlinder(testenv.RandomKey(t))
 	if err != nil {
 		t.Fatalf("barrier.NewBlinder() = %v", err)
 	}

@@ -3,10 +3,11 @@ package session_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/idvault/idvault/internal/queue"
+	"github.com/idvault/idvault/internal/testenv"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,7 +20,6 @@ import (
 	"github.com/idvault/idvault/internal/barrier"
 	"github.com/idvault/idvault/internal/files"
 	"github.com/idvault/idvault/internal/session"
-	"github.com/idvault/idvault/internal/sqlitedb"
 	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/store/sqlite"
 )
@@ -38,30 +38,8 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := sqlitedb.Open(ctx, filepath.Join(dir, "idvault.db"))
-	if err != nil {
-		t.Fatalf("sqlitedb.Open() = %v", err)
-	}
-	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("db.Close() = %v", err)
-		}
-	})
-	backend, err := sqlite.New(ctx, db)
-	if err != nil {
-		t.Fatalf("sqlite.New() = %v", err)
-	}
-	t.Cleanup(func() { _ = backend.Close() })
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	bar, err := barrier.NewAESGCM(key)
-	if err != nil {
-		t.Fatalf("barrier.NewAESGCM() = %v", err)
-	}
+	e := testenv.Open(t, queue.Options{})
+	dir, backend, bar := e.Dir, e.Backend, e.Barrier
 	return &fixture{dir: dir, backend: backend, barrier: bar}
 }
 

@@ -2,10 +2,8 @@ package workflow_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -16,9 +14,9 @@ import (
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/queue/sqlitequeue"
 	"github.com/idvault/idvault/internal/session"
-	"github.com/idvault/idvault/internal/sqlitedb"
 	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/store/sqlite"
+	"github.com/idvault/idvault/internal/testenv"
 	"github.com/idvault/idvault/internal/workflow"
 )
 
@@ -134,35 +132,8 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs last, after everything below is closed
-	ctx := context.Background()
-	db, err := sqlitedb.Open(ctx, filepath.Join(t.TempDir(), "idvault.db"))
-	if err != nil {
-		t.Fatalf("sqlitedb.Open() = %v", err)
-	}
-	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("db.Close() = %v", err)
-		}
-	})
-	backend, err := sqlite.New(ctx, db)
-	if err != nil {
-		t.Fatalf("sqlite.New() = %v", err)
-	}
-	t.Cleanup(func() { _ = backend.Close() })
-	broker, err := sqlitequeue.New(ctx, db, queue.Options{})
-	if err != nil {
-		t.Fatalf("sqlitequeue.New() = %v", err)
-	}
-	t.Cleanup(func() { _ = broker.Close() })
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	bar, err := barrier.NewAESGCM(key)
-	if err != nil {
-		t.Fatalf("barrier.NewAESGCM() = %v", err)
-	}
-	return &fixture{backend: backend, barrier: bar, broker: broker}
+	e := testenv.Open(t, queue.Options{})
+	return &fixture{backend: e.Backend, barrier: e.Barrier, broker: e.Broker}
 }
 
 func (f *fixture) repo(t *testing.T, tenant string) *session.Repo {

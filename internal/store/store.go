@@ -19,6 +19,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // PlatformTenant is the reserved tenant id under which platform-wide records
@@ -128,6 +129,14 @@ type Backend interface {
 	// (version 0 deletes whatever version is stored). It returns ErrNotFound
 	// if absent and ErrConflict on a version mismatch.
 	Delete(ctx context.Context, collection, tenant, id string, version int64) error
+	// Apply performs writes in order as one atomic unit: every write takes
+	// effect or none does. It returns the written records in the order of
+	// writes, with the versions Put and Update assign (a deleted record is
+	// returned as given). The first failing write fails the whole batch with
+	// its error (ErrConflict, ErrNotFound, ErrInvalid), wrapped in a
+	// *BatchError that names its position. More than MaxBatch writes, or an
+	// unknown WriteOp, is ErrInvalid.
+	Apply(ctx context.Context, writes []Write) ([]Record, error)
 	// Query returns one page of matching records.
 	Query(ctx context.Context, q Query) (Page, error)
 	// Ping reports whether the backend is reachable.
@@ -135,6 +144,39 @@ type Backend interface {
 	// Close releases the backend's resources.
 	Close() error
 }
+
+// WriteOp is the kind of one write in an atomic batch.
+type WriteOp int
+
+// Write operations of a batch, with the semantics of Put, Update and Delete.
+const (
+	OpPut WriteOp = iota + 1
+	OpUpdate
+	OpDelete
+)
+
+// MaxBatch is the largest number of writes one Apply takes.
+const MaxBatch = 1000
+
+// Write is one write of an atomic batch (Backend.Apply). For OpUpdate and
+// OpDelete, Record.Version is the expected stored version (OpDelete: 0 means
+// any); for OpDelete only the record's collection, tenant and id count.
+type Write struct {
+	Op     WriteOp
+	Record Record
+}
+
+// BatchError is the error of Apply: the write at Index failed with Err, and
+// nothing of the batch took effect.
+type BatchError struct {
+	Index int
+	Err   error
+}
+
+func (e *BatchError) Error() string { return fmt.Sprintf("batch write %d: %v", e.Index, e.Err) }
+
+// Unwrap returns the error of the failed write.
+func (e *BatchError) Unwrap() error { return e.Err }
 
 // TimeFormat is the fixed-width UTC layout of timestamps kept in index
 // fields, so that byte order is time order.

@@ -227,22 +227,7 @@ func (s *Store) Put(ctx context.Context, rec store.Record) (store.Record, error)
 	if err := s.checkRecord(rec); err != nil {
 		return store.Record{}, fmt.Errorf("put: %w", err)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx,
-			`INSERT INTO store_records (collection, tenant, id, version, body) VALUES (?, ?, ?, 1, ?)
-			ON CONFLICT DO NOTHING`,
-			rec.Collection, rec.Tenant, rec.ID, nonNil(rec.Body))
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return store.ErrConflict
-		}
-		return s.insertIndex(ctx, tx, rec)
-	})
-	if err != nil {
+	if err := s.write(ctx, func(tx *sql.Tx) error { return s.put(ctx, tx, rec) }); err != nil {
 		return store.Record{}, fmt.Errorf("put %s/%s: %w", rec.Collection, rec.ID, err)
 	}
 	rec.Version = 1
@@ -254,31 +239,10 @@ func (s *Store) Put(ctx context.Context, rec store.Record) (store.Record, error)
 // store.ErrNotFound if the record is absent and store.ErrConflict on a
 // version mismatch.
 func (s *Store) Update(ctx context.Context, rec store.Record) (store.Record, error) {
-	if err := s.checkRecord(rec); err != nil {
+	if err := s.checkUpdate(rec); err != nil {
 		return store.Record{}, fmt.Errorf("update: %w", err)
 	}
-	if rec.Version < 0 {
-		return store.Record{}, fmt.Errorf("update: negative version: %w", store.ErrInvalid)
-	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx,
-			`UPDATE store_records SET version = version + 1, body = ?
-			WHERE collection = ? AND tenant = ? AND id = ? AND version = ?`,
-			nonNil(rec.Body), rec.Collection, rec.Tenant, rec.ID, rec.Version)
-		if err != nil {
-			return err
-		}
-		if err := casResult(ctx, tx, res, rec.Collection, rec.Tenant, rec.ID); err != nil {
-			return err
-		}
-		if _, err := s.txExec(ctx, tx,
-			`DELETE FROM store_index WHERE collection = ? AND tenant = ? AND id = ?`,
-			rec.Collection, rec.Tenant, rec.ID); err != nil {
-			return err
-		}
-		return s.insertIndex(ctx, tx, rec)
-	})
-	if err != nil {
+	if err := s.write(ctx, func(tx *sql.Tx) error { return s.update(ctx, tx, rec) }); err != nil {
 		return store.Record{}, fmt.Errorf("update %s/%s: %w", rec.Collection, rec.ID, err)
 	}
 	rec.Version++
@@ -289,25 +253,109 @@ func (s *Store) Update(ctx context.Context, rec store.Record) (store.Record, err
 // returns store.ErrNotFound if the record is absent and store.ErrConflict on
 // a version mismatch. Its index rows go with it (foreign key cascade).
 func (s *Store) Delete(ctx context.Context, collection, tenant, id string, version int64) error {
-	if err := s.check(collection, tenant, id); err != nil {
+	rec := store.Record{Collection: collection, Tenant: tenant, ID: id, Version: version}
+	if err := s.checkDelete(rec); err != nil {
 		return fmt.Errorf("delete: %w", err)
 	}
-	if version < 0 {
-		return fmt.Errorf("delete: negative version: %w", store.ErrInvalid)
-	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx,
-			`DELETE FROM store_records WHERE collection = ? AND tenant = ? AND id = ? AND (? = 0 OR version = ?)`,
-			collection, tenant, id, version, version)
-		if err != nil {
-			return err
-		}
-		return casResult(ctx, tx, res, collection, tenant, id)
-	})
-	if err != nil {
+	if err := s.write(ctx, func(tx *sql.Tx) error { return s.delete(ctx, tx, rec) }); err != nil {
 		return fmt.Errorf("delete %s/%s: %w", collection, id, err)
 	}
 	return nil
+}
+
+// Apply performs writes in one transaction: all of them or none.
+func (s *Store) Apply(ctx context.Context, writes []store.Write) ([]store.Record, error) {
+	if len(writes) > store.MaxBatch {
+		return nil, fmt.Errorf("apply: %d writes, more than %d: %w", len(writes), store.MaxBatch, store.ErrInvalid)
+	}
+	out := make([]store.Record, len(writes))
+	for i, w := range writes {
+		var err error
+		switch w.Op {
+		case store.OpPut:
+			err = s.checkRecord(w.Record)
+			out[i] = w.Record
+			out[i].Version = 1
+		case store.OpUpdate:
+			err = s.checkUpdate(w.Record)
+			out[i] = w.Record
+			out[i].Version++
+		case store.OpDelete:
+			err = s.checkDelete(w.Record)
+			out[i] = w.Record
+		default:
+			err = fmt.Errorf("unknown write op %d: %w", w.Op, store.ErrInvalid)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("apply: %w", &store.BatchError{Index: i, Err: err})
+		}
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		for i, w := range writes {
+			var err error
+			switch w.Op {
+			case store.OpPut:
+				err = s.put(ctx, tx, w.Record)
+			case store.OpUpdate:
+				err = s.update(ctx, tx, w.Record)
+			case store.OpDelete:
+				err = s.delete(ctx, tx, w.Record)
+			}
+			if err != nil {
+				return &store.BatchError{Index: i, Err: err}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("apply: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) put(ctx context.Context, tx *sql.Tx, rec store.Record) error {
+	res, err := s.txExec(ctx, tx,
+		`INSERT INTO store_records (collection, tenant, id, version, body) VALUES (?, ?, ?, 1, ?)
+		ON CONFLICT DO NOTHING`,
+		rec.Collection, rec.Tenant, rec.ID, nonNil(rec.Body))
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return store.ErrConflict
+	}
+	return s.insertIndex(ctx, tx, rec)
+}
+
+func (s *Store) update(ctx context.Context, tx *sql.Tx, rec store.Record) error {
+	res, err := s.txExec(ctx, tx,
+		`UPDATE store_records SET version = version + 1, body = ?
+		WHERE collection = ? AND tenant = ? AND id = ? AND version = ?`,
+		nonNil(rec.Body), rec.Collection, rec.Tenant, rec.ID, rec.Version)
+	if err != nil {
+		return err
+	}
+	if err := casResult(ctx, tx, res, rec.Collection, rec.Tenant, rec.ID); err != nil {
+		return err
+	}
+	if _, err := s.txExec(ctx, tx,
+		`DELETE FROM store_index WHERE collection = ? AND tenant = ? AND id = ?`,
+		rec.Collection, rec.Tenant, rec.ID); err != nil {
+		return err
+	}
+	return s.insertIndex(ctx, tx, rec)
+}
+
+func (s *Store) delete(ctx context.Context, tx *sql.Tx, rec store.Record) error {
+	res, err := s.txExec(ctx, tx,
+		`DELETE FROM store_records WHERE collection = ? AND tenant = ? AND id = ? AND (? = 0 OR version = ?)`,
+		rec.Collection, rec.Tenant, rec.ID, rec.Version, rec.Version)
+	if err != nil {
+		return err
+	}
+	return casResult(ctx, tx, res, rec.Collection, rec.Tenant, rec.ID)
 }
 
 // Query returns one page of the records of q.Collection in q.Tenant that
@@ -564,6 +612,26 @@ func (s *Store) checkRecord(rec store.Record) error {
 		if err := checkField(field); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func (s *Store) checkUpdate(rec store.Record) error {
+	if err := s.checkRecord(rec); err != nil {
+		return err
+	}
+	if rec.Version < 0 {
+		return fmt.Errorf("negative version: %w", store.ErrInvalid)
+	}
+	return nil
+}
+
+func (s *Store) checkDelete(rec store.Record) error {
+	if err := s.check(rec.Collection, rec.Tenant, rec.ID); err != nil {
+		return err
+	}
+	if rec.Version < 0 {
+		return fmt.Errorf("negative version: %w", store.ErrInvalid)
 	}
 	return nil
 }

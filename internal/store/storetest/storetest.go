@@ -78,6 +78,9 @@ func Run(t *testing.T, newBackend func(t *testing.T) store.Backend) {
 		{"Bodies", testBodies},
 		{"CanceledContext", testCanceledContext},
 		{"Ping", testPing},
+		{"Apply", testApply},
+		{"ApplyAtomic", testApplyAtomic},
+		{"ApplyInvalid", testApplyInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -957,5 +960,108 @@ func testCanceledContext(t *testing.T, b store.Backend) {
 func testPing(t *testing.T, b store.Backend) {
 	if err := b.Ping(t.Context()); err != nil {
 		t.Errorf("Ping() = %v, want nil", err)
+	}
+}
+
+func testApply(t *testing.T, b store.Backend) {
+	ctx := context.Background()
+	old := mustPut(t, b, store.Record{Collection: coll, Tenant: tenantA, ID: "old", Body: []byte("o1")})
+	gone := mustPut(t, b, store.Record{Collection: coll, Tenant: tenantA, ID: "gone", Body: []byte("g")})
+	if got, err := b.Apply(ctx, nil); err != nil || len(got) != 0 {
+		t.Fatalf("Apply(nil) = %v, %v, want no records and nil", got, err)
+	}
+	writes := []store.Write{
+		{Op: store.OpPut, Record: store.Record{Collection: coll, Tenant: tenantA, ID: "new",
+			Index: map[string]string{"k": "v"}, Body: []byte("n1")}},
+		{Op: store.OpUpdate, Record: store.Record{Collection: coll, Tenant: tenantA, ID: "old", Version: old.Version,
+			Index: map[string]string{"k": "w"}, Body: []byte("o2")}},
+		{Op: store.OpDelete, Record: store.Record{Collection: coll, Tenant: tenantA, ID: "gone", Version: gone.Version}},
+		{Op: store.OpPut, Record: store.Record{Collection: "other", Tenant: tenantB, ID: "elsewhere", Body: []byte("e")}},
+		{Op: store.OpUpdate, Record: store.Record{Collection: coll, Tenant: tenantA, ID: "new", Version: 1, Body: []byte("n2")}},
+	}
+	got, err := b.Apply(ctx, writes)
+	if err != nil {
+		t.Fatalf("Apply() = %v, want nil", err)
+	}
+	wantVersions := []int64{1, old.Version + 1, gone.Version, 1, 2}
+	if len(got) != len(writes) {
+		t.Fatalf("Apply() returned %d records, want %d", len(got), len(writes))
+	}
+	for i, rec := range got {
+		if rec.Version != wantVersions[i] || rec.ID != writes[i].Record.ID {
+			t.Errorf("Apply() record %d = %s v%d, want %s v%d", i, rec.ID, rec.Version, writes[i].Record.ID, wantVersions[i])
+		}
+	}
+	checkRecord(t, b, store.Record{Collection: coll, Tenant: tenantA, ID: "new", Version: 2, Body: []byte("n2")})
+	checkRecord(t, b, store.Record{Collection: coll, Tenant: tenantA, ID: "old", Version: old.Version + 1,
+		Index: map[string]string{"k": "w"}, Body: []byte("o2")})
+	checkRecord(t, b, store.Record{Collection: "other", Tenant: tenantB, ID: "elsewhere", Version: 1, Body: []byte("e")})
+	if _, err := b.Get(ctx, coll, tenantA, "gone"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get(deleted in batch) = %v, want ErrNotFound", err)
+	}
+}
+
+// testApplyAtomic fails the last write of a batch in every way a write can
+// fail and checks that nothing of the batch took effect.
+func testApplyAtomic(t *testing.T, b store.Backend) {
+	ctx := context.Background()
+	base := mustPut(t, b, store.Record{Collection: coll, Tenant: tenantA, ID: "base",
+		Index: map[string]string{"k": "v"}, Body: []byte("b1")})
+	failing := []struct {
+		name string
+		w    store.Write
+		want error
+	}{
+		{"put existing", store.Write{Op: store.OpPut, Record: store.Record{Collection: coll, Tenant: tenantA, ID: "base"}}, store.ErrConflict},
+		{"stale update", store.Write{Op: store.OpUpdate, Record: store.Record{Collection: coll, Tenant: tenantA, ID: "base", Version: base.Version + 5}}, store.ErrConflict},
+		{"update absent", store.Write{Op: store.OpUpdate, Record: store.Record{Collection: coll, Tenant: tenantA, ID: "absent", Version: 1}}, store.ErrNotFound},
+		{"delete absent", store.Write{Op: store.OpDelete, Record: store.Record{Collection: coll, Tenant: tenantA, ID: "absent"}}, store.ErrNotFound},
+		{"delete of other tenant", store.Write{Op: store.OpDelete, Record: store.Record{Collection: coll, Tenant: tenantB, ID: "base"}}, store.ErrNotFound},
+		{"invalid record", store.Write{Op: store.OpPut, Record: store.Record{Collection: coll, Tenant: tenantA}}, store.ErrInvalid},
+		{"unknown op", store.Write{Op: 99, Record: store.Record{Collection: coll, Tenant: tenantA, ID: "x"}}, store.ErrInvalid},
+	}
+	for _, tt := range failing {
+		t.Run(tt.name, func(t *testing.T) {
+			writes := []store.Write{
+				{Op: store.OpPut, Record: store.Record{Collection: coll, Tenant: tenantA, ID: "batch-new", Body: []byte("n")}},
+				{Op: store.OpUpdate, Record: store.Record{Collection: coll, Tenant: tenantA, ID: "base", Version: base.Version, Body: []byte("b2")}},
+				{Op: store.OpPut, Record: store.Record{Collection: coll, Tenant: tenantB, ID: "batch-b", Body: []byte("x")}},
+				tt.w,
+			}
+			_, err := b.Apply(ctx, writes)
+			var be *store.BatchError
+			if !errors.Is(err, tt.want) || !errors.As(err, &be) || be.Index != 3 {
+				t.Fatalf("Apply() = %v, want %v at write 3", err, tt.want)
+			}
+			checkRecord(t, b, base)
+			for _, id := range []string{"batch-new", "batch-b"} {
+				for _, tenant := range []string{tenantA, tenantB} {
+					if _, err := b.Get(ctx, coll, tenant, id); !errors.Is(err, store.ErrNotFound) {
+						t.Errorf("Get(%s/%s) after a failed batch = %v, want ErrNotFound", tenant, id, err)
+					}
+				}
+			}
+			page, err := b.Query(ctx, store.Query{Collection: coll, Tenant: tenantA, Where: []store.Cond{{Field: "k", Op: store.Eq, Value: "v"}}})
+			if err != nil || len(page.Records) != 1 {
+				t.Errorf("Query(index of base) = %d records, %v; want the one untouched record", len(page.Records), err)
+			}
+		})
+	}
+}
+
+func testApplyInvalid(t *testing.T, b store.Backend) {
+	ctx := context.Background()
+	writes := make([]store.Write, store.MaxBatch+1)
+	for i := range writes {
+		writes[i] = store.Write{Op: store.OpPut, Record: store.Record{Collection: coll, Tenant: tenantA, ID: "w" + strconv.Itoa(i)}}
+	}
+	if _, err := b.Apply(ctx, writes); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("Apply(%d writes) = %v, want ErrInvalid", len(writes), err)
+	}
+	if _, err := b.Get(ctx, coll, tenantA, "w0"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get(w0) after an oversized batch = %v, want ErrNotFound", err)
+	}
+	if got, err := b.Apply(ctx, writes[:store.MaxBatch]); err != nil || len(got) != store.MaxBatch {
+		t.Errorf("Apply(%d writes) = %d records, %v; want all and nil", store.MaxBatch, len(got), err)
 	}
 }

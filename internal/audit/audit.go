@@ -1,17 +1,18 @@
-// Package audit records security-relevant actions. The API and the other
-// roles emit Events; the emitter seals each event and publishes it on the
-// audit topic; the audit role (Consumer) appends it, idempotently by event
-// id, to the tenant's audit collection in the store.
+// Package audit records security-relevant actions. Handlers and roles emit
+// Events; each event is written to the outbox in the store — in the same
+// atomic batch as the change it describes (Attach), or on its own for reads,
+// denials and failures (Emit) — and the action fails when its event cannot be
+// written (fail-closed). The Relay moves outbox events, in order, to the audit
+// topic of the broker; while the broker is down they wait in the outbox. The
+// audit role (Consumer) appends them, idempotently by event id, to the
+// tenant's log.
 //
 // Threat model: an event may name an address or a user agent, which are
-// personal data, so events are sealed with the barrier before they reach the
-// broker (place: tenant, "audit", event id, "event") and stored sealed. The
-// queue sees only the tenant and event ids. Details MUST NOT hold personal
-// data or secrets: ids, counts, kinds and reasons only.
-//
-// This package delivers events at least once after the action (a publish
-// failure is returned to the caller). The transactional outbox, the Merkle
-// log and its signed checkpoints are built on top of it later.
+// personal data, so an event is sealed with the barrier under its tenant's
+// key before it leaves the emitter (place: tenant, "audit", event id,
+// "event"), and the outbox record holding it is sealed again like every
+// record body. The broker sees only tenant and event ids. Details MUST NOT
+// hold personal data or secrets: ids, counts, kinds and reasons only.
 package audit
 
 import (
@@ -19,10 +20,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/idvault/idvault/internal/pii"
 	"log/slog"
 	"time"
 
 	"github.com/idvault/idvault/internal/barrier"
+	"github.com/idvault/idvault/internal/groupcommit"
 	"github.com/idvault/idvault/internal/identity"
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/store"
@@ -40,10 +43,10 @@ const (
 
 // Actor is who acted.
 type Actor struct {
-	Type      string `json:"type"`
-	ID        string `json:"id,omitempty"`
-	Address   string `json:"address,omitempty"`
-	UserAgent string `json:"userAgent,omitempty"`
+	Type      string     `json:"type"`
+	ID        string     `json:"id,omitempty"`
+	Address   pii.String `json:"address,omitempty"`
+	UserAgent pii.String `json:"userAgent,omitempty"`
 }
 
 // Resource is what was acted on.
@@ -63,7 +66,15 @@ type Event struct {
 	Outcome   string            `json:"outcome"`
 	Reason    string            `json:"reason,omitempty"`
 	RequestID string            `json:"requestId,omitempty"`
+	Purpose   string            `json:"purpose,omitempty"`
 	Details   map[string]string `json:"details,omitempty"`
+}
+
+// LogValue shows only what identifies the event, never its actor's address
+// or user agent, so that logging an event cannot leak personal data.
+func (ev Event) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", ev.ID), slog.String("tenant", ev.Tenant),
+		slog.String("action", ev.Action), slog.String("outcome", ev.Outcome))
 }
 
 // envelope is the queue message: ids in clear, the event sealed.
@@ -77,26 +88,121 @@ func place(tenant, id string) barrier.Place {
 	return barrier.Place{Tenant: tenant, Collection: Collection, ID: id, Field: "event"}
 }
 
-// Emitter seals events and publishes them on the audit topic. It is safe for
-// concurrent use.
+// SubjectField is the index field of credential and console-session records
+// that names their user.
+const SubjectField = "subject"
+
+// OutboxCollection holds events not yet relayed to the broker, under
+// store.PlatformTenant, ordered by id (time, then event id).
+const OutboxCollection = "audit_outbox"
+
+// Emitter writes events to the outbox. It is safe for concurrent use.
 type Emitter struct {
-	broker  queue.Broker
+	backend store.Backend
 	barrier barrier.Barrier
 	now     func() time.Time
+	commit  *groupcommit.Committer[store.Write]
+	wake    chan struct{}
 }
 
-// NewEmitter returns an emitter publishing to broker. now is the clock
-// (time.Now when nil).
-func NewEmitter(broker queue.Broker, b barrier.Barrier, now func() time.Time) *Emitter {
+// NewEmitter returns an emitter writing to the outbox in backend. now is the
+// clock (time.Now when nil).
+func NewEmitter(backend store.Backend, b barrier.Barrier, now func() time.Time) *Emitter {
 	if now == nil {
 		now = time.Now
 	}
-	return &Emitter{broker: broker, barrier: b, now: now}
+	e := &Emitter{backend: backend, barrier: b, now: now, wake: make(chan struct{}, 1)}
+	e.commit = groupcommit.New(store.MaxBatch, func(ws []store.Write) error {
+		_, err := backend.Apply(context.Background(), ws)
+		return err
+	})
+	return e
 }
 
-// Emit fills the event's id and time when empty and publishes it. Events of
-// no tenant (a failed sign-in that names none) go to store.PlatformTenant.
+// Emit writes ev to the outbox on its own and returns when it is durable.
+// Concurrent calls share one commit. It fills the event's id and time when
+// empty; events of no tenant (a failed sign-in that names none) go to
+// store.PlatformTenant.
 func (e *Emitter) Emit(ctx context.Context, ev Event) error {
+	w, err := e.prepare(ctx, ev)
+	if err != nil {
+		return err
+	}
+	if err := e.commit.Do(w); err != nil {
+		return fmt.Errorf("audit: outbox: %w", err)
+	}
+	e.signal()
+	return nil
+}
+
+// Pending is an event attached to a change (Attach) and not yet known to be
+// committed.
+type Pending struct {
+	e   *Emitter
+	att *store.Attached
+}
+
+// Attach returns ctx carrying ev, so that the next store.View write to
+// collection made with it commits ev to the outbox in the same atomic batch
+// as the change. An event without a resource id takes the id of the record
+// that write made (the id of a created session, user, key), and one without
+// an actor id the user named by the record's SubjectField index (the user a
+// sign-in opened a console session or token for). After the change
+// the caller calls Pending.Commit, which writes ev on its own if the change
+// wrote no such record, and fails when ev could not be written.
+func (e *Emitter) Attach(ctx context.Context, ev Event, collection string) (context.Context, Pending) {
+	return e.AttachWith(ctx, collection, func(main store.Write) Event {
+		ev := ev
+		if ev.Resource.ID == "" {
+			ev.Resource.ID = main.Record.ID
+		}
+		if subject := main.Record.Index[SubjectField]; ev.Actor.ID == "" && subject != "" {
+			ev.Actor.Type, ev.Actor.ID = "user", subject
+		}
+		return ev
+	})
+}
+
+// AttachWith is Attach with the event made by build from the write that
+// carries it (the zero Write when Pending.Commit writes it alone), for
+// events that describe what the write stores, such as a new status taken
+// from its clear index.
+func (e *Emitter) AttachWith(ctx context.Context, collection string, build func(main store.Write) Event) (context.Context, Pending) {
+	ctx, att := store.Attach(ctx, collection, func(main store.Write) ([]store.Write, error) {
+		w, err := e.prepare(ctx, build(main))
+		if err != nil {
+			return nil, err
+		}
+		return []store.Write{w}, nil
+	})
+	return ctx, Pending{e: e, att: att}
+}
+
+// Commit makes sure the attached event is in the outbox.
+func (p Pending) Commit(ctx context.Context) error {
+	if p.e == nil {
+		return nil
+	}
+	if err := p.att.Commit(ctx, p.e.backend); err != nil {
+		return fmt.Errorf("audit: outbox: %w", err)
+	}
+	p.e.signal()
+	return nil
+}
+
+// Wake returns a channel that receives after events were written, so a
+// relay in this process can move them without waiting for its next poll.
+func (e *Emitter) Wake() <-chan struct{} { return e.wake }
+
+func (e *Emitter) signal() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// prepare completes ev, seals it and returns the outbox write holding it.
+func (e *Emitter) prepare(ctx context.Context, ev Event) (store.Write, error) {
 	if ev.ID == "" {
 		ev.ID = identity.NewID()
 	}
@@ -108,37 +214,53 @@ func (e *Emitter) Emit(ctx context.Context, ev Event) error {
 	}
 	plain, err := json.Marshal(ev)
 	if err != nil {
-		return fmt.Errorf("audit: encode: %w", err)
+		return store.Write{}, fmt.Errorf("audit: encode: %w", err)
 	}
 	sealed, err := e.barrier.Seal(ctx, place(ev.Tenant, ev.ID), plain)
 	if err != nil {
-		return fmt.Errorf("audit: seal: %w", err)
+		return store.Write{}, fmt.Errorf("audit: seal: %w", err)
 	}
 	body, err := json.Marshal(envelope{Tenant: ev.Tenant, ID: ev.ID, Sealed: sealed})
 	if err != nil {
-		return fmt.Errorf("audit: encode: %w", err)
+		return store.Write{}, fmt.Errorf("audit: encode: %w", err)
 	}
-	if err := e.broker.Publish(ctx, queue.TopicAudit, body); err != nil {
-		return fmt.Errorf("audit: publish: %w", err)
+	id := ev.Time.UTC().Format(store.TimeFormat) + "." + ev.ID
+	outer, err := e.barrier.Seal(ctx, store.BodyPlace(store.PlatformTenant, OutboxCollection, id), body)
+	if err != nil {
+		return store.Write{}, fmt.Errorf("audit: seal: %w", err)
 	}
-	return nil
+	return store.Write{Op: store.OpPut, Record: store.Record{
+		Collection: OutboxCollection, Tenant: store.PlatformTenant, ID: id, Body: outer,
+	}}, nil
 }
 
-// Consumer is the audit role: it appends published events to the store.
+// Opened is one event taken from the audit topic: the event and the
+// canonical JSON it was sealed as.
+type Opened struct {
+	Event Event
+	Data  []byte
+}
+
+// Appender appends events, in order, to the tamper-evident log. It must be
+// idempotent by event id: the relay and the broker deliver at least once.
+type Appender func(ctx context.Context, events []Opened) error
+
+// Consumer is the audit role: it takes relayed events from the audit topic
+// and appends them with an Appender.
 type Consumer struct {
 	broker  queue.Broker
-	backend store.Backend
 	barrier barrier.Barrier
+	append  Appender
 	log     *slog.Logger
 }
 
-// NewConsumer returns the audit role over broker and backend.
-func NewConsumer(broker queue.Broker, backend store.Backend, b barrier.Barrier, log *slog.Logger) *Consumer {
-	return &Consumer{broker: broker, backend: backend, barrier: b, log: log}
+// NewConsumer returns the audit role over broker, appending with appendFn.
+func NewConsumer(broker queue.Broker, b barrier.Barrier, appendFn Appender, log *slog.Logger) *Consumer {
+	return &Consumer{broker: broker, barrier: b, append: appendFn, log: log}
 }
 
-// Run consumes the audit topic until ctx is done or the broker closes. An
-// event in progress when ctx ends is finished first.
+// Run consumes the audit topic until ctx is done or the broker closes. A
+// message in progress when ctx ends is finished first.
 func (c *Consumer) Run(ctx context.Context) error {
 	for {
 		d, err := c.broker.Receive(ctx, queue.TopicAudit)
@@ -153,8 +275,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 }
 
 func (c *Consumer) handle(ctx context.Context, d queue.Delivery) {
-	err := c.Append(ctx, d.Body())
-	if err == nil {
+	err := c.Handle(ctx, d.Body())
+	if err == nil || errors.Is(err, ErrMalformed) {
+		if err != nil {
+			c.log.Error("audit: malformed message dropped", "messageId", d.ID())
+		}
 		if err := d.Ack(ctx); err != nil {
 			c.log.Warn("audit: ack", "messageId", d.ID(), "err", err)
 		}
@@ -166,57 +291,51 @@ func (c *Consumer) handle(ctx context.Context, d queue.Delivery) {
 	}
 }
 
-// ErrMalformed means an audit message could not be opened or parsed.
+// ErrMalformed means an audit message, or an event in it, could not be
+// opened or parsed.
 var ErrMalformed = errors.New("audit: malformed message")
 
-// Append stores one published event; a repeated event (same id) is a no-op.
-func (c *Consumer) Append(ctx context.Context, body []byte) error {
-	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil || env.Tenant == "" || env.ID == "" {
+// Handle opens the events of one relayed message and appends them in order.
+// Events that fail to open are left out and counted in the error (wrapping
+// ErrMalformed) returned after the others were appended; a message that is
+// not a batch at all is ErrMalformed.
+func (c *Consumer) Handle(ctx context.Context, body []byte) error {
+	var msg batch
+	if err := json.Unmarshal(body, &msg); err != nil {
 		return ErrMalformed
 	}
-	plain, err := c.barrier.Open(ctx, place(env.Tenant, env.ID), env.Sealed)
-	if err != nil {
-		return ErrMalformed
+	events := make([]Opened, 0, len(msg.Events))
+	bad := 0
+	for _, env := range msg.Events {
+		o, err := c.open(ctx, env)
+		if err != nil {
+			bad++
+			continue
+		}
+		events = append(events, o)
 	}
-	var ev Event
-	if err := json.Unmarshal(plain, &ev); err != nil || ev.ID != env.ID || ev.Tenant != env.Tenant {
-		return ErrMalformed
+	if len(events) > 0 {
+		if err := c.append(ctx, events); err != nil {
+			return fmt.Errorf("audit: append: %w", err)
+		}
 	}
-	v, err := store.NewView(c.backend, c.barrier, ev.Tenant)
-	if err != nil {
-		return err
-	}
-	index := map[string]string{
-		"time":    ev.Time.UTC().Format(store.TimeFormat),
-		"action":  ev.Action,
-		"outcome": ev.Outcome,
-	}
-	if _, err := v.Put(ctx, Collection, ev.ID, index, ev); err != nil && !errors.Is(err, store.ErrConflict) {
-		return fmt.Errorf("audit: append: %w", err)
+	if bad > 0 {
+		return fmt.Errorf("%w: %d of %d events", ErrMalformed, bad, len(msg.Events))
 	}
 	return nil
 }
 
-// List returns up to limit events of tenant in time order, starting at
-// cursor; it is the reading side used by tests and the CLI until the audit
-// API arrives.
-func List(ctx context.Context, backend store.Backend, b barrier.Barrier, tenant, cursor string, limit int) ([]Event, string, error) {
-	v, err := store.NewView(backend, b, tenant)
+func (c *Consumer) open(ctx context.Context, env envelope) (Opened, error) {
+	if env.Tenant == "" || env.ID == "" {
+		return Opened{}, ErrMalformed
+	}
+	plain, err := c.barrier.Open(ctx, place(env.Tenant, env.ID), env.Sealed)
 	if err != nil {
-		return nil, "", err
+		return Opened{}, ErrMalformed
 	}
-	page, err := v.Query(ctx, store.Query{Collection: Collection, OrderBy: "time", Limit: limit, Cursor: cursor})
-	if err != nil {
-		return nil, "", fmt.Errorf("audit: list: %w", err)
+	var ev Event
+	if err := json.Unmarshal(plain, &ev); err != nil || ev.ID != env.ID || ev.Tenant != env.Tenant {
+		return Opened{}, ErrMalformed
 	}
-	out := make([]Event, 0, len(page.Records))
-	for _, rec := range page.Records {
-		var ev Event
-		if err := v.Decode(ctx, rec, &ev); err != nil {
-			return nil, "", err
-		}
-		out = append(out, ev)
-	}
-	return out, page.Next, nil
+	return Opened{Event: ev, Data: plain}, nil
 }

@@ -5,23 +5,21 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/idvault/idvault/internal/testenv"
+	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/idvault/idvault/internal/audit"
-	"github.com/idvault/idvault/internal/barrier"
 	"github.com/idvault/idvault/internal/queue"
-	"github.com/idvault/idvault/internal/queue/sqlitequeue"
 	"github.com/idvault/idvault/internal/store"
-	"github.com/idvault/idvault/internal/store/sqlite"
+	"github.com/idvault/idvault/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -33,370 +31,507 @@ const patience = 20 * time.Second
 
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
 
-// envelope mirrors the audit queue message: ids in clear, the event sealed.
-type envelope struct {
-	Tenant string `json:"tenant"`
-	ID     string `json:"id"`
-	Sealed []byte `json:"sealed"`
-}
-
 type fixture struct {
-	dir      string
-	backend  *sqlite.Store
-	barrier  *barrier.AESGCM
-	broker   *sqlitequeue.Broker
-	emitter  *audit.Emitter
-	consumer *audit.Consumer
+	env     *testenv.Env
+	emitter *audit.Emitter
+	relay   *audit.Relay
+	broker  *flakyBroker
+
+	mu       sync.Mutex
+	appended []audit.Opened
+	failNext error
 }
 
-func newFixture(t *testing.T, opts queue.Options) *fixture {
+// flakyBroker is the real SQLite broker with a switch that makes Publish
+// fail, as a broker that is down does.
+type flakyBroker struct {
+	queue.Broker
+	mu   sync.Mutex
+	down bool
+}
+
+func (b *flakyBroker) setDown(down bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.down = down
+}
+
+func (b *flakyBroker) Publish(ctx context.Context, topic string, body []byte) error {
+	b.mu.Lock()
+	down := b.down
+	b.mu.Unlock()
+	if down {
+		return errors.New("broker unreachable")
+	}
+	return b.Broker.Publish(ctx, topic, body)
+}
+
+func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs last, after everything below is closed
-	e := testenv.Open(t, opts)
-	dir, backend, broker, bar := e.Dir, e.Backend, e.Broker, e.Barrier
-	return &fixture{
-		dir:      dir,
-		backend:  backend,
-		barrier:  bar,
-		broker:   broker,
-		emitter:  audit.NewEmitter(broker, bar, func() time.Time { return t0 }),
-		consumer: audit.NewConsumer(broker, backend, bar, slog.New(slog.DiscardHandler)),
+	e := testenv.Open(t, queue.Options{})
+	f := &fixture{env: e, broker: &flakyBroker{Broker: e.Broker}}
+	f.emitter = audit.NewEmitter(e.Backend, e.Barrier, func() time.Time { return t0 })
+	var err error
+	if f.relay, err = audit.NewRelay(e.Backend, e.Barrier, f.broker, f.emitter, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
 	}
+	return f
 }
 
-// receive takes the next message of topic and acks it.
-func (f *fixture) receive(t *testing.T, topic string) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), patience)
-	defer cancel()
-	d, err := f.broker.Receive(ctx, topic)
-	if err != nil {
-		t.Fatalf("Receive(%s) = %v", topic, err)
+// appender records what the consumer appends, in order; it stands for the
+// log, whose own tests are in package auditlog.
+func (f *fixture) appender(_ context.Context, evs []audit.Opened) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.failNext; err != nil {
+		f.failNext = nil
+		return err
 	}
-	if err := d.Ack(ctx); err != nil {
-		t.Fatalf("Ack() = %v", err)
-	}
-	return d.Body()
+	f.appended = append(f.appended, evs...)
+	return nil
 }
 
-// emit emits ev and returns the queue message it produced.
-func (f *fixture) emit(t *testing.T, ev audit.Event) []byte {
-	t.Helper()
-	if err := f.emitter.Emit(context.Background(), ev); err != nil {
-		t.Fatalf("Emit(%+v) = %v", ev, err)
-	}
-	return f.receive(t, queue.TopicAudit)
+func (f *fixture) consumer() *audit.Consumer {
+	return audit.NewConsumer(f.env.Broker, f.env.Barrier, f.appender, slog.New(slog.DiscardHandler))
 }
 
-func (f *fixture) list(t *testing.T, tenant string) []audit.Event {
+// outbox returns the ids of the events waiting in the outbox, in order.
+func (f *fixture) outbox(t *testing.T) []string {
 	t.Helper()
-	evs, next, err := audit.List(context.Background(), f.backend, f.barrier, tenant, "", 0)
-	if err != nil || next != "" {
-		t.Fatalf("List(%s) = %q, %v, want no next page", tenant, next, err)
-	}
-	return evs
-}
-
-// dbContains reports whether any file of the database (main file, WAL,
-// shared memory) holds s.
-func (f *fixture) dbContains(t *testing.T, s string) bool {
-	t.Helper()
-	entries, err := os.ReadDir(f.dir)
+	v, err := store.NewView(f.env.Backend, f.env.Barrier, store.PlatformTenant)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(f.dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if bytes.Contains(b, []byte(s)) {
-			return true
-		}
-	}
-	return false
-}
-
-func sampleEvent() audit.Event {
-	return audit.Event{
-		Tenant:    "tenant-a",
-		Actor:     audit.Actor{Type: "user", ID: "u1", Address: "198.51.100.23", UserAgent: "Mozilla/5.0 marker"},
-		Action:    "session.read",
-		Resource:  audit.Resource{Type: "session", ID: "s1"},
-		Outcome:   audit.Success,
-		RequestID: "req-1",
-		Details:   map[string]string{"files": "2"},
-	}
-}
-
-func equalEvents(a, b audit.Event) bool {
-	return a.ID == b.ID && a.Tenant == b.Tenant && a.Time.Equal(b.Time) && a.Actor == b.Actor &&
-		a.Action == b.Action && a.Resource == b.Resource && a.Outcome == b.Outcome && a.Reason == b.Reason &&
-		a.RequestID == b.RequestID && maps.Equal(a.Details, b.Details)
-}
-
-func TestEmitAppend(t *testing.T) {
-	ctx := context.Background()
-	f := newFixture(t, queue.Options{})
-	ev := sampleEvent()
-	body := f.emit(t, ev)
-
-	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
-		t.Fatalf("message body %q is not an envelope: %v", body, err)
-	}
-	if env.Tenant != ev.Tenant || env.ID == "" || len(env.Sealed) == 0 {
-		t.Fatalf("envelope = %+v, want tenant %s, an id and a sealed event", env, ev.Tenant)
-	}
-
-	if err := f.consumer.Append(ctx, body); err != nil {
-		t.Fatalf("Append() = %v, want nil", err)
-	}
-	got := f.list(t, ev.Tenant)
-	want := ev
-	want.ID, want.Time = env.ID, t0
-	if len(got) != 1 || !equalEvents(got[0], want) {
-		t.Fatalf("List() = %+v, want [%+v]", got, want)
-	}
-
-	t.Run("idempotent", func(t *testing.T) {
-		if err := f.consumer.Append(ctx, body); err != nil {
-			t.Fatalf("Append() again = %v, want nil", err)
-		}
-		if got := f.list(t, ev.Tenant); len(got) != 1 {
-			t.Errorf("List() after a repeated Append = %d events, want 1", len(got))
-		}
-	})
-
-	t.Run("given id and time kept", func(t *testing.T) {
-		ev := sampleEvent()
-		ev.ID, ev.Time = "fixed-id", t0.Add(-time.Hour)
-		if err := f.consumer.Append(ctx, f.emit(t, ev)); err != nil {
-			t.Fatalf("Append() = %v", err)
-		}
-		got := f.list(t, ev.Tenant)
-		if len(got) != 2 || !equalEvents(got[0], ev) {
-			t.Errorf("List() = %+v, want the fixed event first of 2", got)
-		}
-	})
-
-	t.Run("no tenant", func(t *testing.T) {
-		ev := audit.Event{Actor: audit.Actor{Type: "anonymous"}, Action: "auth.signin", Outcome: audit.Denied, Reason: "bad credentials"}
-		body := f.emit(t, ev)
-		if err := f.consumer.Append(ctx, body); err != nil {
-			t.Fatalf("Append() = %v", err)
-		}
-		got := f.list(t, store.PlatformTenant)
-		if len(got) != 1 || got[0].Tenant != store.PlatformTenant || got[0].Action != ev.Action {
-			t.Errorf("List(%s) = %+v, want the tenantless event", store.PlatformTenant, got)
-		}
-	})
-}
-
-// TestNoPersonalDataInClear checks that an event's address and user agent
-// reach neither the queue nor the database in clear.
-func TestNoPersonalDataInClear(t *testing.T) {
-	f := newFixture(t, queue.Options{})
-	const addr, agent = "203.0.113.77", "MarkerAgent/9.9 (c4f1)"
-	ev := sampleEvent()
-	ev.Actor.Address, ev.Actor.UserAgent = addr, agent
-	body := f.emit(t, ev)
-	if !bytes.Contains(body, []byte(ev.Tenant)) {
-		t.Fatalf("message body %q does not name the tenant; the check sees nothing", body)
-	}
-	for _, s := range []string{addr, agent} {
-		if bytes.Contains(body, []byte(s)) {
-			t.Errorf("message body %q contains %q in clear", body, s)
-		}
-	}
-	if err := f.consumer.Append(context.Background(), body); err != nil {
-		t.Fatalf("Append() = %v", err)
-	}
-	for _, s := range []string{addr, agent} {
-		if f.dbContains(t, s) {
-			t.Errorf("database files contain %q in clear", s)
-		}
-	}
-}
-
-func TestAppendTampered(t *testing.T) {
-	ctx := context.Background()
-	f := newFixture(t, queue.Options{})
-	body := f.emit(t, sampleEvent())
-	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
+	var ids []string
+	if err := v.Each(context.Background(), store.Query{Collection: audit.OutboxCollection}, func(rec store.Record) error {
+		ids = append(ids, rec.ID)
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
-	encode := func(e envelope) []byte {
-		b, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	with := func(fn func(e *envelope)) []byte {
-		e := env
-		e.Sealed = slices.Clone(env.Sealed)
-		fn(&e)
-		return encode(e)
-	}
-	flip := func(i int) []byte {
-		return with(func(e *envelope) { e.Sealed[i] ^= 0x01 })
-	}
-	// sealedAt seals ev with key for the envelope's own place, as a forger
-	// holding the key could.
-	sealedAt := func(b barrier.Barrier, ev audit.Event) []byte {
-		plain, err := json.Marshal(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sealed, err := b.Seal(context.Background(), barrier.Place{Tenant: env.Tenant, Collection: audit.Collection, ID: env.ID, Field: "event"}, plain)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return with(func(e *envelope) { e.Sealed = sealed })
-	}
-	other, err := barrier.NewAESGCM(testenv.RandomKey(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	inner := sampleEvent()
-	inner.ID = env.ID
-
-	tests := []struct {
-		name string
-		body []byte
-	}{
-		{"empty", nil},
-		{"not json", []byte("not json")},
-		{"null", []byte("null")},
-		{"flip version", flip(0)},
-		{"flip key id", flip(2)},
-		{"flip nonce", flip(8)},
-		{"flip ciphertext", flip(len(env.Sealed) / 2)},
-		{"flip tag", flip(len(env.Sealed) - 1)},
-		{"truncated", with(func(e *envelope) { e.Sealed = e.Sealed[:len(e.Sealed)-1] })},
-		{"no sealed", with(func(e *envelope) { e.Sealed = nil })},
-		{"other tenant", with(func(e *envelope) { e.Tenant = "tenant-b" })},
-		{"platform tenant", with(func(e *envelope) { e.Tenant = store.PlatformTenant })},
-		{"empty tenant", with(func(e *envelope) { e.Tenant = "" })},
-		{"other id", with(func(e *envelope) { e.ID = "other-id" })},
-		{"empty id", with(func(e *envelope) { e.ID = "" })},
-		{"other key", sealedAt(other, inner)},
-		{"inner id differs", sealedAt(f.barrier, func() audit.Event { ev := inner; ev.ID = "other-id"; return ev }())},
-		{"inner tenant differs", sealedAt(f.barrier, func() audit.Event { ev := inner; ev.Tenant = "tenant-b"; return ev }())},
-		{"inner not json", with(func(e *envelope) {
-			sealed, err := f.barrier.Seal(context.Background(), barrier.Place{Tenant: env.Tenant, Collection: audit.Collection, ID: env.ID, Field: "event"}, []byte("not json"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.Sealed = sealed
-		})},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if err := f.consumer.Append(ctx, tt.body); !errors.Is(err, audit.ErrMalformed) {
-				t.Errorf("Append(%s) = %v, want ErrMalformed", tt.name, err)
-			}
-		})
-	}
-	for _, tenant := range []string{"tenant-a", "tenant-b", store.PlatformTenant} {
-		if got := f.list(t, tenant); len(got) != 0 {
-			t.Errorf("List(%s) after tampered messages = %+v, want none", tenant, got)
-		}
-	}
-	if err := f.consumer.Append(ctx, body); err != nil {
-		t.Errorf("Append(untouched message) = %v, want nil", err)
-	}
+	return ids
 }
 
-func TestList(t *testing.T) {
+// drain relays the whole outbox and hands every message to the consumer.
+func (f *fixture) drain(t *testing.T) {
+	t.Helper()
 	ctx := context.Background()
-	f := newFixture(t, queue.Options{})
-	offsets := []time.Duration{3 * time.Hour, time.Hour, 5 * time.Hour, 0, 2 * time.Hour}
-	for i, d := range offsets {
-		ev := sampleEvent()
-		ev.Time = t0.Add(d)
-		ev.Resource.ID = string(rune('a' + i))
-		if err := f.consumer.Append(ctx, f.emit(t, ev)); err != nil {
-			t.Fatalf("Append(event %d) = %v", i, err)
-		}
-	}
-	other := sampleEvent()
-	other.Tenant = "tenant-b"
-	if err := f.consumer.Append(ctx, f.emit(t, other)); err != nil {
-		t.Fatalf("Append(tenant-b event) = %v", err)
-	}
-
-	want := []time.Time{t0, t0.Add(time.Hour), t0.Add(2 * time.Hour), t0.Add(3 * time.Hour), t0.Add(5 * time.Hour)}
-	var got []time.Time
-	cursor, pages := "", 0
 	for {
-		evs, next, err := audit.List(ctx, f.backend, f.barrier, "tenant-a", cursor, 2)
+		n, err := f.relay.Once(ctx)
 		if err != nil {
-			t.Fatalf("List(page %d) = %v", pages+1, err)
+			t.Fatalf("relay.Once() = %v", err)
 		}
-		pages++
-		for _, ev := range evs {
-			if ev.Tenant != "tenant-a" {
-				t.Errorf("List(tenant-a) returned an event of %s", ev.Tenant)
-			}
-			got = append(got, ev.Time)
-		}
-		if next == "" {
+		if n == 0 {
 			break
 		}
-		cursor = next
 	}
-	if !slices.EqualFunc(got, want, time.Time.Equal) || pages != 3 {
-		t.Errorf("List(tenant-a) in pages of 2 = %v over %d pages, want %v over 3", got, pages, want)
+	c := f.consumer()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		d, err := f.env.Broker.Receive(rctx, queue.TopicAudit)
+		cancel()
+		if err != nil {
+			return
+		}
+		if err := c.Handle(ctx, d.Body()); err != nil {
+			t.Fatalf("Handle() = %v", err)
+		}
+		if err := d.Ack(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
-// TestConsumerRun runs the audit role against the broker: events are
-// appended, a malformed message is dead-lettered, and Run stops on cancel.
-func TestConsumerRun(t *testing.T) {
-	ctx := context.Background()
-	f := newFixture(t, queue.Options{MaxAttempts: 1})
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- f.consumer.Run(runCtx) }()
+func (f *fixture) actions() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, len(f.appended))
+	for i, o := range f.appended {
+		out[i] = o.Event.Tenant + "/" + o.Event.Action
+	}
+	return out
+}
 
-	const n = 3
-	for range n {
-		if err := f.emitter.Emit(ctx, sampleEvent()); err != nil {
+func event(tenant, action string) audit.Event {
+	return audit.Event{
+		Tenant:   tenant,
+		Actor:    audit.Actor{Type: "user", ID: "u1", Address: "198.51.100.23", UserAgent: "Mozilla/5.0 marker"},
+		Action:   action,
+		Resource: audit.Resource{Type: "session", ID: "s1"},
+		Outcome:  audit.Success,
+	}
+}
+
+// TestEmitRelayConsume follows events from Emit through the outbox, the
+// relay and the broker to the consumer, and checks order, content and that
+// the outbox empties.
+func TestEmitRelayConsume(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	var want []string
+	for i := range 300 { // more than one queue message holds
+		tenant := []string{"tenant-a", "tenant-b"}[i%2]
+		action := fmt.Sprintf("session.read.%03d", i)
+		if err := f.emitter.Emit(ctx, event(tenant, action)); err != nil {
 			t.Fatalf("Emit() = %v", err)
 		}
+		want = append(want, tenant+"/"+action)
 	}
-	if err := f.broker.Publish(ctx, queue.TopicAudit, []byte(`{"tenant":"tenant-a","id":"x","sealed":"AAAA"}`)); err != nil {
-		t.Fatalf("Publish(malformed) = %v", err)
+	if got := len(f.outbox(t)); got != 300 {
+		t.Fatalf("outbox holds %d events after 300 emits, want 300", got)
 	}
-	if body := f.receive(t, queue.DeadLetter(queue.TopicAudit)); !bytes.Contains(body, []byte(`"id":"x"`)) {
-		t.Errorf("dead letter = %q, want the malformed message", body)
+	f.drain(t)
+	if got := f.actions(); !slices.Equal(got, want) {
+		t.Fatalf("appended %d events, want %d in emit order; first difference at %d", len(got), len(want), firstDiff(got, want))
+	}
+	if got := f.outbox(t); len(got) != 0 {
+		t.Errorf("outbox holds %d events after the relay, want 0", len(got))
+	}
+	got := f.appended[0]
+	if got.Event.ID == "" || !got.Event.Time.Equal(t0) || got.Event.Actor.Address != "198.51.100.23" {
+		t.Errorf("appended event = %+v, want an id, the emit time and the actor", got.Event)
+	}
+	var decoded audit.Event
+	if err := json.Unmarshal(got.Data, &decoded); err != nil || decoded.ID != got.Event.ID {
+		t.Errorf("Opened.Data does not hold the event: %v", err)
+	}
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// TestAttachCommitsWithTheChange checks that an event attached to a change
+// commits in the same batch as the change: both or neither.
+func TestAttachCommitsWithTheChange(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	v, err := store.NewView(f.env.Backend, f.env.Barrier, "tenant-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("carried by the write", func(t *testing.T) {
+		cctx, p := f.emitter.Attach(ctx, event("tenant-a", "thing.create"), "things")
+		if _, err := v.Put(cctx, "other", "unrelated", nil, "x"); err != nil { // another collection: not carried
+			t.Fatal(err)
+		}
+		if n := len(f.outbox(t)); n != 0 {
+			t.Fatalf("outbox holds %d events after a write to another collection, want 0", n)
+		}
+		if _, err := v.Put(cctx, "things", "t1", nil, "x"); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(f.outbox(t)); n != 1 {
+			t.Fatalf("outbox holds %d events after the change, want 1", n)
+		}
+		if err := p.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(f.outbox(t)); n != 1 {
+			t.Errorf("outbox holds %d events after Commit of a carried event, want 1", n)
+		}
+		f.drain(t)
+		last := f.appended[len(f.appended)-1].Event
+		if last.Resource.ID != "s1" {
+			t.Errorf("resource id = %q, want the given s1", last.Resource.ID)
+		}
+	})
+
+	t.Run("resource id from the record", func(t *testing.T) {
+		ev := event("tenant-a", "thing.create")
+		ev.Resource.ID = ""
+		cctx, _ := f.emitter.Attach(ctx, ev, "things")
+		if _, err := v.Put(cctx, "things", "t-new", nil, "x"); err != nil {
+			t.Fatal(err)
+		}
+		f.drain(t)
+		if got := f.appended[len(f.appended)-1].Event.Resource.ID; got != "t-new" {
+			t.Errorf("resource id = %q, want the created record's t-new", got)
+		}
+	})
+
+	t.Run("failed change writes no event", func(t *testing.T) {
+		before := len(f.outbox(t))
+		cctx, _ := f.emitter.Attach(ctx, event("tenant-a", "thing.create"), "things")
+		if _, err := v.Put(cctx, "things", "t1", nil, "x"); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("Put(existing) = %v, want ErrConflict", err)
+		}
+		if n := len(f.outbox(t)); n != before {
+			t.Errorf("outbox grew from %d to %d on a failed change", before, n)
+		}
+	})
+
+	t.Run("retry after conflict carries the event", func(t *testing.T) {
+		rec, err := v.Get(ctx, "things", "t1", new(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := len(f.outbox(t))
+		cctx, p := f.emitter.Attach(ctx, event("tenant-a", "thing.update"), "things")
+		if _, err := v.Update(cctx, "things", "t1", rec.Version+7, nil, "y"); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("Update(stale) = %v, want ErrConflict", err)
+		}
+		if _, err := v.Update(cctx, "things", "t1", rec.Version, nil, "y"); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(f.outbox(t)); n != before+1 {
+			t.Errorf("outbox holds %d events, want %d: one for the retried change", n, before+1)
+		}
+	})
+
+	t.Run("commit without a change writes it alone", func(t *testing.T) {
+		f.drain(t)
+		_, p := f.emitter.Attach(ctx, event("tenant-a", "thing.noop"), "things")
+		if err := p.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(f.outbox(t)); n != 1 {
+			t.Errorf("outbox holds %d events after two Commits, want 1", n)
+		}
+	})
+}
+
+// TestBrokerDown checks that while the broker refuses messages, events wait
+// in the outbox and actions go on, and that they flow, in order, when it
+// returns.
+func TestBrokerDown(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.broker.setDown(true)
+	var want []string
+	for i := range 20 {
+		a := fmt.Sprintf("a.%02d", i)
+		if err := f.emitter.Emit(ctx, event("tenant-a", a)); err != nil {
+			t.Fatalf("Emit() with the broker down = %v, want nil", err)
+		}
+		want = append(want, "tenant-a/"+a)
+	}
+	if n, err := f.relay.Once(ctx); err == nil || n != 0 {
+		t.Fatalf("relay.Once() with the broker down = %d, %v; want an error and nothing moved", n, err)
+	}
+	if n := len(f.outbox(t)); n != 20 {
+		t.Fatalf("outbox holds %d events with the broker down, want 20", n)
+	}
+	f.broker.setDown(false)
+	f.drain(t)
+	if got := f.actions(); !slices.Equal(got, want) {
+		t.Fatalf("appended %v, want %v", got, want)
+	}
+}
+
+// TestRelayRun runs the relay and the consumer as the audit role does and
+// checks that emitted events arrive without polling delays mattering, and
+// that both stop with their context.
+func TestRelayRun(t *testing.T) {
+	f := newFixture(t)
+	f.relay.Poll = time.Hour // only the emitter's signal can wake it
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = f.relay.Run(ctx) })
+	wg.Go(func() { _ = f.consumer().Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+	for i := range 5 {
+		if err := f.emitter.Emit(ctx, event("tenant-a", fmt.Sprint("run.", i))); err != nil {
+			t.Fatal(err)
+		}
 	}
 	deadline := time.Now().Add(patience)
-	for {
-		evs, _, err := audit.List(ctx, f.backend, f.barrier, "tenant-a", "", 0)
-		if err != nil {
-			t.Fatalf("List() = %v", err)
-		}
-		if len(evs) == n {
-			break
-		}
+	for len(f.actions()) < 5 {
 		if time.Now().After(deadline) {
-			t.Fatalf("List() = %d events after %v, want %d", len(evs), patience, n)
+			t.Fatalf("appended %d of 5 events", len(f.actions()))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
 
-	cancel()
-	select {
-	case err := <-done:
+// TestConcurrentEmits checks the group commit: concurrent emits all land,
+// each once.
+func TestConcurrentEmits(t *testing.T) {
+	f := newFixture(t)
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Go(func() {
+			if err := f.emitter.Emit(context.Background(), event("tenant-a", fmt.Sprint("c.", i))); err != nil {
+				t.Errorf("Emit() = %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	f.drain(t)
+	got := f.actions()
+	slices.Sort(got)
+	if len(slices.Compact(got)) != 64 {
+		t.Errorf("appended %d distinct events, want 64", len(got))
+	}
+}
+
+// TestFailClosed checks that Emit reports a store it cannot write to, so the
+// action can fail.
+func TestFailClosed(t *testing.T) {
+	f := newFixture(t)
+	if err := f.env.Backend.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.emitter.Emit(context.Background(), event("tenant-a", "x")); err == nil {
+		t.Fatal("Emit() on a closed store = nil, want an error")
+	}
+}
+
+// TestNoPersonalDataInClear checks that an event's address and user agent
+// reach neither the queue nor the database files in clear.
+func TestNoPersonalDataInClear(t *testing.T) {
+	f := newFixture(t)
+	const addr, agent = "203.0.113.77", "MarkerAgent/9.9 (c4f1)"
+	ev := event("tenant-a", "session.read")
+	ev.Actor.Address, ev.Actor.UserAgent = addr, agent
+	if err := f.emitter.Emit(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.relay.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range []string{addr, agent} {
+		entries, err := os.ReadDir(f.env.Dir)
 		if err != nil {
-			t.Errorf("Run() after cancel = %v, want nil", err)
+			t.Fatal(err)
 		}
-	case <-time.After(patience):
-		t.Fatalf("Run() did not return within %v of cancel", patience)
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join(f.env.Dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			found = found || bytes.Contains(b, []byte("tenant-a"))
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s contains %q in clear", e.Name(), s)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no database file names the tenant; the scan sees nothing")
+	}
+}
+
+// TestTamperedOutboxRecord alters an outbox record in the store: the relay
+// moves it aside byte for byte, records that it did, and the events behind
+// it still flow.
+func TestTamperedOutboxRecord(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, a := range []string{"first", "second", "third"} {
+		if err := f.emitter.Emit(ctx, event("tenant-a", a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := f.outbox(t)
+	rec, err := f.env.Backend.Get(ctx, audit.OutboxCollection, store.PlatformTenant, ids[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Body[len(rec.Body)-1] ^= 1
+	if _, err := f.env.Backend.Update(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	f.drain(t)
+	want := []string{"tenant-a/first", "tenant-a/third", store.PlatformTenant + "/audit.outbox_tampered"}
+	if got := f.actions(); !slices.Equal(got, want) {
+		t.Fatalf("appended %v, want %v", got, want)
+	}
+	kept, err := f.env.Backend.Get(ctx, audit.OutboxQuarantine, store.PlatformTenant, ids[1])
+	if err != nil || !bytes.Equal(kept.Body, rec.Body) {
+		t.Errorf("quarantined record = %v, want the altered bytes kept", err)
+	}
+}
+
+// TestConsumerRejectsForgedEvents hands the consumer messages a party with
+// access to the broker but not the keys could make: each forged event is
+// left out, the genuine ones in the same message are appended.
+func TestConsumerRejectsForgedEvents(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, a := range []string{"one", "two"} {
+		if err := f.emitter.Emit(ctx, event("tenant-a", a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.relay.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d, err := f.env.Broker.Receive(ctx, queue.TopicAudit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg struct {
+		Events []struct {
+			Tenant string `json:"tenant"`
+			ID     string `json:"id"`
+			Sealed []byte `json:"sealed"`
+		} `json:"events"`
+	}
+	if err := json.Unmarshal(d.Body(), &msg); err != nil || len(msg.Events) != 2 {
+		t.Fatalf("message = %s, %v; want two events", d.Body(), err)
+	}
+	forged := msg
+	forged.Events = slices.Clone(msg.Events)
+	moved := msg.Events[0]
+	moved.Tenant = "tenant-b" // another tenant's log
+	flipped := msg.Events[0]
+	flipped.Sealed = slices.Clone(flipped.Sealed)
+	flipped.Sealed[len(flipped.Sealed)-1] ^= 1
+	renamed := msg.Events[0]
+	renamed.ID = "other-id"
+	forged.Events = append(forged.Events, moved, flipped, renamed)
+	body, err := json.Marshal(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.consumer()
+	if err := c.Handle(ctx, body); !errors.Is(err, audit.ErrMalformed) {
+		t.Fatalf("Handle(forged) = %v, want ErrMalformed", err)
+	}
+	if got := f.actions(); !slices.Equal(got, []string{"tenant-a/one", "tenant-a/two"}) {
+		t.Errorf("appended %v, want only the two genuine events", got)
+	}
+	for _, junk := range [][]byte{[]byte("not json"), []byte(`{"events":"x"}`)} {
+		if err := c.Handle(ctx, junk); !errors.Is(err, audit.ErrMalformed) {
+			t.Errorf("Handle(%q) = %v, want ErrMalformed", junk, err)
+		}
+	}
+}
+
+// TestAppendFailureRedelivers checks that a message whose append fails is
+// not lost: the consumer does not ack it and it comes again.
+func TestAppendFailureRedelivers(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	f.failNext = errors.New("log unavailable")
+	if err := f.emitter.Emit(ctx, event("tenant-a", "retry")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.relay.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = f.consumer().Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+	deadline := time.Now().Add(patience)
+	for len(f.actions()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the event was not appended after the failed attempt")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/idvault/idvault/internal/audit"
 	"io"
+	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -96,6 +99,9 @@ func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer, env
 				if err != nil {
 					return err
 				}
+				if err := record(ctx, srv, audit.Event{Action: "tenant.create", Resource: audit.Resource{Type: "tenant", ID: res.TenantID}}); err != nil {
+					return err
+				}
 				if *asJSON {
 					return json.NewEncoder(stdout).Encode(res)
 				}
@@ -137,6 +143,10 @@ func tenantStatus(stdout io.Writer, status string) func(fs *flag.FlagSet) func(c
 			if err != nil {
 				return err
 			}
+			if err := record(ctx, srv, audit.Event{Action: "tenant.status", Resource: audit.Resource{Type: "tenant", ID: *id},
+				Details: map[string]string{"status": status}}); err != nil {
+				return err
+			}
 			fmt.Fprintf(stdout, "idvault: tenant %s is %s\n", *id, status)
 			return nil
 		}
@@ -175,11 +185,15 @@ func userCmd(ctx context.Context, args []string, stdout, stderr io.Writer, envir
 				if err != nil {
 					return err
 				}
-				out := map[string]string{"tenantId": *tenant, "userId": u.ID, "username": u.Username, "password": pw}
+				if err := record(ctx, srv, audit.Event{Tenant: *tenant, Action: "user.create", Resource: audit.Resource{Type: "user", ID: u.ID},
+					Details: map[string]string{"roles": *role}}); err != nil {
+					return err
+				}
+				out := map[string]string{"tenantId": *tenant, "userId": u.ID, "username": u.Username.Value(), "password": pw}
 				if *asJSON {
 					return json.NewEncoder(stdout).Encode(out)
 				}
-				fmt.Fprintf(stdout, "idvault: created user %s (%s). One-time password, shown once: %s\n", u.Username, u.ID, pw)
+				fmt.Fprintf(stdout, "idvault: created user %s (%s). One-time password, shown once: %s\n", u.Username.Value(), u.ID, pw)
 				return nil
 			}
 		},
@@ -199,9 +213,13 @@ func userCmd(ctx context.Context, args []string, stdout, stderr io.Writer, envir
 				}
 				var rows []row
 				if err := srv.Identity.Users(ctx, *tenant, func(u identity.User) error {
-					rows = append(rows, row{u.ID, u.Username, u.Roles, u.Disabled, u.CreatedAt})
+					rows = append(rows, row{u.ID, u.Username.Value(), u.Roles, u.Disabled, u.CreatedAt})
 					return nil
 				}); err != nil {
+					return err
+				}
+				if err := record(ctx, srv, audit.Event{Tenant: *tenant, Action: "user.list", Resource: audit.Resource{Type: "user"},
+					Details: map[string]string{"count": strconv.Itoa(len(rows))}}); err != nil {
 					return err
 				}
 				if *asJSON {
@@ -227,6 +245,9 @@ func userCmd(ctx context.Context, args []string, stdout, stderr io.Writer, envir
 					return fmt.Errorf("no user %q in tenant %q", *username, *tenant)
 				}
 				if err != nil {
+					return err
+				}
+				if err := record(ctx, srv, audit.Event{Tenant: *tenant, Action: "user.reset_mfa", Resource: audit.Resource{Type: "user"}}); err != nil {
 					return err
 				}
 				fmt.Fprintf(stdout, "idvault: the second factor of %s is removed; the user must enrol again\n", *username)
@@ -257,8 +278,25 @@ func userDisabled(stdout io.Writer, tenantFlag func(*flag.FlagSet) *string, need
 			if disabled {
 				state = "disabled"
 			}
+			if err := record(ctx, srv, audit.Event{Tenant: *tenant, Action: "user." + strings.TrimSuffix(state, "d"), Resource: audit.Resource{Type: "user"}}); err != nil {
+				return err
+			}
 			fmt.Fprintf(stdout, "idvault: user %s is %s\n", *username, state)
 			return nil
 		}
 	}
+}
+
+// record writes an audit event for a change or a read made from the command
+// line. The actor is the operating-system account that ran the command (its
+// uid: the platform's own tenant records the rest of the context).
+func record(ctx context.Context, srv *server.Server, ev audit.Event) error {
+	ev.Actor = audit.Actor{Type: "operator", ID: "cli/uid:" + strconv.Itoa(os.Getuid())}
+	if ev.Outcome == "" {
+		ev.Outcome = audit.Success
+	}
+	if err := srv.Audit.Emit(ctx, ev); err != nil {
+		return fmt.Errorf("the change is made but its audit event could not be written: %w", err)
+	}
+	return nil
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/idvault/idvault/internal/audit"
 	"io"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -110,6 +112,9 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer, envir
 		if err := kr.Rotate(ctx, to); err != nil {
 			return err
 		}
+		if err := record(ctx, srv, audit.Event{Action: "key.rotate", Resource: audit.Resource{Type: "root-key", ID: to}}); err != nil {
+			return err
+		}
 		fmt.Fprintf(stdout, "idvault: root key %q is primary; new data keys are wrapped by it. Run idvault keys rewrap (or let the scheduler do it) to re-wrap existing ones.\n", to)
 	case "rewrap":
 		n, err := kr.Rewrap(ctx, srv.Tenants, func(done, total int) {
@@ -117,6 +122,10 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer, envir
 		})
 		if n > 0 {
 			fmt.Fprintln(stderr)
+		}
+		if rerr := record(ctx, srv, audit.Event{Action: "key.rewrap", Resource: audit.Resource{Type: "data-keys"},
+			Details: map[string]string{"rewrapped": strconv.Itoa(n), "complete": strconv.FormatBool(err == nil)}}); rerr != nil {
+			return rerr
 		}
 		if err != nil {
 			return fmt.Errorf("rewrap stopped after %d data keys (run it again to resume): %w", n, err)
@@ -129,12 +138,19 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer, envir
 		if rep.Resealed > 0 {
 			fmt.Fprintln(stderr)
 		}
+		if rerr := record(ctx, srv, audit.Event{Action: "key.migrate", Resource: audit.Resource{Type: "records"},
+			Details: map[string]string{"resealed": strconv.Itoa(rep.Resealed), "complete": strconv.FormatBool(err == nil)}}); rerr != nil {
+			return rerr
+		}
 		if err != nil {
 			return fmt.Errorf("migrate stopped (run it again to resume): %w", err)
 		}
 		fmt.Fprintf(stdout, "idvault: re-sealed %d Fernet values under AES-256-GCM data keys (%d records scanned); run it again to confirm 0 are left, then remove crypto.fernetKeys\n", rep.Resealed, rep.Scanned)
 	case "retire":
 		if err := kr.Retire(ctx, id, srv.Tenants); err != nil {
+			return err
+		}
+		if err := record(ctx, srv, audit.Event{Action: "key.retire", Resource: audit.Resource{Type: "root-key", ID: id}}); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "idvault: root key %q is retired; remove it from the configuration (dev: delete its key file)\n", id)

@@ -101,6 +101,10 @@ type Config struct {
 	Scheduler Scheduler `yaml:"scheduler"`
 	// Workflow configures the workflow role.
 	Workflow Workflow `yaml:"workflow"`
+	// Auth configures sign-in through identity providers.
+	Auth Auth `yaml:"auth"`
+	// Audit configures the tamper-evident audit log.
+	Audit Audit `yaml:"audit"`
 }
 
 // Log configures the process log.
@@ -364,6 +368,67 @@ type Workflow struct {
 	Concurrency int `yaml:"concurrency"`
 }
 
+// Auth configures sign-in through identity providers.
+type Auth struct {
+	// OIDC configures OpenID Connect single sign-on to the console.
+	OIDC OIDC `yaml:"oidc"`
+}
+
+// OIDC configures OpenID Connect single sign-on to the console.
+type OIDC struct {
+	// Providers are the OpenID providers users may sign in with, each for
+	// one tenant. Default empty: no single sign-on.
+	Providers []OIDCProvider `yaml:"providers"`
+}
+
+// OIDCProvider is one OpenID provider of one tenant. Its sign-in routes are
+// /api/v1/auth/oidc/<name>/login and /api/v1/auth/oidc/<name>/callback.
+// Unknown keys in a provider are rejected like any other key.
+type OIDCProvider struct {
+	// Name names the provider in its routes: 1 to 32 of a-z, 0-9 and -,
+	// starting with a letter or digit; unique.
+	Name string `yaml:"name"`
+	// Tenant is the id of the tenant whose users sign in here.
+	Tenant string `yaml:"tenant"`
+	// Issuer is the provider's issuer URL, exactly as its discovery
+	// document states it. https; plain http only on a loopback host in dev
+	// mode.
+	Issuer string `yaml:"issuer"`
+	// ClientID is this platform's client id at the provider.
+	ClientID string `yaml:"clientId"`
+	// ClientSecret is a secret reference (env:NAME or file:/path) to the
+	// client secret; production refuses a literal.
+	ClientSecret secret.Ref `yaml:"clientSecret"`
+	// RedirectURL is the callback URL registered at the provider. Default
+	// (when empty) api.publicURL + "/api/v1/auth/oidc/<name>/callback",
+	// which is also the only value allowed.
+	RedirectURL string `yaml:"redirectUrl"`
+	// Scopes are requested besides openid (always requested). Default
+	// empty.
+	Scopes []string `yaml:"scopes"`
+	// ClaimMappings turn ID token claims into roles and groups.
+	ClaimMappings ClaimMappings `yaml:"claimMappings"`
+	// AllowedDomains, when set, admit only ID tokens whose email is
+	// verified and in one of these domains. Default empty: any.
+	AllowedDomains []string `yaml:"allowedDomains"`
+}
+
+// ClaimMappings turn ID token claims into roles and group memberships at
+// every sign-in. Claim values that are not mapped give nothing.
+type ClaimMappings struct {
+	// RolesClaim names the claim (a string or a list of strings) whose
+	// values Roles maps.
+	RolesClaim string `yaml:"rolesClaim"`
+	// GroupsClaim names the claim whose values Groups maps; it may be the
+	// same claim as RolesClaim.
+	GroupsClaim string `yaml:"groupsClaim"`
+	// Roles maps a claim value to a role: admin, verifier, auditor,
+	// integration or a custom role's name. At least one.
+	Roles map[string]string `yaml:"roles"`
+	// Groups maps a claim value to a group id of the tenant.
+	Groups map[string]string `yaml:"groups"`
+}
+
 // base returns the defaults before derivation: derived keys are empty.
 func base() Config {
 	return Config{
@@ -398,6 +463,8 @@ func base() Config {
 		Scheduler: Scheduler{Interval: 30 * time.Second, LeaseTTL: 60 * time.Second, RepublishAfter: 30 * time.Second,
 			SweepInterval: time.Hour, OrphanGrace: time.Hour, VerifyInterval: 24 * time.Hour, VerifyBatch: 1000},
 		Workflow: Workflow{Concurrency: 4},
+		Auth:     Auth{OIDC: OIDC{Providers: []OIDCProvider{}}},
+		Audit:    baseAudit(),
 	}
 }
 

@@ -41,4 +41,5 @@ func ExampleLoad() {
 	// api.tls.certFile: is required in production mode (dev mode generates a self-signed certificate)
 	// api.tls.keyFile: is required in production mode
 	// crypto.rootKey: a root key is required in production mode: set crypto.rootKey (a reference such as env:IDVAULT_ROOT_KEY or file:/run/secrets/root.key), crypto.rootKeys or crypto.kms
+	// audit.signingKey: a checkpoint signing key is required in production mode: make one with idvault audit keygen and reference it (env:NAME or file:/path)
 }

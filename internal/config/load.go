@@ -277,6 +277,9 @@ func setLeaf(v reflect.Value, n *yaml.Node) error {
 	}
 	p := reflect.New(v.Type())
 	if err := n.Decode(p.Interface()); err != nil {
+		if uk, ok := errors.AsType[*unknownKeyError](err); ok {
+			return uk
+		}
 		return fmt.Errorf("want %s, got %s", want, describeNode(n))
 	}
 	v.Set(p.Elem())
@@ -293,6 +296,8 @@ func describeType(t reflect.Type) string {
 		return "a string"
 	case t.Kind() == reflect.Slice:
 		return "a list of " + strings.TrimPrefix(describeType(t.Elem()), "a ") + "s"
+	case t.Kind() == reflect.Struct, t.Kind() == reflect.Map:
+		return "a mapping"
 	default:
 		return "an integer"
 	}
@@ -375,8 +380,9 @@ func orTop(path string) string {
 }
 
 // derive fills the keys whose defaults depend on other keys, if left empty:
-// store.sqlite.path, blob.file.dir and api.publicURL. It also drops trailing
-// slashes from api.publicURL. It is idempotent.
+// store.sqlite.path, blob.file.dir, api.publicURL and each OIDC provider's
+// redirectUrl. It also drops trailing slashes from api.publicURL. It is
+// idempotent.
 func (c *Config) derive() {
 	if c.Store.Type == "sqlite" && c.Store.SQLite.Path == "" && c.DataDir != "" {
 		c.Store.SQLite.Path = filepath.Join(c.DataDir, "idvault.db")
@@ -393,6 +399,8 @@ func (c *Config) derive() {
 		}
 	}
 	c.API.PublicURL = strings.TrimRight(c.API.PublicURL, "/")
+	c.deriveOIDC()
+	c.deriveAudit()
 }
 
 // Redacted returns the configuration as YAML, as Load would read it back.

@@ -348,6 +348,8 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("? [a]\n: b\n"))
 	f.Add([]byte("api:\n  <<: {listen: x}\n"))
 	f.Add([]byte("sessions:\n  defaultTTL: -5h\n  maxTTL: !!binary AAAA\n"))
+	f.Add([]byte(providerYAML))
+	f.Add([]byte("auth:\n  oidc:\n    providers: [{name: a, claimMappings: {roles: {x: admin}, extra: 1}}]\n"))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path := filepath.Join(dir, "fuzz.yaml")

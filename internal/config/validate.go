@@ -127,6 +127,8 @@ func (c Config) Validate() error {
 		ps.add("scheduler.leaseTTL", "must be longer than scheduler.interval (%s) so the lease is renewed before it runs out, got %s", c.Scheduler.Interval, c.Scheduler.LeaseTTL)
 	}
 	ps.atLeast("workflow.concurrency", int64(c.Workflow.Concurrency), 1)
+	c.validateAuth(&ps, prod)
+	c.validateAudit(&ps, prod)
 	return errors.Join(ps...)
 }
 
@@ -203,23 +205,27 @@ func validatePublicURL(ps *problems, s string, prod bool) {
 	}
 }
 
+// secretRef checks a secret reference: present, well formed, and not a
+// literal in production mode.
+func (ps *problems) secretRef(key, r string, prod bool) {
+	switch {
+	case r == "":
+		ps.add(key, "must not be empty")
+	case secret.IsLiteral(r):
+		if prod {
+			ps.add(key, "must be a reference (env:NAME or file:/path), not a literal secret, in production mode")
+		}
+	default:
+		if err := secret.Check(r); err != nil {
+			ps.add(key, "%v", err)
+		}
+	}
+}
+
 var keyIDPattern = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
 
 func (c Config) validateCrypto(ps *problems, prod bool) {
-	ref := func(key, r string) {
-		switch {
-		case r == "":
-			ps.add(key, "must not be empty")
-		case secret.IsLiteral(r):
-			if prod {
-				ps.add(key, "must be a reference (env:NAME or file:/path), not a literal key, in production mode")
-			}
-		default:
-			if err := secret.Check(r); err != nil {
-				ps.add(key, "%v", err)
-			}
-		}
-	}
+	ref := func(key, r string) { ps.secretRef(key, r, prod) }
 	cr := c.Crypto
 	if !c.HasRootKeys() && prod {
 		ps.add("crypto.rootKey", "a root key is required in production mode: set crypto.rootKey (a reference such as env:IDVAULT_ROOT_KEY or file:/run/secrets/root.key), crypto.rootKeys or crypto.kms")

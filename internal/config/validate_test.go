@@ -47,6 +47,7 @@ func production() Config {
 	c.API.TLS.CertFile = "/etc/idvault/tls/cert.pem"
 	c.API.TLS.KeyFile = "/etc/idvault/tls/key.pem"
 	c.Crypto.RootKey = "file:/run/secrets/root.key"
+	c.Audit.SigningKey = "file:/run/secrets/audit-signing.key"
 	return c
 }
 
@@ -124,6 +125,13 @@ func TestValidate(t *testing.T) {
 		{"lease not longer than interval", func(c *Config) { c.Scheduler.LeaseTTL = c.Scheduler.Interval }, []string{"scheduler.leaseTTL"}},
 		{"verification", func(c *Config) { c.Scheduler.VerifyInterval, c.Scheduler.VerifyBatch = -time.Hour, 0 }, []string{"scheduler.verifyInterval", "scheduler.verifyBatch"}},
 		{"workflow concurrency", func(c *Config) { c.Workflow.Concurrency = 0 }, []string{"workflow.concurrency"}},
+		{"audit checkpoints", func(c *Config) { c.Audit.CheckpointEvery, c.Audit.CheckpointInterval = 0, 0 }, []string{"audit.checkpointEvery", "audit.checkpointInterval"}},
+		{"audit origin", func(c *Config) { c.Audit.Origin = "has space" }, []string{"audit.origin"}},
+		{"audit retention", func(c *Config) { c.Audit.KeepFor = time.Hour }, []string{"audit.keepFor"}},
+		{"audit syslog", func(c *Config) {
+			c.Audit.Sinks.Syslog = AuditSyslogSink{Address: "no-port", CertFile: "/c.pem", Facility: 24}
+		}, []string{"audit.sinks.syslog.address", "audit.sinks.syslog.certFile", "audit.sinks.syslog.facility"}},
+		{"audit key reference", func(c *Config) { c.Audit.SigningKey = "file:relative.key" }, []string{"audit.signingKey"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,7 +151,7 @@ func TestValidateMessages(t *testing.T) {
 		change func(*Config)
 		want   string
 	}{
-		{"literal", func(c *Config) { *c = production(); c.Crypto.RootKey = "k" }, "crypto.rootKey: must be a reference (env:NAME or file:/path), not a literal key"},
+		{"literal", func(c *Config) { *c = production(); c.Crypto.RootKey = "k" }, "crypto.rootKey: must be a reference (env:NAME or file:/path), not a literal"},
 		{"unsupported", func(c *Config) { c.Crypto.RootKey = "vault:x" }, `crypto.rootKey: secret: scheme "vault" is not supported by this build`},
 		{"store type", func(c *Config) { c.Store.Type = "mongodb" }, `store.type: unknown type "mongodb"; this build knows sqlite`},
 	}
@@ -175,12 +183,13 @@ func TestProductionFromEnv(t *testing.T) {
 		"IDVAULT_API__TLS__CERTFILE=/tls/cert.pem",
 		"IDVAULT_API__TLS__KEYFILE=/tls/key.pem",
 		"IDVAULT_CRYPTO__ROOTKEY=env:IDVAULT_ROOT_KEY",
+		"IDVAULT_AUDIT__SIGNINGKEY=env:IDVAULT_AUDIT_KEY",
 	}
 	if _, err := Load("", env); err != nil {
 		t.Fatalf("Load(production env) error = %v", err)
 	}
 	_, err := Load("", env[:1])
-	if got, want := keysOf(problemsOf(t, err)), []string{"api.tls.certFile", "api.tls.keyFile", "crypto.rootKey"}; !slices.Equal(got, want) {
+	if got, want := keysOf(problemsOf(t, err)), []string{"api.tls.certFile", "api.tls.keyFile", "crypto.rootKey", "audit.signingKey"}; !slices.Equal(got, want) {
 		t.Fatalf("Load(production, nothing else) problems = %q, want %q", got, want)
 	}
 }

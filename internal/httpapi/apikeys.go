@@ -69,12 +69,15 @@ func (a *API) createAPIKey(w http.ResponseWriter, r *http.Request) error {
 		return problem(http.StatusForbidden, "escalation", "Permission not held",
 			"An API key can only hold permissions its creator holds.")
 	}
+	r, commit := a.change(r, audit.Event{Action: "apikey.create", Outcome: audit.Success, Resource: audit.Resource{Type: "apikey"},
+		Details: map[string]string{"permissions": strings.Join(req.Permissions, ",")}}, identity.CollAPIKeys)
 	id, key, err := a.d.Identity.CreateScopedAPIKey(r.Context(), p.Tenant, req.Name, p.ID, req.Permissions, req.ExpiresAt)
 	if err != nil {
 		return err
 	}
-	a.emit(r, audit.Event{Action: "apikey.create", Outcome: audit.Success, Resource: audit.Resource{Type: "apikey", ID: id},
-		Details: map[string]string{"permissions": strings.Join(req.Permissions, ",")}})
+	if err := commit(); err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusCreated, map[string]any{"id": id, "key": key, "name": req.Name,
 		"permissions": req.Permissions, "expiresAt": req.ExpiresAt})
 }
@@ -127,10 +130,13 @@ func (a *API) revokeAPIKey(w http.ResponseWriter, r *http.Request) error {
 	if err := a.decide(r, &rec); err != nil {
 		return err
 	}
+	r, commit := a.change(r, audit.Event{Action: "apikey.revoke", Outcome: audit.Success, Resource: audit.Resource{Type: "apikey", ID: k.ID}}, identity.CollAPIKeys)
 	if err := a.d.Identity.RevokeAPIKey(r.Context(), tenant, k.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	a.emit(r, audit.Event{Action: "apikey.revoke", Outcome: audit.Success, Resource: audit.Resource{Type: "apikey", ID: k.ID}})
+	if err := commit(); err != nil {
+		return err
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

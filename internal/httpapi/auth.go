@@ -58,9 +58,14 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request) error {
 	if err := a.checkBanner(req.BannerAck); err != nil {
 		return err
 	}
+	r, commit := a.change(r, audit.Event{Tenant: req.TenantID, Action: "auth.token", Outcome: audit.Success,
+		Resource: audit.Resource{Type: "token"}}, identity.CollTokens)
 	tok, exp, err := a.d.Identity.IssueToken(r.Context(), req.TenantID, req.Username, req.Password, req.Code)
 	if err != nil {
 		return a.signInProblem(r, "token", err)
+	}
+	if err := commit(); err != nil {
+		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{
 		"accessToken": tok, "tokenType": "Bearer", "expiresIn": int(exp.Sub(a.d.Now()).Seconds()), "expiresAt": exp,
@@ -84,19 +89,22 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 // openSession signs req in and opens a console session, auditing it as
 // action (with the banner acknowledged, if any).
 func (a *API) openSession(w http.ResponseWriter, r *http.Request, req signInRequest, action string) error {
-	s, err := a.d.Identity.Login(r.Context(), req.TenantID, req.Username, req.Password, req.Code)
-	if err != nil {
-		return a.signInProblem(r, "console-session", err)
-	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: s.Cookie, Path: "/", HttpOnly: true, Secure: true,
-		SameSite: http.SameSiteStrictMode, Expires: s.ExpiresAt, MaxAge: int(s.ExpiresAt.Sub(a.d.Now()).Seconds())})
-	// The tenant is verified by the sign-in, so the event goes to its log.
+	// The tenant is verified by the sign-in, so the event goes to its log;
+	// it commits with the console session record.
 	details := map[string]string{}
 	if id := BannerID(a.d.Banner); id != "" && req.BannerAck == id {
 		details["bannerAcknowledged"] = id
 	}
-	a.emit(r, audit.Event{Tenant: req.TenantID, Action: action, Outcome: audit.Success, Resource: audit.Resource{Type: "console-session"},
-		Details: details})
+	r, commit := a.change(r, audit.Event{Tenant: req.TenantID, Action: action, Outcome: audit.Success,
+		Resource: audit.Resource{Type: "console-session"}, Details: details}, identity.CollConsoleSessions)
+	s, err := a.d.Identity.Login(r.Context(), req.TenantID, req.Username, req.Password, req.Code)
+	if err != nil {
+		return a.signInProblem(r, "console-session", err)
+	}
+	if err := commit(); err != nil {
+		return err
+	}
+	http.SetCookie(w, consoleSessionCookie(s, a.d.Now()))
 	return writeJSON(w, http.StatusOK, map[string]any{"csrfToken": s.CSRF, "expiresAt": s.ExpiresAt,
 		"idleTimeout": int(identity.SessionIdle / time.Second)})
 }
@@ -124,7 +132,9 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		r = r.WithContext(withPrincipal(r.Context(), p))
-		a.emit(r, audit.Event{Action: "auth.logout", Outcome: audit.Success, Resource: audit.Resource{Type: "token"}})
+		if err := a.emitErr(r, audit.Event{Action: "auth.logout", Outcome: audit.Success, Resource: audit.Resource{Type: "token"}}); err != nil {
+			return err
+		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
@@ -152,8 +162,10 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) error {
 	}
 	clearSessionCookie(w)
 	r = r.WithContext(withPrincipal(r.Context(), p))
-	a.emit(r, audit.Event{Action: "auth.logout", Outcome: audit.Success, Resource: audit.Resource{Type: "console-session"},
-		Details: map[string]string{"sessions": strconv.Itoa(n)}})
+	if err := a.emitErr(r, audit.Event{Action: "auth.logout", Outcome: audit.Success, Resource: audit.Resource{Type: "console-session"},
+		Details: map[string]string{"sessions": strconv.Itoa(n)}}); err != nil {
+		return err
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -175,7 +187,9 @@ func (a *API) beginTOTP(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a.emit(r, audit.Event{Action: "auth.totp_enrol", Outcome: audit.Success, Resource: audit.Resource{Type: "user", ID: p.ID}})
+	if err := a.emitErr(r, audit.Event{Action: "auth.totp_enrol", Outcome: audit.Success, Resource: audit.Resource{Type: "user", ID: p.ID}}); err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusOK, map[string]string{"otpauthUrl": url, "secret": secret})
 }
 
@@ -199,7 +213,9 @@ func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request) error {
 		a.emit(r, audit.Event{Action: "auth.totp_confirm", Outcome: audit.Denied, Reason: "wrong code", Resource: audit.Resource{Type: "user", ID: p.ID}})
 		return badRequest("The code is wrong.", FieldError{"code", "not the current code of the new secret"})
 	}
-	a.emit(r, audit.Event{Action: "auth.totp_confirm", Outcome: audit.Success, Resource: audit.Resource{Type: "user", ID: p.ID}})
+	if err := a.emitErr(r, audit.Event{Action: "auth.totp_confirm", Outcome: audit.Success, Resource: audit.Resource{Type: "user", ID: p.ID}}); err != nil {
+		return err
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/idvault/idvault/internal/audit"
@@ -89,6 +90,12 @@ func (a *API) putScanMode(w http.ResponseWriter, r *http.Request) error {
 	if req.ExpiresAt != nil {
 		m.ExpiresAt = *req.ExpiresAt
 	}
+	expires := "default"
+	if req.ExpiresAt != nil {
+		expires = req.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	r, commit := a.change(r, audit.Event{Action: "settings.scan_mode", Outcome: audit.Success, Resource: audit.Resource{Type: "settings", ID: "scan-mode"},
+		Details: map[string]string{"enabled": boolString(m.Enabled), "expiresAt": expires, "sourceRanges": strconv.Itoa(len(m.Sources))}}, identity.CollSettings)
 	p := principalOf(r.Context())
 	m, err := a.d.Identity.SetScanMode(r.Context(), p.Tenant, m, p.Type+"/"+p.ID)
 	if errors.Is(err, identity.ErrScanMode) {
@@ -97,8 +104,9 @@ func (a *API) putScanMode(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a.emit(r, audit.Event{Action: "settings.scan_mode", Outcome: audit.Success, Resource: audit.Resource{Type: "settings", ID: "scan-mode"},
-		Details: map[string]string{"enabled": boolString(m.Enabled), "expiresAt": m.ExpiresAt.Format(time.RFC3339)}})
+	if err := commit(); err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusOK, m)
 }
 
@@ -119,7 +127,8 @@ func (a *API) getPolicy(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) putPolicy(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
-		RequireMFA *bool `json:"requireMFA"`
+		RequireMFA     *bool `json:"requireMFA"`
+		RequirePurpose bool  `json:"requirePurpose"`
 	}
 	if err := decodeJSON(w, r, a.d.Limits.MaxJSONBytes, &req); err != nil {
 		return err
@@ -127,11 +136,14 @@ func (a *API) putPolicy(w http.ResponseWriter, r *http.Request) error {
 	if req.RequireMFA == nil {
 		return badRequest("The policy is invalid.", FieldError{"requireMFA", "required"})
 	}
-	p := identity.Policy{RequireMFA: *req.RequireMFA}
+	p := identity.Policy{RequireMFA: *req.RequireMFA, RequirePurpose: req.RequirePurpose}
+	r, commit := a.change(r, audit.Event{Action: "settings.policy", Outcome: audit.Success, Resource: audit.Resource{Type: "settings", ID: "policy"},
+		Details: map[string]string{"requireMFA": boolString(p.RequireMFA), "requirePurpose": boolString(p.RequirePurpose)}}, identity.CollSettings)
 	if err := a.d.Identity.SetPolicy(r.Context(), principalOf(r.Context()).Tenant, p); err != nil {
 		return err
 	}
-	a.emit(r, audit.Event{Action: "settings.policy", Outcome: audit.Success, Resource: audit.Resource{Type: "settings", ID: "policy"},
-		Details: map[string]string{"requireMFA": boolString(p.RequireMFA)}})
+	if err := commit(); err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusOK, p)
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/idvault/idvault/internal/audit"
@@ -66,12 +67,15 @@ func (a *API) issueDeviceToken(w http.ResponseWriter, r *http.Request) (string, 
 		return "", time.Time{}, "", problem(http.StatusConflict, "invalid-state", "Session expired", "The session has expired.")
 	}
 	p := principalOf(r.Context())
+	r, commit := a.change(r, audit.Event{Action: "devicetoken.create", Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: s.ID},
+		Details: map[string]string{"ttlSeconds": strconv.FormatInt(int64(ttl/time.Second), 10)}}, identity.CollDeviceTokens)
 	tok, exp, err := a.d.Identity.CreateDeviceToken(r.Context(), p.Tenant, s.ID, p.Type+"/"+p.ID, ttl)
 	if err != nil {
 		return "", time.Time{}, "", err
 	}
-	a.emit(r, audit.Event{Action: "devicetoken.create", Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: s.ID},
-		Details: map[string]string{"expiresAt": exp.Format(time.RFC3339)}})
+	if err := commit(); err != nil {
+		return "", time.Time{}, "", err
+	}
 	return tok, exp, s.ID, nil
 }
 

@@ -24,6 +24,7 @@ func (a *API) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, a.d.Limits.MaxJSONBytes, &req); err != nil {
 		return err
 	}
+	r, commit := a.change(r, audit.Event{Action: "group.create", Outcome: audit.Success, Resource: audit.Resource{Type: "group"}}, identity.CollGroups)
 	g, err := a.d.Identity.CreateGroup(r.Context(), principalOf(r.Context()).Tenant, req.Name)
 	if errors.Is(err, identity.ErrGroup) {
 		return badRequest("The group is invalid.", FieldError{"name", "1 to 128 characters"})
@@ -31,7 +32,9 @@ func (a *API) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a.emit(r, audit.Event{Action: "group.create", Outcome: audit.Success, Resource: audit.Resource{Type: "group", ID: g.ID}})
+	if err := commit(); err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusCreated, g)
 }
 
@@ -53,6 +56,8 @@ func (a *API) setGroupMembers(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, a.d.Limits.MaxJSONBytes, &req); err != nil {
 		return err
 	}
+	r, commit := a.change(r, audit.Event{Action: "group.members", Outcome: audit.Success, Resource: audit.Resource{Type: "group", ID: r.PathValue("id")},
+		Details: map[string]string{"members": strconv.Itoa(len(req.Members))}}, identity.CollGroups)
 	g, err := a.d.Identity.SetGroupMembers(r.Context(), principalOf(r.Context()).Tenant, r.PathValue("id"), req.Members)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid):
@@ -62,8 +67,9 @@ func (a *API) setGroupMembers(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
-	a.emit(r, audit.Event{Action: "group.members", Outcome: audit.Success, Resource: audit.Resource{Type: "group", ID: g.ID},
-		Details: map[string]string{"members": strconv.Itoa(len(g.Members))}})
+	if err := commit(); err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusOK, g)
 }
 
@@ -90,6 +96,8 @@ func (a *API) restrictSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	r, commit := a.change(r, audit.Event{Action: "session.restrict", Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: s.ID},
+		Details: map[string]string{"groups": strconv.Itoa(len(req.Groups))}}, session.Collection)
 	s, err = repo.Update(r.Context(), s.ID, a.d.Now(), func(x *session.Session) error {
 		x.Restricted = req.Groups
 		return nil
@@ -97,8 +105,9 @@ func (a *API) restrictSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a.emit(r, audit.Event{Action: "session.restrict", Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: s.ID},
-		Details: map[string]string{"groups": strconv.Itoa(len(s.Restricted))}})
+	if err := commit(); err != nil {
+		return err
+	}
 	restricted := s.Restricted
 	if restricted == nil {
 		restricted = []authz.Grant{}

@@ -137,7 +137,6 @@ type harness struct {
 	barrier   barrier.Barrier
 	keyring   *keyring.Keyring
 	identity  *identity.Service
-	consumer  *audit.Consumer
 	srv       *httptest.Server
 	api       *httpapi.API
 	roots     *x509.CertPool // trusts the server's certificate only
@@ -195,7 +194,6 @@ func newHarness(t *testing.T, opts ...func(*httpapi.Deps)) *harness {
 	h.barrier, h.keyring = kr, kr
 	blinder := kr
 	h.identity = identity.NewService(backend, b, blinder, h.clock.Now)
-	h.consumer = audit.NewConsumer(broker, backend, b, logger)
 
 	deps := httpapi.Deps{
 		Backend:  backend,
@@ -203,7 +201,7 @@ func newHarness(t *testing.T, opts ...func(*httpapi.Deps)) *harness {
 		Identity: h.identity,
 		Files:    files.New(bucket, b),
 		Broker:   broker,
-		Audit:    audit.NewEmitter(broker, b, h.clock.Now),
+		Audit:    audit.NewEmitter(backend, b, h.clock.Now),
 		Keys:     kr,
 		Log:      logger,
 		Limits:   testLimits,
@@ -628,74 +626,32 @@ func (h *harness) objectPath(tn tenant, fileID string) string {
 }
 
 // auditEvent returns the audit event of tenantID with action that the
-// request with requestID caused. It appends what the emitter published, as
-// the audit role does, until the event is stored; it fails the test if the
-// event does not come within 10 s.
+// request with requestID caused. Events are durable in the outbox before the
+// response is sent (fail-closed), so it is there or the test fails.
 func (h *harness) auditEvent(t *testing.T, tenantID, requestID, action string) audit.Event {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	for {
-		for _, ev := range h.auditEvents(t, tenantID) {
-			if ev.RequestID == requestID && ev.Action == action {
-				return ev
-			}
-		}
-		d, err := h.broker.Receive(ctx, queue.TopicAudit)
-		if err != nil {
-			t.Fatalf("no audit event %q of tenant %s for request %s: %v", action, tenantID, requestID, err)
-		}
-		if err := h.consumer.Append(ctx, d.Body()); err != nil {
-			t.Fatalf("audit Append = %v, want nil", err)
-		}
-		if err := d.Ack(ctx); err != nil {
-			t.Fatalf("audit Ack = %v, want nil", err)
+	for _, ev := range h.auditEvents(t, tenantID) {
+		if ev.RequestID == requestID && ev.Action == action {
+			return ev
 		}
 	}
+	t.Fatalf("no audit event %q of tenant %s for request %s", action, tenantID, requestID)
+	return audit.Event{}
 }
 
-// drainAudit appends every published audit event, as the audit role does.
-func (h *harness) drainAudit(t *testing.T) {
-	t.Helper()
-	ctx := t.Context()
-	for {
-		var pending int
-		// The queue's table is documented in package sqlitequeue.
-		if err := h.db.QueryRowContext(ctx, `SELECT count(*) FROM queue_messages WHERE topic = ?`, queue.TopicAudit).Scan(&pending); err != nil {
-			t.Fatalf("count audit messages = %v, want nil", err)
-		}
-		if pending == 0 {
-			return
-		}
-		d, err := h.broker.Receive(ctx, queue.TopicAudit)
-		if err != nil {
-			t.Fatalf("audit Receive = %v, want nil", err)
-		}
-		if err := h.consumer.Append(ctx, d.Body()); err != nil {
-			t.Fatalf("audit Append = %v, want nil", err)
-		}
-		if err := d.Ack(ctx); err != nil {
-			t.Fatalf("audit Ack = %v, want nil", err)
-		}
-	}
-}
-
-// auditEvents lists the stored audit events of tenantID.
+// auditEvents lists the audit events of tenantID written so far, in order.
 func (h *harness) auditEvents(t *testing.T, tenantID string) []audit.Event {
 	t.Helper()
 	var all []audit.Event
-	cursor := ""
-	for {
-		evs, next, err := audit.List(t.Context(), h.backend, h.barrier, tenantID, cursor, store.MaxLimit)
-		if err != nil {
-			t.Fatalf("audit.List = %v, want nil", err)
+	if err := audit.ReadOutbox(t.Context(), h.backend, h.barrier, func(ev audit.Event) error {
+		if ev.Tenant == tenantID {
+			all = append(all, ev)
 		}
-		all = append(all, evs...)
-		if next == "" {
-			return all
-		}
-		cursor = next
+		return nil
+	}); err != nil {
+		t.Fatalf("audit.ReadOutbox = %v, want nil", err)
 	}
+	return all
 }
 
 func randomBytes(t testing.TB, n int) []byte {

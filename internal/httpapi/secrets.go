@@ -43,7 +43,9 @@ func (a *API) putSecret(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a.emit(r, audit.Event{Action: "secret.write", Outcome: audit.Success, Resource: audit.Resource{Type: "secret", ID: name}})
+	if err := a.emitErr(r, audit.Event{Action: "secret.write", Outcome: audit.Success, Resource: audit.Resource{Type: "secret", ID: name}}); err != nil {
+		return err
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -62,7 +64,9 @@ func (a *API) deleteSecret(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
-	a.emit(r, audit.Event{Action: "secret.delete", Outcome: audit.Success, Resource: audit.Resource{Type: "secret", ID: name}})
+	if err := a.emitErr(r, audit.Event{Action: "secret.delete", Outcome: audit.Success, Resource: audit.Resource{Type: "secret", ID: name}}); err != nil {
+		return err
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/idvault/idvault/internal/pii"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -126,6 +127,8 @@ func New(d Deps) *API {
 		{method: "POST", pattern: "/api/v1/auth/totp", self: true, handle: a.beginTOTP},
 		{method: "POST", pattern: "/api/v1/auth/totp/confirm", self: true, handle: a.confirmTOTP},
 		{method: "POST", pattern: "/api/v1/auth/login/scan", public: true, signIn: true, handle: a.loginScan},
+		{method: "GET", pattern: "/api/v1/auth/oidc/{provider}/login", public: true, signIn: true, handle: a.oidcLogin},
+		{method: "GET", pattern: "/api/v1/auth/oidc/{provider}/callback", public: true, signIn: true, handle: a.oidcCallback},
 		{method: "GET", pattern: "/api/v1/settings/scan-mode", perm: authz.SettingsRead, handle: a.getScanMode},
 		{method: "GET", pattern: "/api/v1/settings/policy", perm: authz.SettingsRead, handle: a.getPolicy},
 		{method: "PUT", pattern: "/api/v1/settings/policy", perm: authz.SettingsWrite, handle: a.putPolicy},
@@ -429,16 +432,35 @@ func (a *API) emit(r *http.Request, ev audit.Event) {
 }
 
 func (a *API) emitErr(r *http.Request, ev audit.Event) error {
+	a.fill(r, &ev)
+	return a.d.Audit.Emit(context.WithoutCancel(r.Context()), ev)
+}
+
+// change attaches ev to the change the handler is about to make to a record
+// of collection: the returned request's context carries it, so the store
+// commits ev to the audit outbox in the same transaction as the change (an
+// event without a resource id takes the id of the record written). After the
+// change, and before it answers, the handler calls commit, which writes ev on
+// its own if the change wrote no record of collection; the request fails if
+// ev cannot be written.
+func (a *API) change(r *http.Request, ev audit.Event, collection string) (*http.Request, func() error) {
+	a.fill(r, &ev)
+	ctx, p := a.d.Audit.Attach(r.Context(), ev, collection)
+	return r.WithContext(ctx), func() error { return p.Commit(context.WithoutCancel(ctx)) }
+}
+
+// fill completes ev with the request's tenant, actor, request id and stated
+// purpose of access.
+func (a *API) fill(r *http.Request, ev *audit.Event) {
 	p := principalOf(r.Context())
 	if p.Tenant != "" {
 		ev.Tenant = p.Tenant
 	}
-	ev.Actor = audit.Actor{Type: p.Type, ID: p.ID, Address: a.clientAddr(r), UserAgent: r.UserAgent()}
+	ev.Actor = audit.Actor{Type: p.Type, ID: p.ID, Address: pii.String(a.clientAddr(r)), UserAgent: pii.String(r.UserAgent())}
 	if ev.Actor.Type == "" {
 		ev.Actor.Type = "anonymous"
 	}
 	ev.RequestID = requestID(r.Context())
-	return a.d.Audit.Emit(context.WithoutCancel(r.Context()), ev)
 }
 
 // SessionCookie is the name of the console session cookie, and CSRFHeader

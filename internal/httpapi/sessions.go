@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/idvault/idvault/internal/pii"
 	"io"
 	"net/http"
 	"regexp"
@@ -76,7 +77,7 @@ func toFileView(f session.File) fileView {
 }
 
 func toSessionView(s *session.Session) sessionView {
-	v := sessionView{ID: s.ID, WorkflowID: s.WorkflowID, Status: string(s.Status), Locale: s.Locale, Metadata: s.Metadata,
+	v := sessionView{ID: s.ID, WorkflowID: s.WorkflowID, Status: string(s.Status), Locale: s.Locale, Metadata: s.Metadata.Value(),
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, ExpiresAt: s.ExpiresAt, Reason: s.Reason, Files: []fileView{}}
 	for _, f := range s.Files {
 		v.Files = append(v.Files, toFileView(f))
@@ -124,7 +125,7 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) error {
 		case req.Metadata[0] != '{':
 			fields = append(fields, FieldError{"metadata", "must be a JSON object"})
 		default:
-			s.Metadata = req.Metadata
+			s.Metadata = pii.JSON(req.Metadata)
 		}
 	}
 	if req.Locale != nil {
@@ -149,10 +150,13 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	r, commit := a.change(r, audit.Event{Action: "session.create", Outcome: audit.Success, Resource: audit.Resource{Type: "session"}}, session.Collection)
 	if err := repo.Create(r.Context(), s); err != nil {
 		return err
 	}
-	a.emit(r, audit.Event{Action: "session.create", Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: s.ID}})
+	if err := commit(); err != nil {
+		return err
+	}
 	w.Header().Set("Location", "/api/v1/sessions/"+s.ID)
 	return writeJSON(w, http.StatusCreated, toSessionView(s))
 }
@@ -189,7 +193,9 @@ func (a *API) getSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a.emit(r, audit.Event{Action: "session.read", Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: s.ID}})
+	if err := a.access(r, audit.Event{Action: "session.read", Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: s.ID}}); err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusOK, toSessionView(s))
 }
 
@@ -261,8 +267,10 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request) error {
 			out.Items = append(out.Items, toSessionView(s))
 		}
 	}
-	a.emit(r, audit.Event{Action: "session.list", Outcome: audit.Success, Resource: audit.Resource{Type: "session"},
-		Details: map[string]string{"count": strconv.Itoa(len(out.Items))}})
+	if err := a.access(r, audit.Event{Action: "session.list", Outcome: audit.Success, Resource: audit.Resource{Type: "session"},
+		Details: map[string]string{"count": strconv.Itoa(len(out.Items))}}); err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusOK, out)
 }
 
@@ -274,6 +282,7 @@ func (a *API) cancelSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	r, commit := a.change(r, audit.Event{Action: "session.cancel", Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: s.ID}}, session.Collection)
 	s, err = repo.Update(r.Context(), s.ID, a.d.Now(), func(s *session.Session) error {
 		if s.Status == session.StatusCancelled {
 			return session.ErrUnchanged
@@ -288,7 +297,9 @@ func (a *API) cancelSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a.emit(r, audit.Event{Action: "session.cancel", Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: s.ID}})
+	if err := commit(); err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusOK, toSessionView(s))
 }
 
@@ -304,6 +315,8 @@ func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	r, commit := a.change(r, audit.Event{Action: "session.delete", Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: s.ID},
+		Details: map[string]string{"files": strconv.Itoa(len(s.Files))}}, session.Collection)
 	if err := repo.Delete(r.Context(), s); errors.Is(err, store.ErrConflict) {
 		return problem(http.StatusConflict, "conflict", "Session changed",
 			"The session changed while it was being deleted; try again.")
@@ -320,8 +333,9 @@ func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) error {
 			a.d.Log.Warn("delete session file; the sweep will remove it", "requestId", requestID(r.Context()), "err", err)
 		}
 	}
-	a.emit(r, audit.Event{Action: "session.delete", Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: s.ID},
-		Details: map[string]string{"files": strconv.Itoa(len(s.Files))}})
+	if err := commit(); err != nil {
+		return err
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -377,6 +391,8 @@ func (a *API) uploadFile(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("store file: %w", err)
 	}
+	r, commit := a.change(r, audit.Event{Action: "file.upload", Outcome: audit.Success, Resource: audit.Resource{Type: "file", ID: f.ID},
+		Details: map[string]string{"session": s.ID, "kind": string(kind), "size": strconv.FormatInt(f.Sealed.Size, 10)}}, session.Collection)
 	s, err = repo.Update(r.Context(), s.ID, a.d.Now(), func(s *session.Session) error {
 		if err := acceptsFiles(s, a.d.Now()); err != nil {
 			return err
@@ -397,8 +413,9 @@ func (a *API) uploadFile(w http.ResponseWriter, r *http.Request) error {
 	if err := workflow.Publish(r.Context(), a.d.Broker, tenant, s.ID); err != nil {
 		a.d.Log.Warn("workflow message not published; the scheduler will republish", "requestId", requestID(r.Context()), "err", err)
 	}
-	a.emit(r, audit.Event{Action: "file.upload", Outcome: audit.Success, Resource: audit.Resource{Type: "file", ID: f.ID},
-		Details: map[string]string{"session": s.ID, "kind": string(kind), "size": strconv.FormatInt(f.Sealed.Size, 10)}})
+	if err := commit(); err != nil {
+		return err
+	}
 	w.Header().Set("Location", "/api/v1/sessions/"+s.ID+"/files/"+f.ID)
 	return writeJSON(w, http.StatusCreated, toFileView(f))
 }
@@ -462,9 +479,9 @@ func (a *API) downloadFile(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := a.emitErr(r, audit.Event{Action: "file.read", Outcome: audit.Success, Resource: audit.Resource{Type: "file", ID: f.ID},
+	if err := a.access(r, audit.Event{Action: "file.read", Outcome: audit.Success, Resource: audit.Resource{Type: "file", ID: f.ID},
 		Details: map[string]string{"session": s.ID}}); err != nil {
-		return fmt.Errorf("audit file read: %w", err)
+		return err
 	}
 	h := w.Header()
 	h.Set("Content-Type", f.ContentType)
@@ -489,6 +506,8 @@ func (a *API) downloadFile(w http.ResponseWriter, r *http.Request) error {
 // not the mark is recorded; a failure to record it is logged, and the next
 // download or verification pass finds the object again.
 func (a *API) quarantine(r *http.Request, repo *session.Repo, sessionID, fileID string, reason session.QuarantineReason) error {
+	r, commit := a.change(r, audit.Event{Action: "file.tamper_detected", Outcome: audit.Denied, Reason: string(reason),
+		Resource: audit.Resource{Type: "file", ID: fileID}, Details: map[string]string{"session": sessionID, "by": session.ByDownload}}, session.Collection)
 	ctx := context.WithoutCancel(r.Context())
 	q := session.Quarantine{At: a.d.Now().UTC(), Reason: reason, By: session.ByDownload}
 	_, err := repo.QuarantineFile(ctx, sessionID, fileID, q)
@@ -498,7 +517,8 @@ func (a *API) quarantine(r *http.Request, repo *session.Repo, sessionID, fileID 
 	if err != nil {
 		a.d.Log.Error("quarantine not recorded", "requestId", requestID(ctx), "file", fileID, "err", err)
 	}
-	a.emit(r, audit.Event{Action: "file.tamper_detected", Outcome: audit.Denied, Reason: string(reason),
-		Resource: audit.Resource{Type: "file", ID: fileID}, Details: map[string]string{"session": sessionID, "by": session.ByDownload}})
+	if err := commit(); err != nil {
+		a.d.Log.Error("file.tamper_detected not recorded", "requestId", requestID(ctx), "file", fileID, "err", err)
+	}
 	return fileTampered()
 }

@@ -28,7 +28,7 @@ type userView struct {
 }
 
 func toUserView(u identity.User) userView {
-	return userView{ID: u.ID, Username: u.Username, Roles: u.Roles, Disabled: u.Disabled, TOTP: u.TOTP.Enabled(), CreatedAt: u.CreatedAt}
+	return userView{ID: u.ID, Username: u.Username.Value(), Roles: u.Roles, Disabled: u.Disabled, TOTP: u.TOTP.Enabled(), CreatedAt: u.CreatedAt}
 }
 
 func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
@@ -69,6 +69,8 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	password := base64.RawURLEncoding.EncodeToString(pw)
+	r, commit := a.change(r, audit.Event{Action: "user.create", Outcome: audit.Success, Resource: audit.Resource{Type: "user"},
+		Details: map[string]string{"roles": strings.Join(req.Roles, ",")}}, identity.CollUsers)
 	u, err := a.d.Identity.CreateUser(r.Context(), p.Tenant, name, password, req.Roles)
 	if errors.Is(err, identity.ErrExists) {
 		return problem(http.StatusConflict, "exists", "User exists", "A user of that name exists.")
@@ -76,8 +78,9 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a.emit(r, audit.Event{Action: "user.create", Outcome: audit.Success, Resource: audit.Resource{Type: "user", ID: u.ID},
-		Details: map[string]string{"roles": strings.Join(req.Roles, ",")}})
+	if err := commit(); err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusCreated, struct {
 		userView
 		Password string `json:"password"`
@@ -121,14 +124,17 @@ func (a *API) setUserDisabled(disabled bool) func(http.ResponseWriter, *http.Req
 			return problem(http.StatusForbidden, "escalation", "Permission not held",
 				"Only a principal holding all of a user's permissions can disable or enable it.")
 		}
-		if err := a.d.Identity.SetUserDisabledByID(r.Context(), p.Tenant, id, disabled); err != nil {
-			return err
-		}
 		action := "user.enable"
 		if disabled {
 			action = "user.disable"
 		}
-		a.emit(r, audit.Event{Action: action, Outcome: audit.Success, Resource: audit.Resource{Type: "user", ID: id}})
+		r, commit := a.change(r, audit.Event{Action: action, Outcome: audit.Success, Resource: audit.Resource{Type: "user", ID: id}}, identity.CollUsers)
+		if err := a.d.Identity.SetUserDisabledByID(r.Context(), p.Tenant, id, disabled); err != nil {
+			return err
+		}
+		if err := commit(); err != nil {
+			return err
+		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
@@ -180,12 +186,15 @@ func (a *API) putRole(w http.ResponseWriter, r *http.Request) error {
 		a.emit(r, audit.Event{Action: "access.denied", Outcome: audit.Denied, Reason: "escalation: role " + name, Resource: audit.Resource{Type: "role", ID: name}})
 		return problem(http.StatusForbidden, "escalation", "Permission not held", "A role can only hold permissions the caller holds.")
 	}
+	r, commit := a.change(r, audit.Event{Action: "role.write", Outcome: audit.Success, Resource: audit.Resource{Type: "role", ID: name},
+		Details: map[string]string{"permissions": strings.Join(req.Permissions, ",")}}, identity.CollRoles)
 	role, err := a.d.Identity.PutRole(r.Context(), p.Tenant, name, req.Permissions)
 	if err != nil {
 		return err
 	}
-	a.emit(r, audit.Event{Action: "role.write", Outcome: audit.Success, Resource: audit.Resource{Type: "role", ID: name},
-		Details: map[string]string{"permissions": strings.Join(req.Permissions, ",")}})
+	if err := commit(); err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusOK, role)
 }
 

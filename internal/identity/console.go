@@ -35,15 +35,17 @@ const (
 )
 
 type consoleSession struct {
-	ID         string    `json:"id"`
-	Hash       string    `json:"hash"`
-	CSRFDigest string    `json:"csrf"`
-	Subject    string    `json:"subject"`
-	Roles      []string  `json:"roles"`
-	EnrolOnly  bool      `json:"enrolOnly,omitempty"`
-	CreatedAt  time.Time `json:"createdAt"`
-	LastSeen   time.Time `json:"lastSeen"`
-	ExpiresAt  time.Time `json:"expiresAt"`
+	ID         string   `json:"id"`
+	Hash       string   `json:"hash"`
+	CSRFDigest string   `json:"csrf"`
+	Subject    string   `json:"subject"`
+	Roles      []string `json:"roles"`
+	EnrolOnly  bool     `json:"enrolOnly,omitempty"`
+	// AMR is how the identity provider authenticated a single sign-on.
+	AMR       []string  `json:"amr,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	LastSeen  time.Time `json:"lastSeen"`
+	ExpiresAt time.Time `json:"expiresAt"`
 }
 
 // ConsoleLogin is what a successful console sign-in returns: the cookie
@@ -73,6 +75,17 @@ func (s *Service) Login(ctx context.Context, tenant, username, password, code st
 	if err != nil {
 		return ConsoleLogin{}, err
 	}
+	enrol, err := s.enrolOnly(ctx, tenant, u)
+	if err != nil {
+		return ConsoleLogin{}, err
+	}
+	return s.openConsoleSession(ctx, v, tenant, u, enrol, nil)
+}
+
+// openConsoleSession opens a console session of user u, who has just
+// signed in (by password or single sign-on; amr records how, when the
+// provider said so).
+func (s *Service) openConsoleSession(ctx context.Context, v *store.View, tenant string, u User, enrol bool, amr []string) (ConsoleLogin, error) {
 	secret, err := randomToken()
 	if err != nil {
 		return ConsoleLogin{}, err
@@ -81,13 +94,9 @@ func (s *Service) Login(ctx context.Context, tenant, username, password, code st
 	if err != nil {
 		return ConsoleLogin{}, err
 	}
-	enrol, err := s.enrolOnly(ctx, tenant, u)
-	if err != nil {
-		return ConsoleLogin{}, err
-	}
 	now := s.now().UTC()
 	cs := consoleSession{ID: NewID(), Hash: digest(secret), CSRFDigest: digest(csrf), Subject: u.ID, Roles: u.Roles, EnrolOnly: enrol,
-		CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(SessionAbsolute)}
+		AMR: amr, CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(SessionAbsolute)}
 	if _, err := v.Put(ctx, CollConsoleSessions, cs.ID, map[string]string{"subject": u.ID}, cs); err != nil {
 		return ConsoleLogin{}, fmt.Errorf("open console session: %w", err)
 	}
@@ -195,6 +204,7 @@ func (s *Service) RevokeToken(ctx context.Context, header string) (Principal, er
 	if err != nil {
 		return Principal{}, err
 	}
+	s.creds.drop(CollTokens + "/" + p.Tenant + "/" + parts[2])
 	if err := v.Delete(ctx, CollTokens, parts[2], 0); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return Principal{}, fmt.Errorf("revoke token: %w", err)
 	}

@@ -24,8 +24,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/idvault/idvault/internal/pii"
+	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -83,17 +86,26 @@ const (
 
 // User is a person who signs in to a tenant.
 type User struct {
-	ID           string    `json:"id"`
-	Username     string    `json:"username"`
-	PasswordHash string    `json:"passwordHash"`
-	Roles        []string  `json:"roles"`
-	CreatedAt    time.Time `json:"createdAt"`
+	ID           string     `json:"id"`
+	Username     pii.String `json:"username"`
+	PasswordHash string     `json:"passwordHash"`
+	Roles        []string   `json:"roles"`
+	CreatedAt    time.Time  `json:"createdAt"`
 	// Disabled users cannot sign in, and their bearer tokens stop working.
 	Disabled bool `json:"disabled,omitempty"`
 	// TOTP is the user's second factor, if enrolled (see totp.go);
 	// PendingTOTP an enrolment not yet confirmed.
 	TOTP        *TOTP `json:"totp,omitempty"`
 	PendingTOTP *TOTP `json:"pendingTotp,omitempty"`
+	// SSO is the provider account of a user provisioned by single sign-on
+	// (see oidc.go); such a user has no password.
+	SSO *SSOAccount `json:"sso,omitempty"`
+}
+
+// LogValue shows only the user's id, roles and state, never the username or
+// credentials, so that logging a user cannot leak them.
+func (u User) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", u.ID), slog.Any("roles", u.Roles), slog.Bool("disabled", u.Disabled))
 }
 
 type credential struct {
@@ -171,6 +183,12 @@ type Service struct {
 	// used remembers, per API key id, the last use this process recorded,
 	// so a request reads the use record only when it may need rewriting.
 	used sync.Map // string -> keyUse
+	// oidc holds the configured OIDC providers (see oidc.go).
+	oidc atomic.Pointer[oidcSet]
+	// Records read on every request, reused for RecentTTL (recent.go).
+	creds    recent[credential]
+	statuses recent[string]
+	policies recent[Policy]
 }
 
 // NewService returns a Service over backend, sealing with b and indexing
@@ -232,11 +250,13 @@ func (s *Service) Tenant(ctx context.Context, id string) (Tenant, error) {
 }
 
 // SetTenantStatus sets the status of tenant id (TenantActive or
-// TenantSuspended). A suspended tenant's credentials stop working at once.
+// TenantSuspended). A suspended tenant's credentials stop working at once in
+// this process, and within RecentTTL in the others.
 func (s *Service) SetTenantStatus(ctx context.Context, id, status string) error {
 	if status != TenantActive && status != TenantSuspended {
 		return fmt.Errorf("set tenant status %q: %w", status, store.ErrInvalid)
 	}
+	defer s.statuses.drop(id)
 	v, err := s.view(store.PlatformTenant)
 	if err != nil {
 		return err
@@ -309,7 +329,7 @@ func (s *Service) CreateUser(ctx context.Context, tenant, username, password str
 	if err != nil {
 		return User{}, err
 	}
-	u := User{ID: NewID(), Username: name, PasswordHash: hash, Roles: roles, CreatedAt: s.now().UTC()}
+	u := User{ID: NewID(), Username: pii.String(name), PasswordHash: hash, Roles: roles, CreatedAt: s.now().UTC()}
 	// The claim, keyed by the blind index, makes the name unique: of two
 	// racing creations only one Put of it succeeds.
 	if _, err := v.Put(ctx, CollUsernames, bi, nil, usernameClaim{User: u.ID}); errors.Is(err, store.ErrConflict) {
@@ -383,6 +403,7 @@ func (s *Service) RevokeAPIKey(ctx context.Context, tenant, id string) error {
 	if err != nil {
 		return err
 	}
+	s.creds.drop(CollAPIKeys + "/" + tenant + "/" + id)
 	if err := v.Delete(ctx, CollAPIKeys, id, 0); err != nil {
 		return err
 	}
@@ -532,6 +553,9 @@ func (s *Service) createCredential(ctx context.Context, coll, prefix, tenant str
 	c.Hash = digest(enc)
 	c.CreatedAt = s.now().UTC()
 	index := map[string]string{}
+	if coll == CollTokens {
+		index["subject"] = c.Subject // the user a sign-in issued the token to, for its audit event
+	}
 	if c.ExpiresAt != nil {
 		index["expiresAt"] = c.ExpiresAt.UTC().Format(store.TimeFormat)
 	}
@@ -584,12 +608,16 @@ func (s *Service) AuthenticateFrom(ctx context.Context, header, addr string) (Pr
 	if err != nil {
 		return Principal{}, ErrUnauthenticated
 	}
-	var c credential
-	if _, err := v.Get(ctx, coll, id, &c); err != nil {
-		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
-			return Principal{}, ErrUnauthenticated
+	ckey := coll + "/" + tenant + "/" + id
+	c, ok := s.creds.get(ckey, s.now())
+	if !ok {
+		if _, err := v.Get(ctx, coll, id, &c); err != nil {
+			if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
+				return Principal{}, ErrUnauthenticated
+			}
+			return Principal{}, fmt.Errorf("authenticate: %w", err)
 		}
-		return Principal{}, fmt.Errorf("authenticate: %w", err)
+		s.creds.put(ckey, c, s.now())
 	}
 	if subtle.ConstantTimeCompare([]byte(c.Hash), []byte(digest(secret))) != 1 {
 		return Principal{}, ErrUnauthenticated
@@ -619,13 +647,19 @@ func (s *Service) AuthenticateFrom(ctx context.Context, header, addr string) (Pr
 }
 
 func (s *Service) checkTenant(ctx context.Context, tenant string) error {
-	t, err := s.Tenant(ctx, tenant)
-	switch {
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrInvalid):
-		return ErrUnauthenticated
-	case err != nil:
-		return fmt.Errorf("load tenant: %w", err)
-	case t.Status != TenantActive:
+	status, ok := s.statuses.get(tenant, s.now())
+	if !ok {
+		t, err := s.Tenant(ctx, tenant)
+		switch {
+		case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrInvalid):
+			return ErrUnauthenticated
+		case err != nil:
+			return fmt.Errorf("load tenant: %w", err)
+		}
+		status = t.Status
+		s.statuses.put(tenant, status, s.now())
+	}
+	if status != TenantActive {
 		return ErrTenantSuspended
 	}
 	return nil

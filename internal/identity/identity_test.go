@@ -120,19 +120,8 @@ func (f *fixture) apiKey(tb testing.TB, tenant string, roles []string, expiresAt
 // setStatus rewrites the tenant record's status the way an operator would.
 func (f *fixture) setStatus(tb testing.TB, tenant, status string) {
 	tb.Helper()
-	ctx := context.Background()
-	v, err := store.NewView(f.backend, f.barrier, store.PlatformTenant)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var tn identity.Tenant
-	rec, err := v.Get(ctx, identity.CollTenants, tenant, &tn)
-	if err != nil {
-		tb.Fatalf("Get(tenant %s) = %v", tenant, err)
-	}
-	tn.Status = status
-	if _, err := v.Update(ctx, identity.CollTenants, tenant, rec.Version, map[string]string{"status": status}, tn); err != nil {
-		tb.Fatalf("Update(tenant %s) = %v", tenant, err)
+	if err := f.svc.SetTenantStatus(context.Background(), tenant, status); err != nil {
+		tb.Fatalf("SetTenantStatus(%s, %s) = %v", tenant, status, err)
 	}
 }
 
@@ -235,7 +224,7 @@ func TestCreateUser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateUser(%q) = %v", username, err)
 	}
-	if u.Username != strings.ToLower(username) || u.ID == "" || !slices.Equal(u.Roles, []string{"verifier"}) {
+	if u.Username.Value() != strings.ToLower(username) || u.ID == "" || !slices.Equal(u.Roles, []string{"verifier"}) {
 		t.Errorf("CreateUser(%q) = %+v, want normalised name %q and roles [verifier]", username, u, strings.ToLower(username))
 	}
 	if !identity.VerifyPassword(u.PasswordHash, password) {
@@ -599,5 +588,58 @@ func BenchmarkSignIn(b *testing.B) {
 				f.clock.Advance(2 * identity.LockoutMax)
 			}
 		})
+	}
+}
+
+// TestChangesFromAnotherProcess checks what RecentTTL promises: a revocation
+// or suspension made by another process (another Service over the same
+// store) takes effect within RecentTTL, and one made through this Service at
+// once.
+func TestChangesFromAnotherProcess(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	blinder, err := barrier.NewBlinder(randomKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := identity.NewService(f.backend, f.barrier, blinder, f.clock.Now)
+	tn := f.tenant(t, "Acme")
+	id, key := f.apiKey(t, tn.ID, []string{"integration"}, nil)
+	h := "ApiKey " + key
+	if _, err := f.svc.Authenticate(ctx, h); err != nil {
+		t.Fatalf("Authenticate(key) = %v, want nil", err)
+	}
+
+	if err := other.RevokeAPIKey(ctx, tn.ID, id); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(identity.RecentTTL)
+	if _, err := f.svc.Authenticate(ctx, h); !errors.Is(err, identity.ErrUnauthenticated) {
+		t.Errorf("Authenticate(key revoked by another process) RecentTTL later = %v, want ErrUnauthenticated", err)
+	}
+
+	_, key2 := f.apiKey(t, tn.ID, []string{"integration"}, nil)
+	h2 := "ApiKey " + key2
+	if _, err := f.svc.Authenticate(ctx, h2); err != nil {
+		t.Fatalf("Authenticate(key2) = %v, want nil", err)
+	}
+	if err := other.SetTenantStatus(ctx, tn.ID, identity.TenantSuspended); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(identity.RecentTTL)
+	if _, err := f.svc.Authenticate(ctx, h2); !errors.Is(err, identity.ErrTenantSuspended) {
+		t.Errorf("Authenticate(key of a tenant another process suspended) RecentTTL later = %v, want ErrTenantSuspended", err)
+	}
+	if err := f.svc.SetTenantStatus(ctx, tn.ID, identity.TenantActive); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Authenticate(ctx, h2); err != nil {
+		t.Errorf("Authenticate(key2) right after this process resumed the tenant = %v, want nil", err)
+	}
+	if err := f.svc.SetTenantStatus(ctx, tn.ID, identity.TenantSuspended); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Authenticate(ctx, h2); !errors.Is(err, identity.ErrTenantSuspended) {
+		t.Errorf("Authenticate(key2) right after this process suspended the tenant = %v, want ErrTenantSuspended", err)
 	}
 }

@@ -7,15 +7,21 @@ import (
 	"github.com/idvault/idvault/internal/store"
 )
 
-// Policy is a tenant's sign-in policy.
+// Policy is a tenant's sign-in and access policy.
 type Policy struct {
 	// RequireMFA makes TOTP mandatory: a user without it who signs in gets
 	// a credential that can only enrol a second factor.
 	RequireMFA bool `json:"requireMFA"`
+	// RequirePurpose makes every read of personal data or files state its
+	// purpose (X-Access-Purpose), which the read's audit event records.
+	RequirePurpose bool `json:"requirePurpose"`
 }
 
 // Policy returns tenant's sign-in policy (the zero Policy when never set).
 func (s *Service) Policy(ctx context.Context, tenant string) (Policy, error) {
+	if p, ok := s.policies.get(tenant, s.now()); ok {
+		return p, nil
+	}
 	v, err := s.view(tenant)
 	if err != nil {
 		return Policy{}, err
@@ -24,11 +30,13 @@ func (s *Service) Policy(ctx context.Context, tenant string) (Policy, error) {
 	if _, err := v.Get(ctx, CollSettings, "policy", &p); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return Policy{}, err
 	}
+	s.policies.put(tenant, p, s.now())
 	return p, nil
 }
 
 // SetPolicy replaces tenant's sign-in policy.
 func (s *Service) SetPolicy(ctx context.Context, tenant string, p Policy) error {
+	defer s.policies.drop(tenant)
 	v, err := s.view(tenant)
 	if err != nil {
 		return err

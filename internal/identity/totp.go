@@ -69,7 +69,7 @@ func (s *Service) BeginTOTP(ctx context.Context, tenant, id string) (url, secret
 		return "", "", err
 	}
 	err = s.updateUser(ctx, v, id, func(u *User) error {
-		key, err := totp.Generate(totp.GenerateOpts{Issuer: "idvault", AccountName: u.Username, Period: totpPeriod,
+		key, err := totp.Generate(totp.GenerateOpts{Issuer: "idvault", AccountName: u.Username.Value(), Period: totpPeriod,
 			SecretSize: 20, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 		if err != nil {
 			return fmt.Errorf("generate TOTP secret: %w", err)

@@ -236,7 +236,9 @@ func (s *Scheduler) expire(ctx context.Context, tenant string, repo *session.Rep
 	for _, st := range []session.Status{session.StatusPending, session.StatusInProgress} {
 		err := repo.Each(ctx, session.Filter{Status: st, ExpiresBefore: now}, func(sess *session.Session) error {
 			expired := false
-			_, err := repo.Update(ctx, sess.ID, now, func(x *session.Session) error {
+			actx, event := s.d.Audit.Attach(ctx, audit.Event{Tenant: tenant, Actor: audit.Actor{Type: "system", ID: "scheduler"},
+				Action: "session.expire", Resource: audit.Resource{Type: "session", ID: sess.ID}, Outcome: audit.Success}, session.Collection)
+			_, err := repo.Update(actx, sess.ID, now, func(x *session.Session) error {
 				if !x.Status.Open() || x.ExpiresAt.After(now) {
 					return session.ErrUnchanged
 				}
@@ -250,8 +252,7 @@ func (s *Scheduler) expire(ctx context.Context, tenant string, repo *session.Rep
 				return nil
 			}
 			rep.Expired++
-			return s.d.Audit.Emit(ctx, audit.Event{Tenant: tenant, Actor: audit.Actor{Type: "system", ID: "scheduler"},
-				Action: "session.expire", Resource: audit.Resource{Type: "session", ID: sess.ID}, Outcome: audit.Success})
+			return event.Commit(ctx)
 		})
 		if err != nil {
 			return err
@@ -432,7 +433,10 @@ func (s *Scheduler) verifyFile(ctx context.Context, tenant string, repo *session
 		return nil
 	}
 	q := session.Quarantine{At: s.d.Now(), Reason: reason, By: session.ByScheduler}
-	marked, err := repo.QuarantineFile(ctx, sess.ID, f.ID, q)
+	actx, event := s.d.Audit.Attach(ctx, audit.Event{Tenant: tenant, Actor: audit.Actor{Type: "system", ID: "scheduler"},
+		Action: "file.tamper_detected", Outcome: audit.Denied, Reason: string(reason),
+		Resource: audit.Resource{Type: "file", ID: f.ID}, Details: map[string]string{"session": sess.ID, "by": session.ByScheduler}}, session.Collection)
+	marked, err := repo.QuarantineFile(actx, sess.ID, f.ID, q)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !marked) {
 		return nil
 	}
@@ -444,9 +448,7 @@ func (s *Scheduler) verifyFile(ctx context.Context, tenant string, repo *session
 	} else {
 		rep.Tampered++
 	}
-	return s.d.Audit.Emit(ctx, audit.Event{Tenant: tenant, Actor: audit.Actor{Type: "system", ID: "scheduler"},
-		Action: "file.tamper_detected", Outcome: audit.Denied, Reason: string(reason),
-		Resource: audit.Resource{Type: "file", ID: f.ID}, Details: map[string]string{"session": sess.ID, "by": session.ByScheduler}})
+	return event.Commit(ctx)
 }
 
 // shredOrphanKeys shreds the data keys of sessions that no longer exist:

@@ -77,7 +77,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { _ = bucket.Close() })
 	fs := files.New(bucket, bar)
 	ids := identity.NewService(backend, bar, blinder, clock)
-	emitter := audit.NewEmitter(broker, bar, clock)
+	emitter := audit.NewEmitter(backend, bar, clock)
 	return &fixture{
 		db:      db,
 		backend: backend,
@@ -180,7 +180,6 @@ func (f *fixture) receive(t *testing.T, topic string) []byte {
 }
 
 func TestExpire(t *testing.T) {
-	ctx := context.Background()
 	f := newFixture(t)
 	a, b := f.tenant(t, "Acme"), f.tenant(t, "Globex")
 	specsA := []spec{
@@ -226,20 +225,8 @@ func TestExpire(t *testing.T) {
 	})
 
 	t.Run("audit events", func(t *testing.T) {
-		if n := f.queued(t, queue.TopicAudit); n != 3 {
-			t.Fatalf("audit messages after RunOnce = %d, want 3 (one per expiry)", n)
-		}
-		consumer := audit.NewConsumer(f.broker, f.backend, f.barrier, f.log)
-		for range 3 {
-			if err := consumer.Append(ctx, f.receive(t, queue.TopicAudit)); err != nil {
-				t.Fatalf("Append() = %v", err)
-			}
-		}
 		for tenant, want := range wantExpired {
-			evs, _, err := audit.List(ctx, f.backend, f.barrier, tenant, "", 0)
-			if err != nil {
-				t.Fatalf("audit.List(%s) = %v", tenant, err)
-			}
+			evs := f.auditEvents(t, tenant)
 			var got []string
 			for _, ev := range evs {
 				if ev.Action != "session.expire" || ev.Outcome != audit.Success || ev.Actor.Type != "system" ||
@@ -262,9 +249,10 @@ func TestExpire(t *testing.T) {
 	})
 
 	t.Run("second pass", func(t *testing.T) {
+		before := len(f.auditEvents(t, a)) + len(f.auditEvents(t, b))
 		f.runOnce(t)
-		if n := f.queued(t, queue.TopicAudit); n != 0 {
-			t.Errorf("audit messages after a second RunOnce = %d, want 0", n)
+		if n := len(f.auditEvents(t, a)) + len(f.auditEvents(t, b)); n != before {
+			t.Errorf("audit events after a second RunOnce = %d, want the %d of the first", n, before)
 		}
 		for _, id := range wantExpired[a] {
 			if s := f.get(t, a, id); s.Version() != 2 {
@@ -292,7 +280,7 @@ func TestRepublish(t *testing.T) {
 	if n := f.queued(t, queue.TopicWorkflow); n != 2 {
 		t.Fatalf("workflow messages after RunOnce = %d, want 2", n)
 	}
-	role := workflow.NewRole(f.broker, f.backend, f.barrier, f.log, func() time.Time { return now }, 1)
+	role := workflow.NewRole(f.broker, f.backend, f.barrier, audit.NewEmitter(f.backend, f.barrier, nil), f.log, func() time.Time { return now }, 1)
 	var got []workflow.Message
 	for range 2 {
 		body := f.receive(t, queue.TopicWorkflow)
@@ -310,8 +298,10 @@ func TestRepublish(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("republished %+v, want %+v", got, want)
 	}
-	if n := f.queued(t, queue.TopicAudit); n != 0 {
-		t.Errorf("audit messages after RunOnce = %d, want 0 (nothing expired)", n)
+	for _, ev := range f.auditEvents(t, a) {
+		if ev.Action != "session.advance" || ev.Actor.ID != "workflow" {
+			t.Errorf("audit event %s by %s after RunOnce, want only the workflow's session.advance (nothing expired)", ev.Action, ev.Actor.ID)
+		}
 	}
 
 	// The workflow has evaluated both: a new pass has nothing to republish.
@@ -333,12 +323,15 @@ func TestRun(t *testing.T) {
 	go func() { done <- f.scheduler.Run(runCtx) }()
 
 	// Run makes its first pass at once.
-	body := f.receive(t, queue.TopicAudit)
-	if s := f.get(t, a, "due"); s.Status != session.StatusExpired {
-		t.Errorf("due session is %s after the first pass published its audit event, want expired", s.Status)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(f.auditEvents(t, a)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no audit event from the first pass")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	if len(body) == 0 {
-		t.Errorf("audit message body is empty")
+	if s := f.get(t, a, "due"); s.Status != session.StatusExpired {
+		t.Errorf("due session is %s after the first pass wrote its audit event, want expired", s.Status)
 	}
 
 	cancel()
@@ -517,16 +510,9 @@ func TestVerify(t *testing.T) {
 	})
 
 	t.Run("audit event", func(t *testing.T) {
-		if n := f.queued(t, queue.TopicAudit); n != 1 {
-			t.Fatalf("audit messages after RunOnce = %d, want 1 (one per tampered file)", n)
-		}
-		consumer := audit.NewConsumer(f.broker, f.backend, f.barrier, f.log)
-		if err := consumer.Append(ctx, f.receive(t, queue.TopicAudit)); err != nil {
-			t.Fatalf("Append() = %v", err)
-		}
-		evs, _, err := audit.List(ctx, f.backend, f.barrier, a, "", 0)
-		if err != nil || len(evs) != 1 {
-			t.Fatalf("audit.List(%s) = %d events, %v; want 1", a, len(evs), err)
+		evs := f.auditEvents(t, a)
+		if len(evs) != 1 {
+			t.Fatalf("audit events of %s = %d, want 1 (one per tampered file)", a, len(evs))
 		}
 		ev := evs[0]
 		if ev.Action != "file.tamper_detected" || ev.Outcome != audit.Denied || ev.Reason != string(session.ReasonVerificationFailed) ||
@@ -562,8 +548,8 @@ func TestVerify(t *testing.T) {
 		if rep, err := sch.RunOnce(ctx); err != nil || countsOf(rep) != (verifyCounts{2, 0, 0}) {
 			t.Errorf("RunOnce() a verify interval later = %+v, %v; want 2 verified, nothing tampered", rep, err)
 		}
-		if n := f.queued(t, queue.TopicAudit); n != 0 {
-			t.Errorf("audit messages after the second round = %d, want 0", n)
+		if n := len(f.auditEvents(t, a)); n != 1 {
+			t.Errorf("audit events after the second round = %d, want the 1 of the first", n)
 		}
 		file, _ := f.get(t, a, "s1").File("f2")
 		if !file.Quarantined.At.Equal(now) {
@@ -591,8 +577,8 @@ func TestVerifyMissing(t *testing.T) {
 	if got := f.quarantined(t, a, "s1"); !slices.Equal(got, []string{"gone"}) {
 		t.Errorf("quarantined files = %q, want [gone]", got)
 	}
-	if n := f.queued(t, queue.TopicAudit); n != 1 {
-		t.Errorf("audit messages = %d, want 1", n)
+	if n := len(f.auditEvents(t, a)); n != 1 {
+		t.Errorf("audit events = %d, want 1", n)
 	}
 }
 
@@ -645,4 +631,19 @@ func TestVerifyBatches(t *testing.T) {
 		t.Errorf("quarantined after the second round = %q, want all %d files", got, len(all))
 	}
 	pass(t, verifyCounts{})
+}
+
+// auditEvents returns the audit events of tenant written so far, in order.
+func (f *fixture) auditEvents(t *testing.T, tenant string) []audit.Event {
+	t.Helper()
+	var evs []audit.Event
+	if err := audit.ReadOutbox(context.Background(), f.backend, f.barrier, func(ev audit.Event) error {
+		if ev.Tenant == tenant {
+			evs = append(evs, ev)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("audit.ReadOutbox() = %v", err)
+	}
+	return evs
 }

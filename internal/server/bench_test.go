@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/idvault/idvault/internal/config"
@@ -42,7 +43,7 @@ func benchPlatform(b *testing.B) (base, key string, client *http.Client) {
 	}
 	addrc := make(chan net.Addr, 1)
 	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, config.AllRoles(), func(a net.Addr, _ string) { addrc <- a }) }()
+	go func() { done <- srv.Run(ctx, benchRoles(), func(a net.Addr, _ string) { addrc <- a }) }()
 	var addr net.Addr
 	select {
 	case addr = <-addrc:
@@ -160,4 +161,18 @@ func BenchmarkHTTPS(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchRoles is every role, or those IDVAULT_BENCH_ROLES lists
+// (comma-separated), to measure one part without the others competing.
+func benchRoles() []config.Role {
+	v := os.Getenv("IDVAULT_BENCH_ROLES")
+	if v == "" {
+		return config.AllRoles()
+	}
+	var roles []config.Role
+	for _, r := range strings.Split(v, ",") {
+		roles = append(roles, config.Role(r))
+	}
+	return roles
 }

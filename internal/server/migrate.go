@@ -21,7 +21,8 @@ import (
 var sealedCollections = []string{
 	identity.CollTenants, identity.CollUsers, identity.CollUsernames, identity.CollAPIKeys, identity.CollTokens,
 	identity.CollSignIn, identity.CollConsoleSessions, identity.CollSettings, identity.CollAPIKeyUse, identity.CollDeviceTokens, identity.CollGroups, identity.CollRoles,
-	session.Collection, audit.Collection, lease.Collection,
+	identity.CollSSOLinks, identity.CollOIDCStates,
+	session.Collection, audit.OutboxCollection, lease.Collection,
 }
 
 // MigrateToAESGCM re-seals every Fernet-sealed record body under the key

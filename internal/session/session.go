@@ -9,9 +9,10 @@ package session
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/idvault/idvault/internal/pii"
+	"log/slog"
 	"time"
 
 	"github.com/idvault/idvault/internal/authz"
@@ -131,15 +132,15 @@ type Quarantine struct {
 
 // Session is one verification session.
 type Session struct {
-	ID         string          `json:"id"`
-	WorkflowID string          `json:"workflowId"`
-	Status     Status          `json:"status"`
-	Locale     string          `json:"locale,omitempty"`
-	Metadata   json.RawMessage `json:"metadata,omitempty"`
-	CreatedBy  string          `json:"createdBy"`
-	CreatedAt  time.Time       `json:"createdAt"`
-	UpdatedAt  time.Time       `json:"updatedAt"`
-	ExpiresAt  time.Time       `json:"expiresAt"`
+	ID         string    `json:"id"`
+	WorkflowID string    `json:"workflowId"`
+	Status     Status    `json:"status"`
+	Locale     string    `json:"locale,omitempty"`
+	Metadata   pii.JSON  `json:"metadata,omitempty"`
+	CreatedBy  string    `json:"createdBy"`
+	CreatedAt  time.Time `json:"createdAt"`
+	UpdatedAt  time.Time `json:"updatedAt"`
+	ExpiresAt  time.Time `json:"expiresAt"`
 	// Advance is set in the same write that adds a file and cleared by the
 	// workflow role once it has evaluated the session, so a lost queue
 	// message is found again by the scheduler.
@@ -151,6 +152,12 @@ type Session struct {
 	Restricted []authz.Grant `json:"restricted,omitempty"`
 
 	version int64
+}
+
+// LogValue shows only the session's id, workflow and status, so that
+// logging a session cannot leak its metadata or files.
+func (s *Session) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", s.ID), slog.String("workflowId", s.WorkflowID), slog.String("status", string(s.Status)))
 }
 
 // Version is the stored version the session was read at.

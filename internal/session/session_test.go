@@ -3,9 +3,9 @@ package session_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/idvault/idvault/internal/pii"
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/testenv"
 	"os"
@@ -98,7 +98,7 @@ func TestCreateGet(t *testing.T) {
 	r := f.repo(t, "tenant-a")
 	s := newSession("s1", t0)
 	s.Locale = "de-DE"
-	s.Metadata = json.RawMessage(`{"ref":"order-17"}`)
+	s.Metadata = pii.JSON(`{"ref":"order-17"}`)
 	s.Files = []session.File{{ID: "f1", Kind: session.KindSelfie, ContentType: "image/jpeg", Width: 640, Height: 480, CreatedAt: t0}}
 	create(t, r, s)
 	if s.Version() != 1 {
@@ -366,7 +366,7 @@ func TestSealed(t *testing.T) {
 	r := f.repo(t, "tenant-a")
 	const marker = "Jane-Q-Marker-5c1d"
 	s := newSession("s1", t0)
-	s.Metadata = json.RawMessage(`{"name":"` + marker + `"}`)
+	s.Metadata = pii.JSON(`{"name":"` + marker + `"}`)
 	s.Reason = "reason-" + marker
 	create(t, r, s)
 	if _, err := r.Update(ctx, "s1", t0, func(s *session.Session) error {

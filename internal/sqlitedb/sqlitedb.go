@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,6 +51,14 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlitedb: open: %w", err)
 	}
+	// Keep every connection the pool opens: a new SQLite connection costs
+	// opening the file, the pragmas and re-preparing each cached statement
+	// on it, which under load (the default keeps 2 idle) cost more than
+	// the queries themselves. WAL readers run in parallel; writers take
+	// the lock in turn whatever the pool size.
+	conns := max(8, 4*runtime.GOMAXPROCS(0))
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("sqlitedb: open: %w", err)

@@ -58,13 +58,16 @@ func (v *View) Get(ctx context.Context, collection, id string, out any) (Record,
 	return rec, v.Decode(ctx, rec, out)
 }
 
+// Put, Update and Delete commit the writes attached to ctx (Attach) in the
+// same atomic batch as their own.
+
 // Put seals body and creates the record; it returns ErrConflict if id exists.
 func (v *View) Put(ctx context.Context, collection, id string, index map[string]string, body any) (Record, error) {
 	rec, err := v.seal(ctx, collection, id, index, body)
 	if err != nil {
 		return Record{}, err
 	}
-	return v.backend.Put(ctx, rec)
+	return apply(ctx, v.backend, Write{Op: OpPut, Record: rec})
 }
 
 // Update seals body and replaces the record if its stored version is version.
@@ -74,12 +77,13 @@ func (v *View) Update(ctx context.Context, collection, id string, version int64,
 		return Record{}, err
 	}
 	rec.Version = version
-	return v.backend.Update(ctx, rec)
+	return apply(ctx, v.backend, Write{Op: OpUpdate, Record: rec})
 }
 
 // Delete removes the record if its stored version is version (0: any).
 func (v *View) Delete(ctx context.Context, collection, id string, version int64) error {
-	return v.backend.Delete(ctx, collection, v.tenant, id, version)
+	_, err := apply(ctx, v.backend, Write{Op: OpDelete, Record: Record{Collection: collection, Tenant: v.tenant, ID: id, Version: version}})
+	return err
 }
 
 // Query runs q within the view's tenant (q.Tenant is overwritten). Open each

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/idvault/idvault/internal/audit"
 	"log/slog"
 	"sync"
 	"time"
@@ -107,17 +108,20 @@ type Role struct {
 	broker      queue.Broker
 	backend     store.Backend
 	barrier     barrier.Barrier
+	audit       *audit.Emitter
 	log         *slog.Logger
 	now         func() time.Time
 	concurrency int
 }
 
-// NewRole returns the workflow role with concurrency parallel consumers.
-func NewRole(broker queue.Broker, backend store.Backend, b barrier.Barrier, log *slog.Logger, now func() time.Time, concurrency int) *Role {
+// NewRole returns the workflow role with concurrency parallel consumers;
+// every status change it makes is audited through em, in the same
+// transaction as the change.
+func NewRole(broker queue.Broker, backend store.Backend, b barrier.Barrier, em *audit.Emitter, log *slog.Logger, now func() time.Time, concurrency int) *Role {
 	if now == nil {
 		now = time.Now
 	}
-	return &Role{broker: broker, backend: backend, barrier: b, log: log, now: now, concurrency: max(concurrency, 1)}
+	return &Role{broker: broker, backend: backend, barrier: b, audit: em, log: log, now: now, concurrency: max(concurrency, 1)}
 }
 
 // Run consumes the workflow topic until ctx is done. Messages in progress
@@ -169,7 +173,12 @@ func (r *Role) Handle(ctx context.Context, body []byte) error {
 	if err != nil {
 		return err
 	}
-	s, err := session.NewRepo(v).Update(ctx, m.Session, r.now(), Advance)
+	ctx, _ = r.audit.AttachWith(ctx, session.Collection, func(main store.Write) audit.Event {
+		return audit.Event{Tenant: m.Tenant, Actor: audit.Actor{Type: "system", ID: "workflow"}, Action: "session.advance",
+			Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: m.Session},
+			Details: map[string]string{"status": main.Record.Index["status"]}}
+	})
+	s, err := session.NewRepo(v).Update(ctx, m.Session, r.now(), Advance) // a change carries its event; no change, no event
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}

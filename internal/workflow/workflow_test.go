@@ -3,6 +3,7 @@ package workflow_test
 import (
 	"context"
 	"errors"
+	"github.com/idvault/idvault/internal/audit"
 	"log/slog"
 	"slices"
 	"testing"
@@ -146,7 +147,7 @@ func (f *fixture) repo(t *testing.T, tenant string) *session.Repo {
 }
 
 func (f *fixture) role(concurrency int) *workflow.Role {
-	return workflow.NewRole(f.broker, f.backend, f.barrier, slog.New(slog.DiscardHandler), func() time.Time { return t0.Add(time.Hour) }, concurrency)
+	return workflow.NewRole(f.broker, f.backend, f.barrier, audit.NewEmitter(f.backend, f.barrier, nil), slog.New(slog.DiscardHandler), func() time.Time { return t0.Add(time.Hour) }, concurrency)
 }
 
 // complete stores a pending session that holds every required file and

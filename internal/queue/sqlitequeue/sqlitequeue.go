@@ -64,6 +64,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/idvault/idvault/internal/groupcommit"
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/sqlitedb"
 )
@@ -89,19 +90,14 @@ type Broker struct {
 	waiters map[string]chan struct{} // per topic, closed to wake its Receive calls
 	calls   sync.WaitGroup           // calls in flight, awaited by Close
 
-	// Group commit: concurrent Publish calls queue here and one of them,
-	// the leader, inserts the whole queue in one transaction, so N
-	// publishers share one commit (one fsync) instead of N.
-	pmu     sync.Mutex
-	pending []*publishReq
-	leading bool
+	// Group commit: concurrent Publish calls share one transaction, so N
+	// publishers pay for one commit (one fsync) instead of N.
+	publish *groupcommit.Committer[publishReq]
 }
 
 type publishReq struct {
 	topic string
 	body  []byte
-	done  chan error    // the result of the commit that holds this message
-	lead  chan struct{} // signalled when this call becomes the leader
 }
 
 var _ queue.Broker = (*Broker)(nil)
@@ -125,12 +121,14 @@ func New(ctx context.Context, db *sql.DB, opts queue.Options) (*Broker, error) {
 	if err := sqlitedb.Migrate(ctx, db, "queue", migrations); err != nil {
 		return nil, fmt.Errorf("sqlitequeue: %w", err)
 	}
-	return &Broker{
+	b := &Broker{
 		db:      db,
 		opts:    opts.WithDefaults(),
 		done:    make(chan struct{}),
 		waiters: make(map[string]chan struct{}),
-	}, nil
+	}
+	b.publish = groupcommit.New(0, b.insert)
+	return b, nil
 }
 
 // Publish stores body on topic; the row is committed before Publish
@@ -155,56 +153,13 @@ func (b *Broker) Publish(ctx context.Context, topic string, body []byte) error {
 	if body == nil {
 		body = []byte{} // nil would be stored as NULL
 	}
-	req := &publishReq{topic: topic, body: body, done: make(chan error, 1), lead: make(chan struct{}, 1)}
-	b.pmu.Lock()
-	b.pending = append(b.pending, req)
-	lead := !b.leading
-	b.leading = true
-	b.pmu.Unlock()
-	if lead {
-		b.flush()
-	}
-	for {
-		select {
-		case err := <-req.done:
-			return err
-		case <-req.lead:
-			b.flush()
-		}
-	}
+	return b.publish.Do(publishReq{topic: topic, body: body})
 }
 
-// flush commits every queued publish in one transaction, answers each, and
-// hands the lead to the next queued call, if any. Only the leader calls it.
-func (b *Broker) flush() {
-	b.pmu.Lock()
-	batch := b.pending
-	b.pending = nil
-	b.pmu.Unlock()
-	err := b.insert(batch)
-	topics := map[string]bool{}
-	for _, r := range batch {
-		r.done <- err
-		topics[r.topic] = true
-	}
-	if err == nil {
-		for t := range topics {
-			b.wake(t)
-		}
-	}
-	b.pmu.Lock()
-	if len(b.pending) > 0 {
-		b.pending[0].lead <- struct{}{}
-	} else {
-		b.leading = false
-	}
-	b.pmu.Unlock()
-}
-
-// insert stores batch in one transaction. It does not take a caller's
-// context: a commit shared by several publishers must not be cancelled by
-// one of them.
-func (b *Broker) insert(batch []*publishReq) error {
+// insert stores batch in one transaction and wakes the receivers of its
+// topics. It does not take a caller's context: a commit shared by several
+// publishers must not be cancelled by one of them.
+func (b *Broker) insert(batch []publishReq) error {
 	ctx := context.Background()
 	tx, err := b.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -225,6 +180,13 @@ func (b *Broker) insert(batch []*publishReq) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlitequeue: publish: %w", err)
+	}
+	topics := map[string]bool{}
+	for _, r := range batch {
+		if !topics[r.topic] {
+			topics[r.topic] = true
+			b.wake(r.topic)
+		}
 	}
 	return nil
 }

@@ -1,0 +1,73 @@
+package groupcommit_test
+
+import (
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/idvault/idvault/internal/groupcommit"
+)
+
+// TestEveryItemCommittedOnce runs many concurrent callers and checks that each
+// item is committed exactly once, that no batch exceeds the maximum, and that
+// callers share commits.
+func TestEveryItemCommittedOnce(t *testing.T) {
+	const callers, max = 200, 16
+	var (
+		mu      sync.Mutex
+		seen    = map[int]int{}
+		batches int
+		gate    = make(chan struct{})
+	)
+	c := groupcommit.New(max, func(items []int) error {
+		<-gate // hold the first commit until every caller has queued
+		mu.Lock()
+		defer mu.Unlock()
+		if len(items) > max {
+			t.Errorf("batch of %d items, max %d", len(items), max)
+		}
+		batches++
+		for _, it := range items {
+			seen[it]++
+		}
+		return nil
+	})
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			if err := c.Do(i); err != nil {
+				t.Errorf("Do(%d) = %v, want nil", i, err)
+			}
+		})
+	}
+	close(gate)
+	wg.Wait()
+	for i := range callers {
+		if seen[i] != 1 {
+			t.Errorf("item %d committed %d times, want 1", i, seen[i])
+		}
+	}
+	if batches >= callers {
+		t.Errorf("%d commits for %d callers: no commit was shared", batches, callers)
+	}
+}
+
+// TestErrorReachesEveryCallerOfTheBatch checks that a failed commit fails
+// exactly the calls whose items it held.
+func TestErrorReachesEveryCallerOfTheBatch(t *testing.T) {
+	boom := errors.New("boom")
+	c := groupcommit.New(0, func(items []string) error {
+		for _, it := range items {
+			if it == "bad" {
+				return boom
+			}
+		}
+		return nil
+	})
+	if err := c.Do("bad"); !errors.Is(err, boom) {
+		t.Errorf("Do(bad) = %v, want %v", err, boom)
+	}
+	if err := c.Do("good"); err != nil {
+		t.Errorf("Do(good) after a failed commit = %v, want nil", err)
+	}
+}

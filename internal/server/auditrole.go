@@ -1,0 +1,112 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/idvault/idvault/internal/audit"
+	"github.com/idvault/idvault/internal/auditlog"
+)
+
+// runAudit is the audit role: the relay that moves events from the outbox to
+// the broker, the consumer that appends them to the tamper-evident log, the
+// checkpoint clock and retention. It runs until ctx ends.
+func (s *Server) runAudit(ctx context.Context) error {
+	if s.AuditLog == nil {
+		return errors.New("audit role: no checkpoint signing key")
+	}
+	relay, err := audit.NewRelay(s.Backend, s.Barrier, s.Broker, s.Audit, s.Log)
+	if err != nil {
+		return err
+	}
+	consumer := audit.NewConsumer(s.Broker, s.Barrier, s.appendAudit, s.Log)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	run := func(name string, fn func(context.Context) error) {
+		wg.Go(func() {
+			if err := fn(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				mu.Unlock()
+				cancel(err)
+			}
+		})
+	}
+	run("relay", relay.Run)
+	run("consumer", consumer.Run)
+	run("checkpoints", s.auditClock)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// appendAudit appends relayed events to the log, with their filter fields.
+func (s *Server) appendAudit(ctx context.Context, evs []audit.Opened) error {
+	entries := make([]auditlog.Entry, len(evs))
+	for i, o := range evs {
+		ev := o.Event
+		index := map[string]string{}
+		for name, v := range map[string]string{
+			auditlog.IndexAction: ev.Action, auditlog.IndexOutcome: ev.Outcome,
+			auditlog.IndexActorType: ev.Actor.Type, auditlog.IndexActorID: ev.Actor.ID,
+			auditlog.IndexResourceType: ev.Resource.Type, auditlog.IndexResourceID: ev.Resource.ID,
+		} {
+			if v != "" && len(v) <= auditlog.MaxIndexValueLen {
+				index[name] = v
+			}
+		}
+		entries[i] = auditlog.Entry{Tenant: ev.Tenant, ID: ev.ID, Time: ev.Time, Data: o.Data, Index: index}
+	}
+	_, err := s.AuditLog.Append(ctx, entries)
+	return err
+}
+
+// auditClock signs checkpoints of logs whose newest events have waited
+// audit.checkpointInterval, and prunes events older than audit.keepFor once
+// an hour.
+func (s *Server) auditClock(ctx context.Context) error {
+	tick := time.NewTicker(min(s.Config.Audit.CheckpointInterval/4+time.Millisecond, time.Second))
+	defer tick.Stop()
+	var lastPrune time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-tick.C:
+			if err := s.AuditLog.Tick(ctx); err != nil && ctx.Err() == nil {
+				s.Log.Warn("audit: checkpoint", "err", err)
+			}
+			if keep := s.Config.Audit.KeepFor; keep > 0 && now.Sub(lastPrune) >= time.Hour {
+				lastPrune = now
+				s.pruneAudit(ctx, now.Add(-keep))
+			}
+		}
+	}
+}
+
+// pruneAudit removes, from every tenant's log, the whole segments whose
+// events are all older than before.
+func (s *Server) pruneAudit(ctx context.Context, before time.Time) {
+	tenants, err := s.AuditLog.Tenants(ctx)
+	if err != nil {
+		s.Log.Warn("audit: retention", "err", err)
+		return
+	}
+	for _, t := range tenants {
+		n, err := s.AuditLog.Prune(ctx, t, before)
+		if err != nil {
+			s.Log.Warn("audit: retention", "tenant", t, "err", err)
+			continue
+		}
+		if n > 0 {
+			s.Log.Info("audit: retention pruned events", "tenant", t, "events", n)
+		}
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/idvault/idvault/internal/audit"
+	"github.com/idvault/idvault/internal/auditlog"
 	"github.com/idvault/idvault/internal/authz"
 	"github.com/idvault/idvault/internal/barrier"
 	"github.com/idvault/idvault/internal/files"
@@ -54,6 +55,10 @@ type Deps struct {
 	Files    *files.Store
 	Broker   queue.Broker
 	Audit    *audit.Emitter
+	// AuditLog is the tamper-evident log the audit routes read, verify and
+	// prove from; AuditVerifierKey the public key of its checkpoints.
+	AuditLog         *auditlog.Log
+	AuditVerifierKey string
 	// Keys shreds a session's data key when the session is deleted, and
 	// keeps admin-entered secrets.
 	Keys   KeyStore

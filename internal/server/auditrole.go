@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/idvault/idvault/internal/audit"
-	"github.com/idvault/idvault/internal/auditlog"
 )
 
 // runAudit is the audit role: the relay that moves events from the outbox to
@@ -22,7 +21,7 @@ func (s *Server) runAudit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	consumer := audit.NewConsumer(s.Broker, s.Barrier, s.appendAudit, s.Log)
+	consumer := audit.NewConsumer(s.Broker, s.Barrier, audit.LogAppender(s.AuditLog), s.Log)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -45,27 +44,6 @@ func (s *Server) runAudit(ctx context.Context) error {
 	run("checkpoints", s.auditClock)
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-// appendAudit appends relayed events to the log, with their filter fields.
-func (s *Server) appendAudit(ctx context.Context, evs []audit.Opened) error {
-	entries := make([]auditlog.Entry, len(evs))
-	for i, o := range evs {
-		ev := o.Event
-		index := map[string]string{}
-		for name, v := range map[string]string{
-			auditlog.IndexAction: ev.Action, auditlog.IndexOutcome: ev.Outcome,
-			auditlog.IndexActorType: ev.Actor.Type, auditlog.IndexActorID: ev.Actor.ID,
-			auditlog.IndexResourceType: ev.Resource.Type, auditlog.IndexResourceID: ev.Resource.ID,
-		} {
-			if v != "" && len(v) <= auditlog.MaxIndexValueLen {
-				index[name] = v
-			}
-		}
-		entries[i] = auditlog.Entry{Tenant: ev.Tenant, ID: ev.ID, Time: ev.Time, Data: o.Data, Index: index}
-	}
-	_, err := s.AuditLog.Append(ctx, entries)
-	return err
 }
 
 // auditClock signs checkpoints of logs whose newest events have waited

@@ -454,6 +454,7 @@ func (s *Server) apiServer(ctx context.Context) (*http.Server, net.Listener, str
 	api := httpapi.New(httpapi.Deps{
 		RateLimit: limiter, TrustedProxies: proxies, Banner: c.Banner, PublicURL: c.PublicURL,
 		Backend: s.Backend, Barrier: s.Barrier, Identity: s.Identity, Files: s.Files, Broker: s.Broker, Audit: s.Audit, Log: s.Log, Keys: s.Keyring,
+		AuditLog: s.AuditLog, AuditVerifierKey: s.AuditVerifierKey,
 		Limits: httpapi.Limits{MaxJSONBytes: c.MaxJSONBytes, MaxUploadBytes: c.MaxUploadBytes, MaxImagePixels: c.MaxImagePixels,
 			DefaultTTL: s.Config.Sessions.DefaultTTL, MaxTTL: s.Config.Sessions.MaxTTL},
 	})

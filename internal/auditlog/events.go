@@ -152,6 +152,10 @@ func (l *Log) openItem(ctx context.Context, tenant string, b batch, i int) (Leaf
 // cursorVersion is the first byte of a cursor.
 const cursorVersion = 0x01
 
+// CursorAfter returns the cursor at which Events continues after the event
+// at position p, for a reader that keeps its own place in the log.
+func CursorAfter(p int64) string { return encodeCursor(p + 1) }
+
 // encodeCursor returns the cursor of position p: base64url (no padding) of
 // 0x01 and p as a big-endian uint64.
 func encodeCursor(p int64) string {

@@ -62,13 +62,15 @@ type AuditSyslogSink struct {
 	// collectors that require mutual TLS.
 	CertFile string `yaml:"certFile"`
 	KeyFile  string `yaml:"keyFile"`
-	// Facility is the syslog facility number. Default 10 (authpriv).
-	Facility int `yaml:"facility"`
+	// Facility is the syslog facility: user, daemon, auth, authpriv or
+	// local0 … local7. Default authpriv: security messages that only
+	// privileged staff read (the events hold client addresses).
+	Facility string `yaml:"facility"`
 }
 
 func baseAudit() Audit {
 	return Audit{CheckpointEvery: 1000, CheckpointInterval: time.Minute, KeepFor: 90 * 24 * time.Hour,
-		Sinks: AuditSinks{Syslog: AuditSyslogSink{Facility: 10}}}
+		Sinks: AuditSinks{Syslog: AuditSyslogSink{Facility: "authpriv"}}}
 }
 
 func (c *Config) deriveAudit() {
@@ -107,8 +109,7 @@ func (c Config) validateAudit(ps *problems, prod bool) {
 		if (s.CertFile == "") != (s.KeyFile == "") {
 			ps.add("audit.sinks.syslog.certFile", "certFile and keyFile must be set together")
 		}
-		if s.Facility < 0 || s.Facility > 23 {
-			ps.add("audit.sinks.syslog.facility", "must be 0 to 23, got %d", s.Facility)
-		}
+		ps.oneOf("audit.sinks.syslog.facility", s.Facility, "user", "daemon", "auth", "authpriv",
+			"local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7")
 	}
 }

@@ -129,7 +129,7 @@ func TestValidate(t *testing.T) {
 		{"audit origin", func(c *Config) { c.Audit.Origin = "has space" }, []string{"audit.origin"}},
 		{"audit retention", func(c *Config) { c.Audit.KeepFor = time.Hour }, []string{"audit.keepFor"}},
 		{"audit syslog", func(c *Config) {
-			c.Audit.Sinks.Syslog = AuditSyslogSink{Address: "no-port", CertFile: "/c.pem", Facility: 24}
+			c.Audit.Sinks.Syslog = AuditSyslogSink{Address: "no-port", CertFile: "/c.pem", Facility: "kern"}
 		}, []string{"audit.sinks.syslog.address", "audit.sinks.syslog.certFile", "audit.sinks.syslog.facility"}},
 		{"audit key reference", func(c *Config) { c.Audit.SigningKey = "file:relative.key" }, []string{"audit.signingKey"}},
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/idvault/idvault/internal/audit"
+	"github.com/idvault/idvault/internal/audit/sink"
 )
 
 // runAudit is the audit role: the relay that moves events from the outbox to
@@ -42,8 +44,66 @@ func (s *Server) runAudit(ctx context.Context) error {
 	run("relay", relay.Run)
 	run("consumer", consumer.Run)
 	run("checkpoints", s.auditClock)
+	sinks, err := s.auditSinks()
+	if err != nil {
+		cancel(err)
+		wg.Wait()
+		return err
+	}
+	defer closeSinks(sinks, s.Log)
+	if len(sinks) > 0 {
+		fw, err := audit.NewForwarder(s.AuditLog, s.Backend, s.Barrier, sinks, s.Log)
+		if err != nil {
+			cancel(err)
+			wg.Wait()
+			return err
+		}
+		run("forwarder", fw.Run)
+		for _, sk := range sinks {
+			if file, ok := sk.(*sink.File); ok {
+				wg.Go(func() {
+					onHangup(ctx, func() {
+						if err := file.Reopen(); err != nil {
+							s.Log.Warn("audit file sink: reopen failed; still writing to the old file", "err", err)
+						}
+					})
+				})
+			}
+		}
+	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// auditSinks opens the configured forwarding sinks.
+func (s *Server) auditSinks() ([]sink.Sink, error) {
+	var sinks []sink.Sink
+	c := s.Config.Audit.Sinks
+	if c.File.Path != "" {
+		f, err := sink.NewFile(c.File.Path, sink.FileOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("audit.sinks.file: %w", err)
+		}
+		sinks = append(sinks, f)
+	}
+	if c.Syslog.Address != "" {
+		sl, err := sink.NewSyslog(sink.SyslogConfig{Address: c.Syslog.Address, CAFile: c.Syslog.CAFile,
+			CertFile: c.Syslog.CertFile, KeyFile: c.Syslog.KeyFile, Facility: c.Syslog.Facility, Logger: s.Log})
+		if err != nil {
+			closeSinks(sinks, s.Log)
+			return nil, fmt.Errorf("audit.sinks.syslog: %w", err)
+		}
+		sinks = append(sinks, sl)
+	}
+	return sinks, nil
+}
+
+func closeSinks(sinks []sink.Sink, log *slog.Logger) {
+	for _, sk := range sinks {
+		if err := sk.Close(); err != nil {
+			log.Warn("audit sink: close", "sink", sk.Name(), "err", err)
+		}
+	}
 }
 
 // auditClock signs checkpoints of logs whose newest events have waited

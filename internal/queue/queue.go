@@ -42,7 +42,7 @@ var (
 )
 
 // MaxBodyBytes is the largest message body a broker accepts.
-const MaxBodyBytes = 64 << 10
+const MaxBodyBytes = 1 << 20
 
 // Options tune a broker's delivery behaviour. Zero fields take the defaults
 // documented on each field.

@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/idvault/idvault/internal/store"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -87,6 +89,9 @@ func originOf(prefix, tenant string) string { return prefix + "/" + tenant }
 // verifier key (public, "name+hash+key"), in golang.org/x/mod/sumdb/note
 // encoding.
 func GenerateKey(name string) (signerKey, verifierKey string, err error) {
+	if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r == '+' || unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return "", "", fmt.Errorf("auditlog: generate key: name %q must be non-empty without spaces, control characters or '+': %w", name, store.ErrInvalid)
+	}
 	s, v, err := note.GenerateKey(rand.Reader, name)
 	if err != nil {
 		return "", "", fmt.Errorf("auditlog: generate key: %w", err)

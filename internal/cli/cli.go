@@ -1,5 +1,5 @@
-// Package cli implements the idvault command line: serve, init, config check
-// and version.
+// Package cli implements the idvault command line: serve, init, config
+// check, keys, tenant, user, audit and version.
 package cli
 
 import (
@@ -36,6 +36,8 @@ Usage:
                                  manage tenants (platform operator)
   idvault user create|list|disable|enable|reset-mfa --tenant ID [flags]
                                  manage a tenant's users
+  idvault audit verify|prove|consistency|check|checkpoint|export|public-key|keygen [flags]
+                                 verify, prove and export the audit log (see docs/audit-log.md)
   idvault version                print the version
 
 Run "idvault <command> --help" for a command's flags.
@@ -71,6 +73,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		err = tenantCmd(ctx, args[1:], stdout, stderr, environ)
 	case "user":
 		err = userCmd(ctx, args[1:], stdout, stderr, environ)
+	case "audit":
+		err = auditCmd(ctx, args[1:], stdout, stderr, environ)
 	case "version":
 		err = version(args[1:], stdout)
 	case "-h", "--help", "help":

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/idvault/idvault/internal/auditlog"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -138,7 +139,15 @@ func TestServeProductionNeedsInit(t *testing.T) {
 	if err := os.WriteFile(key, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"IDVAULT_MODE=production", "IDVAULT_CRYPTO__ROOTKEY=file:" + key,
+	signing := filepath.Join(dir, "audit-signing.key")
+	skey, _, err := auditlog.GenerateKey("test/audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(signing, []byte(skey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"IDVAULT_MODE=production", "IDVAULT_CRYPTO__ROOTKEY=file:" + key, "IDVAULT_AUDIT__SIGNINGKEY=file:" + signing,
 		"IDVAULT_API__TLS__CERTFILE=" + filepath.Join(dir, "none.pem"), "IDVAULT_API__TLS__KEYFILE=" + filepath.Join(dir, "none.key")}
 	code, _, errOut := run(t, env, "serve", "--data-dir", filepath.Join(dir, "data"))
 	if code != 1 || !strings.Contains(errOut, "idvault init") {

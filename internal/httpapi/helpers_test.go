@@ -37,8 +37,10 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/idvault/idvault/internal/audit"
+	"github.com/idvault/idvault/internal/auditlog"
 	"github.com/idvault/idvault/internal/authz"
 	"github.com/idvault/idvault/internal/barrier"
 	"github.com/idvault/idvault/internal/files"
@@ -142,7 +144,17 @@ type harness struct {
 	roots     *x509.CertPool // trusts the server's certificate only
 	client    *http.Client
 	a, b      tenant
+	// auditLog is the tamper-evident log the audit routes serve;
+	// flushAudit moves the outbox into it. auditSigner is its private
+	// checkpoint key (for forging checkpoints in tests), auditVerifier
+	// the public one.
+	auditLog      *auditlog.Log
+	auditSigner   string
+	auditVerifier string
 }
+
+// auditOrigin is the checkpoint origin prefix of the harness's audit log.
+const auditOrigin = "idvault.test/audit"
 
 // newHarness starts a harness with two tenants, a and b; opts adjust the
 // API's dependencies. Everything it opens is closed when the test ends.
@@ -194,6 +206,7 @@ func newHarness(t *testing.T, opts ...func(*httpapi.Deps)) *harness {
 	h.barrier, h.keyring = kr, kr
 	blinder := kr
 	h.identity = identity.NewService(backend, b, blinder, h.clock.Now)
+	h.openAuditLog(t)
 
 	deps := httpapi.Deps{
 		Backend:  backend,
@@ -206,6 +219,9 @@ func newHarness(t *testing.T, opts ...func(*httpapi.Deps)) *harness {
 		Log:      logger,
 		Limits:   testLimits,
 		Now:      h.clock.Now,
+
+		AuditLog:         h.auditLog,
+		AuditVerifierKey: h.auditVerifier,
 	}
 	for _, o := range opts {
 		o(&deps)
@@ -217,6 +233,72 @@ func newHarness(t *testing.T, opts ...func(*httpapi.Deps)) *harness {
 	h.a = h.newTenant(t, "tenant-a")
 	h.b = h.newTenant(t, "tenant-b")
 	return h
+}
+
+// openAuditLog opens the tamper-evident audit log on the harness's store,
+// with a new checkpoint key.
+func (h *harness) openAuditLog(t *testing.T) {
+	t.Helper()
+	skey, vkey, err := auditlog.GenerateKey("idvault-test-audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.auditLog, err = auditlog.New(h.backend, h.barrier, signer, auditlog.Options{Origin: auditOrigin, Verifier: verifier, Now: h.clock.Now})
+	if err != nil {
+		t.Fatalf("auditlog.New = %v, want nil", err)
+	}
+	h.auditSigner, h.auditVerifier = skey, vkey
+}
+
+// flushAudit moves every event waiting in the outbox into the audit log
+// synchronously, as the relay and the audit role do, and returns how many
+// it moved.
+func (h *harness) flushAudit(t *testing.T) int {
+	t.Helper()
+	ctx := t.Context()
+	logger := slog.New(slog.NewJSONHandler(h.log, nil))
+	relay, err := audit.NewRelay(h.backend, h.barrier, h.broker, nil, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := 0
+	for {
+		n, err := relay.Once(ctx)
+		if err != nil {
+			t.Fatalf("relay.Once = %v, want nil", err)
+		}
+		if n == 0 {
+			break
+		}
+		moved += n
+	}
+	// The queue's table is documented in package sqlitequeue.
+	var queued int
+	if err := h.db.QueryRowContext(ctx, `SELECT count(*) FROM queue_messages WHERE topic = ?`, queue.TopicAudit).Scan(&queued); err != nil {
+		t.Fatalf("count audit messages = %v, want nil", err)
+	}
+	consumer := audit.NewConsumer(h.broker, h.barrier, audit.LogAppender(h.auditLog), logger)
+	for range queued {
+		d, err := h.broker.Receive(ctx, queue.TopicAudit)
+		if err != nil {
+			t.Fatalf("Receive(audit) = %v, want a message", err)
+		}
+		if err := consumer.Handle(ctx, d.Body()); err != nil {
+			t.Fatalf("consumer.Handle = %v, want nil", err)
+		}
+		if err := d.Ack(ctx); err != nil {
+			t.Fatalf("Ack = %v, want nil", err)
+		}
+	}
+	return moved
 }
 
 // startTLS serves api over TLS with a self-signed certificate from tlsconf

@@ -163,6 +163,14 @@ func New(d Deps) *API {
 		{method: "GET", pattern: "/api/v1/settings/secrets", perm: authz.SettingsRead, handle: a.listSecrets},
 		{method: "PUT", pattern: "/api/v1/settings/secrets/{name}", perm: authz.SettingsWrite, handle: a.putSecret},
 		{method: "DELETE", pattern: "/api/v1/settings/secrets/{name}", perm: authz.SettingsDelete, handle: a.deleteSecret},
+		{method: "GET", pattern: "/api/v1/audit/events", perm: authz.AuditRead, handle: a.auditEvents},
+		{method: "GET", pattern: "/api/v1/audit/export", perm: authz.AuditRead, handle: a.auditExport},
+		{method: "GET", pattern: "/api/v1/audit/verify", perm: authz.AuditRead, handle: a.auditVerify},
+		{method: "POST", pattern: "/api/v1/audit/verify", perm: authz.AuditRead, handle: a.auditVerifyTrusted},
+		{method: "GET", pattern: "/api/v1/audit/checkpoint", perm: authz.AuditRead, handle: a.auditCheckpoint},
+		{method: "GET", pattern: "/api/v1/audit/proof", perm: authz.AuditRead, handle: a.auditProof},
+		{method: "GET", pattern: "/api/v1/audit/consistency", perm: authz.AuditRead, handle: a.auditConsistency},
+		{method: "GET", pattern: "/api/v1/audit/public-key", perm: authz.AuditRead, handle: a.auditPublicKey},
 	}
 	byPattern := map[string][]route{}
 	var order []string

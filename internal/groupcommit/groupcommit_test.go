@@ -2,6 +2,7 @@ package groupcommit_test
 
 import (
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -17,10 +18,21 @@ func TestEveryItemCommittedOnce(t *testing.T) {
 		mu      sync.Mutex
 		seen    = map[int]int{}
 		batches int
-		gate    = make(chan struct{})
+		c       *groupcommit.Committer[int]
+		first   = true
+		lead    int // items of the first commit
 	)
-	c := groupcommit.New(max, func(items []int) error {
-		<-gate // hold the first commit until every caller has queued
+	c = groupcommit.New(max, func(items []int) error {
+		mu.Lock()
+		wait := first
+		if first {
+			lead = len(items)
+		}
+		first = false
+		mu.Unlock()
+		for wait && c.Queued() < callers-len(items) { // hold the first commit until every other caller has queued
+			runtime.Gosched()
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		if len(items) > max {
@@ -40,15 +52,14 @@ func TestEveryItemCommittedOnce(t *testing.T) {
 			}
 		})
 	}
-	close(gate)
 	wg.Wait()
 	for i := range callers {
 		if seen[i] != 1 {
 			t.Errorf("item %d committed %d times, want 1", i, seen[i])
 		}
 	}
-	if batches >= callers {
-		t.Errorf("%d commits for %d callers: no commit was shared", batches, callers)
+	if want := 1 + (callers-lead+max-1)/max; batches != want {
+		t.Errorf("%d commits for %d callers queued behind one, want %d: full batches of %d", batches, callers, want, max)
 	}
 }
 

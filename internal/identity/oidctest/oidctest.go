@@ -80,6 +80,11 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// startTimeout bounds the provider's start: node loads oidc-provider and
+// generates two RSA keys, which on a CI machine busy with the race detector
+// has taken over a minute.
+const startTimeout = 3 * time.Minute
+
 // Start starts a provider with cfg and stops it when the test ends. Without
 // node, or without provider/node_modules, the test is skipped, or fails
 // when IDVAULT_TEST_REQUIRE_INTEGRATION=1.
@@ -132,10 +137,10 @@ func Start(t testing.TB, cfg Config) *Provider {
 			stop()
 			t.Fatalf("oidctest: provider did not start (%q, %v); stderr:\n%s", l, err, stderr)
 		}
-	case <-time.After(time.Minute):
+	case <-time.After(startTimeout):
 		stop()
 		<-line
-		t.Fatalf("oidctest: provider did not start within a minute; stderr:\n%s", stderr)
+		t.Fatalf("oidctest: provider did not start within %s; stderr:\n%s", startTimeout, stderr)
 	}
 	tr := &http.Transport{}
 	p := &Provider{Issuer: r.Issuer, client: &http.Client{Transport: tr}}

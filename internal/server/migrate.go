@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/idvault/idvault/internal/auditlog"
+	"slices"
 	"time"
 
 	"github.com/idvault/idvault/internal/audit"
@@ -30,9 +32,23 @@ var sealedCollections = []string{
 // It is resumable and safe to run while the platform serves; the Fernet keys
 // must stay configured until it reports zero left.
 func (s *Server) MigrateToAESGCM(ctx context.Context, progress keyring.Progress) (keyring.MigrateReport, error) {
-	rep, err := s.Keyring.Migrate(ctx, s.Tenants, sealedCollections, store.BodyPlace, progress)
+	collections := slices.Concat(sealedCollections, auditlog.SealedCollections)
+	rep, err := s.Keyring.Migrate(ctx, s.tenantsAndLogs, collections, store.BodyPlace, progress)
 	if err != nil {
 		return rep, err
+	}
+	if s.AuditLog != nil {
+		logs, err := s.AuditLog.Tenants(ctx)
+		if err != nil {
+			return rep, err
+		}
+		for _, t := range logs {
+			n, err := s.AuditLog.ResealLeaves(ctx, t, keyring.IsFernet)
+			rep.Resealed += n
+			if err != nil {
+				return rep, err
+			}
+		}
 	}
 	err = s.Identity.Tenants(ctx, func(t identity.Tenant) error {
 		v, err := store.NewView(s.Backend, s.Barrier, t.ID)
@@ -73,4 +89,31 @@ func (s *Server) rewrapFileKeys(ctx context.Context, repo *session.Repo, tenant 
 		return 0, nil
 	}
 	return changed, err
+}
+
+// tenantsAndLogs calls fn for the platform tenant, every tenant, and every
+// tenant that has an audit log but no tenant record (its log outlives it).
+func (s *Server) tenantsAndLogs(ctx context.Context, fn func(tenant string) error) error {
+	seen := map[string]bool{}
+	if err := s.Tenants(ctx, func(t string) error {
+		seen[t] = true
+		return fn(t)
+	}); err != nil {
+		return err
+	}
+	if s.AuditLog == nil {
+		return nil
+	}
+	logs, err := s.AuditLog.Tenants(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range logs {
+		if !seen[t] {
+			if err := fn(t); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"github.com/idvault/idvault/internal/auditlog"
 	"log/slog"
 	"net"
 	"os"
@@ -273,6 +274,10 @@ func TestFernetSchemeAndMigrate(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := srv.AuditLog.Append(ctx, []auditlog.Entry{{Tenant: tenant, ID: "ev-1", Time: now, Data: []byte(`{"action":"session.create"}`)},
+		{Tenant: tenant, ID: "ev-2", Time: now, Data: []byte(`{"action":"session.read"}`)}}); err != nil {
+		t.Fatal(err)
+	}
 	raw, err := srv.Backend.Get(ctx, session.Collection, tenant, sess.ID)
 	if err != nil || !keyring.IsFernet(raw.Body) || !keyring.IsFernet(sealed.WrappedKey) {
 		t.Fatalf("under the fernet scheme the body and file key are not Fernet tokens (%v)", err)
@@ -314,6 +319,12 @@ func TestFernetSchemeAndMigrate(t *testing.T) {
 	}
 	if _, err := srv.Identity.Authenticate(ctx, "ApiKey "+res.APIKey); err != nil {
 		t.Errorf("the API key made under Fernet does not authenticate after migration: %v", err)
+	}
+	if rep, err := srv.AuditLog.Verify(ctx, tenant, auditlog.VerifyOptions{}); err != nil || !rep.Verified() || rep.Events != 2 {
+		t.Errorf("audit log Verify after migration = %+v, %v; want its 2 events verified", rep, err)
+	}
+	if evs, _, err := srv.AuditLog.Events(ctx, tenant, auditlog.Filter{}, "", 0); err != nil || len(evs) != 2 {
+		t.Errorf("audit log Events after migration = %d, %v; want the 2 events readable", len(evs), err)
 	}
 }
 

@@ -54,9 +54,11 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 	// Keep every connection the pool opens: a new SQLite connection costs
 	// opening the file, the pragmas and re-preparing each cached statement
 	// on it, which under load (the default keeps 2 idle) cost more than
-	// the queries themselves. WAL readers run in parallel; writers take
-	// the lock in turn whatever the pool size.
-	conns := max(8, 4*runtime.GOMAXPROCS(0))
+	// the queries themselves. WAL readers run in parallel; writers take the
+	// lock in turn, each holding a connection while it waits, so the pool
+	// is large enough that readers still find one. A writer holding the
+	// lock never needs a second connection (see store/sqlite txExec).
+	conns := max(32, 8*runtime.GOMAXPROCS(0))
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
 	if err := db.PingContext(ctx); err != nil {

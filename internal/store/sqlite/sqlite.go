@@ -93,6 +93,18 @@ const getSQL = `SELECT version, body, NULL, NULL FROM store_records WHERE collec
 		UNION ALL
 		SELECT NULL, NULL, field, value FROM store_index WHERE collection = ?1 AND tenant = ?2 AND id = ?3`
 
+// The statements of writes, prepared when the Store is made (see txExec).
+const (
+	putSQL         = `INSERT INTO store_records (collection, tenant, id, version, body) VALUES (?, ?, ?, 1, ?) ON CONFLICT DO NOTHING`
+	updateSQL      = `UPDATE store_records SET version = version + 1, body = ? WHERE collection = ? AND tenant = ? AND id = ? AND version = ?`
+	deleteIndexSQL = `DELETE FROM store_index WHERE collection = ? AND tenant = ? AND id = ?`
+	deleteSQL      = `DELETE FROM store_records WHERE collection = ? AND tenant = ? AND id = ? AND (? = 0 OR version = ?)`
+	insertIndexSQL = `INSERT INTO store_index (collection, tenant, id, field, value) VALUES (?, ?, ?, ?, ?)`
+)
+
+// writeStatements lists them.
+var writeStatements = []string{putSQL, updateSQL, deleteIndexSQL, deleteSQL, insertIndexSQL}
+
 var _ store.Backend = (*Store)(nil)
 
 // New applies the store's migrations to db and returns a Store over it. db
@@ -118,7 +130,14 @@ func New(ctx context.Context, db *sql.DB) (*Store, error) {
 	if fk != 1 {
 		return nil, errors.New("new sqlite store: foreign keys are off; open the database with sqlitedb.Open")
 	}
-	return &Store{db: db}, nil
+	st := &Store{db: db}
+	for _, q := range writeStatements {
+		if _, err := st.stmt(ctx, q); err != nil {
+			_ = st.Close()
+			return nil, fmt.Errorf("new sqlite store: prepare: %w", err)
+		}
+	}
+	return st, nil
 }
 
 // Close marks the Store closed: later calls fail. It does not close the
@@ -151,13 +170,15 @@ func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
-// txExec runs the cached statement of query within tx.
+// txExec runs query within tx, through its cached statement. It never asks
+// the pool for a connection: a writer holding the write lock must not wait
+// for a connection that other writers, waiting for that lock, hold. The write
+// statements are prepared by New; any other query runs unprepared.
 func (s *Store) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
-	st, err := s.stmt(ctx, query)
-	if err != nil {
-		return nil, err
+	if v, ok := s.stmts.Load(query); ok {
+		return tx.StmtContext(ctx, v.(*sql.Stmt)).ExecContext(ctx, args...)
 	}
-	return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	return tx.ExecContext(ctx, query, args...)
 }
 
 // Ping reports whether the database answers.
@@ -315,8 +336,7 @@ func (s *Store) Apply(ctx context.Context, writes []store.Write) ([]store.Record
 
 func (s *Store) put(ctx context.Context, tx *sql.Tx, rec store.Record) error {
 	res, err := s.txExec(ctx, tx,
-		`INSERT INTO store_records (collection, tenant, id, version, body) VALUES (?, ?, ?, 1, ?)
-		ON CONFLICT DO NOTHING`,
+		putSQL,
 		rec.Collection, rec.Tenant, rec.ID, nonNil(rec.Body))
 	if err != nil {
 		return err
@@ -331,8 +351,7 @@ func (s *Store) put(ctx context.Context, tx *sql.Tx, rec store.Record) error {
 
 func (s *Store) update(ctx context.Context, tx *sql.Tx, rec store.Record) error {
 	res, err := s.txExec(ctx, tx,
-		`UPDATE store_records SET version = version + 1, body = ?
-		WHERE collection = ? AND tenant = ? AND id = ? AND version = ?`,
+		updateSQL,
 		nonNil(rec.Body), rec.Collection, rec.Tenant, rec.ID, rec.Version)
 	if err != nil {
 		return err
@@ -341,7 +360,7 @@ func (s *Store) update(ctx context.Context, tx *sql.Tx, rec store.Record) error 
 		return err
 	}
 	if _, err := s.txExec(ctx, tx,
-		`DELETE FROM store_index WHERE collection = ? AND tenant = ? AND id = ?`,
+		deleteIndexSQL,
 		rec.Collection, rec.Tenant, rec.ID); err != nil {
 		return err
 	}
@@ -350,7 +369,7 @@ func (s *Store) update(ctx context.Context, tx *sql.Tx, rec store.Record) error 
 
 func (s *Store) delete(ctx context.Context, tx *sql.Tx, rec store.Record) error {
 	res, err := s.txExec(ctx, tx,
-		`DELETE FROM store_records WHERE collection = ? AND tenant = ? AND id = ? AND (? = 0 OR version = ?)`,
+		deleteSQL,
 		rec.Collection, rec.Tenant, rec.ID, rec.Version, rec.Version)
 	if err != nil {
 		return err
@@ -525,7 +544,7 @@ func loadIndex(ctx context.Context, tx *sql.Tx, collection, tenant string, ids [
 func (s *Store) insertIndex(ctx context.Context, tx *sql.Tx, rec store.Record) error {
 	for field, value := range rec.Index {
 		if _, err := s.txExec(ctx, tx,
-			`INSERT INTO store_index (collection, tenant, id, field, value) VALUES (?, ?, ?, ?, ?)`,
+			insertIndexSQL,
 			rec.Collection, rec.Tenant, rec.ID, field, value); err != nil {
 			return err
 		}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -242,5 +244,34 @@ func TestForeignCursorRejected(t *testing.T) {
 				t.Errorf("Query(cursor of another %s) = %v, want %v", c.name, err, store.ErrInvalid)
 			}
 		})
+	}
+}
+
+// TestWritersOutnumberConnections runs more concurrent writers than the pool
+// has connections — one — on a fresh store: a writer holding the write lock
+// must finish on its own connection, never wait for another one (which the
+// writers waiting for the lock hold). Every write must succeed in time.
+func TestWritersOutnumberConnections(t *testing.T) {
+	db := openDB(t, filepath.Join(t.TempDir(), "idvault.db"))
+	db.SetMaxOpenConns(1)
+	s := newStore(t, db)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const writers = 16
+	errs := make(chan error, writers)
+	for i := range writers {
+		go func() {
+			id := fmt.Sprint("r", i)
+			_, err := s.Apply(ctx, []store.Write{
+				{Op: store.OpPut, Record: store.Record{Collection: "c", Tenant: "t", ID: id, Index: map[string]string{"k": "v"}, Body: []byte("b")}},
+				{Op: store.OpUpdate, Record: store.Record{Collection: "c", Tenant: "t", ID: id, Version: 1, Index: map[string]string{"k": "w"}, Body: []byte("b2")}},
+			})
+			errs <- err
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Errorf("Apply() = %v, want nil", err)
+		}
 	}
 }

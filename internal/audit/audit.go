@@ -249,14 +249,16 @@ type Appender func(ctx context.Context, events []Opened) error
 // and appends them with an Appender.
 type Consumer struct {
 	broker  queue.Broker
+	backend store.Backend
 	barrier barrier.Barrier
 	append  Appender
 	log     *slog.Logger
 }
 
-// NewConsumer returns the audit role over broker, appending with appendFn.
-func NewConsumer(broker queue.Broker, b barrier.Barrier, appendFn Appender, log *slog.Logger) *Consumer {
-	return &Consumer{broker: broker, barrier: b, append: appendFn, log: log}
+// NewConsumer returns the audit role over broker, appending with appendFn
+// and recording in backend which message it appended last (see Relay.Once).
+func NewConsumer(broker queue.Broker, backend store.Backend, b barrier.Barrier, appendFn Appender, log *slog.Logger) *Consumer {
+	return &Consumer{broker: broker, backend: backend, barrier: b, append: appendFn, log: log}
 }
 
 // Run consumes the audit topic until ctx is done or the broker closes. A
@@ -319,6 +321,11 @@ func (c *Consumer) Handle(ctx context.Context, body []byte) error {
 			return fmt.Errorf("audit: append: %w", err)
 		}
 	}
+	if msg.Seq > 0 {
+		if err := c.markAppended(ctx, msg.Seq); err != nil {
+			return err
+		}
+	}
 	if bad > 0 {
 		return fmt.Errorf("%w: %d of %d events", ErrMalformed, bad, len(msg.Events))
 	}
@@ -338,4 +345,23 @@ func (c *Consumer) open(ctx context.Context, env envelope) (Opened, error) {
 		return Opened{}, ErrMalformed
 	}
 	return Opened{Event: ev, Data: plain}, nil
+}
+
+// markAppended records that the message seq is appended, unless a later one
+// already is.
+func (c *Consumer) markAppended(ctx context.Context, seq int64) error {
+	for {
+		cur, version, err := readProgress(ctx, c.backend, c.barrier, "appended")
+		if err != nil || cur >= seq {
+			return err
+		}
+		w, err := progressWrite(ctx, c.barrier, "appended", seq, version)
+		if err != nil {
+			return err
+		}
+		_, err = c.backend.Apply(ctx, []store.Write{w})
+		if !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
 }

@@ -93,7 +93,7 @@ func (f *fixture) appender(_ context.Context, evs []audit.Opened) error {
 }
 
 func (f *fixture) consumer() *audit.Consumer {
-	return audit.NewConsumer(f.env.Broker, f.env.Barrier, f.appender, slog.New(slog.DiscardHandler))
+	return audit.NewConsumer(f.env.Broker, f.env.Backend, f.env.Barrier, f.appender, slog.New(slog.DiscardHandler))
 }
 
 // outbox returns the ids of the events waiting in the outbox, in order.
@@ -113,26 +113,26 @@ func (f *fixture) outbox(t *testing.T) []string {
 	return ids
 }
 
-// drain relays the whole outbox and hands every message to the consumer.
+// drain relays the whole outbox and hands every message to the consumer, as
+// the audit role does: one message in flight at a time.
 func (f *fixture) drain(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	for {
-		n, err := f.relay.Once(ctx)
-		if err != nil {
-			t.Fatalf("relay.Once() = %v", err)
-		}
-		if n == 0 {
-			break
-		}
-	}
 	c := f.consumer()
 	for {
-		rctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		n, err := f.relay.Once(ctx)
+		switch {
+		case errors.Is(err, audit.ErrInFlight): // redelivered after the visibility timeout
+		case err != nil:
+			t.Fatalf("relay.Once() = %v", err)
+		case n == 0:
+			return
+		}
+		rctx, cancel := context.WithTimeout(ctx, patience)
 		d, err := f.env.Broker.Receive(rctx, queue.TopicAudit)
 		cancel()
 		if err != nil {
-			return
+			t.Fatalf("Receive(audit) after relaying %d events = %v", n, err)
 		}
 		if err := c.Handle(ctx, d.Body()); err != nil {
 			t.Fatalf("Handle() = %v", err)
@@ -533,5 +533,48 @@ func TestAppendFailureRedelivers(t *testing.T) {
 			t.Fatal("the event was not appended after the failed attempt")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestOrderAfterConsumerDies claims a message as a consumer that then dies
+// (never acks): newer events must not overtake it. The relay publishes
+// nothing new until the message, redelivered after the visibility timeout,
+// is appended; the log then holds every event once, in emit order.
+func TestOrderAfterConsumerDies(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	ctx := context.Background()
+	e := testenv.Open(t, queue.Options{Visibility: 200 * time.Millisecond})
+	f := &fixture{env: e, broker: &flakyBroker{Broker: e.Broker}}
+	f.emitter = audit.NewEmitter(e.Backend, e.Barrier, func() time.Time { return t0 })
+	var err error
+	if f.relay, err = audit.NewRelay(e.Backend, e.Barrier, f.broker, f.emitter, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"a.1", "a.2"} {
+		if err := f.emitter.Emit(ctx, event("tenant-a", a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := f.relay.Once(ctx); err != nil || n != 2 {
+		t.Fatalf("relay.Once() = %d, %v; want the first two events published", n, err)
+	}
+	if _, err := e.Broker.Receive(ctx, queue.TopicAudit); err != nil { // the consumer that dies
+		t.Fatal(err)
+	}
+	for _, a := range []string{"a.3", "a.4"} {
+		if err := f.emitter.Emit(ctx, event("tenant-a", a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := f.relay.Once(ctx); !errors.Is(err, audit.ErrInFlight) || n != 0 {
+		t.Fatalf("relay.Once() with the first message unappended = %d, %v; want ErrInFlight", n, err)
+	}
+	if n := len(f.outbox(t)); n != 2 {
+		t.Fatalf("outbox holds %d events, want the 2 newer ones waiting", n)
+	}
+	f.drain(t) // takes the redelivered first message, then the rest
+	want := []string{"tenant-a/a.1", "tenant-a/a.2", "tenant-a/a.3", "tenant-a/a.4"}
+	if got := f.actions(); !slices.Equal(got, want) {
+		t.Fatalf("appended %v, want %v", got, want)
 	}
 }

@@ -45,7 +45,7 @@ func BenchmarkPipeline(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	consumer := audit.NewConsumer(e.Broker, e.Barrier, audit.LogAppender(lg), slog.New(slog.DiscardHandler))
+	consumer := audit.NewConsumer(e.Broker, e.Backend, e.Barrier, audit.LogAppender(lg), slog.New(slog.DiscardHandler))
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = relay.Run(ctx) })
 	wg.Go(func() { _ = consumer.Run(ctx) })

@@ -48,7 +48,7 @@ func TestIntoTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := audit.NewConsumer(f.env.Broker, f.env.Barrier, audit.LogAppender(lg), slog.New(slog.DiscardHandler))
+	c := audit.NewConsumer(f.env.Broker, f.env.Backend, f.env.Barrier, audit.LogAppender(lg), slog.New(slog.DiscardHandler))
 	for range 2 { // at-least-once delivery: the same message twice
 		if err := c.Handle(ctx, d.Body()); err != nil {
 			t.Fatalf("Handle() = %v", err)

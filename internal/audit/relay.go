@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/idvault/idvault/internal/barrier"
@@ -17,10 +18,46 @@ import (
 // open, for investigation.
 const OutboxQuarantine = "audit_outbox_quarantine"
 
-// batch is the audit queue message: events in outbox order.
+// batch is the audit queue message: its sequence number and events in
+// outbox order.
 type batch struct {
+	Seq    int64      `json:"seq"`
 	Events []envelope `json:"events"`
 }
+
+// ProgressCollection holds, under store.PlatformTenant, the sequence
+// numbers that keep the log in outbox order: "published" (the last message
+// the relay published) and "appended" (the last the consumer appended).
+const ProgressCollection = "audit_progress"
+
+type progress struct {
+	Seq int64 `json:"seq"`
+}
+
+// readProgress returns the sequence number stored under id (0 when none)
+// and its record version.
+func readProgress(ctx context.Context, backend store.Backend, b barrier.Barrier, id string) (int64, int64, error) {
+	rec, err := backend.Get(ctx, ProgressCollection, store.PlatformTenant, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("read %s sequence: %w", id, err)
+	}
+	plain, err := b.Open(ctx, store.BodyPlace(store.PlatformTenant, ProgressCollection, id), rec.Body)
+	if err != nil {
+		return 0, 0, fmt.Errorf("open %s sequence: %w", id, err)
+	}
+	var p progress
+	if err := json.Unmarshal(plain, &p); err != nil {
+		return 0, 0, fmt.Errorf("decode %s sequence: %w", id, err)
+	}
+	return p.Seq, rec.Version, nil
+}
+
+// ErrInFlight is what Relay.Once returns while the last message it published
+// is not appended yet: it publishes one message at a time.
+var ErrInFlight = errors.New("audit relay: previous message not appended yet")
 
 // maxMessage bounds the events of one queue message, below the broker's
 // limit with room for the framing.
@@ -33,6 +70,7 @@ const maxMessage = queue.MaxBodyBytes - 1024
 // holds a lease for it); two relays are safe but publish twice.
 type Relay struct {
 	backend store.Backend
+	barrier barrier.Barrier
 	outbox  *store.View
 	broker  queue.Broker
 	emit    *Emitter
@@ -47,6 +85,16 @@ type Relay struct {
 	// many events instead of a few, which under load leaves the store's
 	// writer free for the requests.
 	Gather time.Duration
+	// InFlightPoll is how often the relay looks whether the message in
+	// flight has been appended.
+	InFlightPoll time.Duration
+	// StallAfter is how long the relay waits for a message in flight (one
+	// whose consumer died waits for the broker's visibility timeout) before
+	// it logs an error and goes on, accepting that the late message's events
+	// may land after newer ones.
+	StallAfter time.Duration
+
+	waitingSince time.Time
 }
 
 // NewRelay returns a relay over the outbox in backend, publishing to broker.
@@ -56,7 +104,8 @@ func NewRelay(backend store.Backend, b barrier.Barrier, broker queue.Broker, emi
 	if err != nil {
 		return nil, err
 	}
-	return &Relay{backend: backend, outbox: v, broker: broker, emit: emit, log: log, Poll: 250 * time.Millisecond, MaxBackoff: 5 * time.Second, Gather: 20 * time.Millisecond}, nil
+	return &Relay{backend: backend, barrier: b, outbox: v, broker: broker, emit: emit, log: log, Poll: 250 * time.Millisecond, MaxBackoff: 5 * time.Second, Gather: 20 * time.Millisecond,
+		InFlightPoll: 5 * time.Millisecond, StallAfter: 10 * time.Minute}, nil
 }
 
 // Run relays until ctx is done. While the broker or the store fails, it
@@ -74,6 +123,8 @@ func (r *Relay) Run(ctx context.Context) error {
 		switch {
 		case ctx.Err() != nil:
 			return nil
+		case errors.Is(err, ErrInFlight):
+			pause = r.InFlightPoll
 		case err != nil:
 			r.log.Warn("audit relay: events wait in the outbox", "err", err, "retryIn", backoff)
 			pause, backoff = backoff, min(2*backoff, r.MaxBackoff)
@@ -103,7 +154,36 @@ func (r *Relay) Run(ctx context.Context) error {
 
 // Once relays the oldest outbox events that fit in one message and returns
 // how many left the outbox.
+//
+// Order: one message is in flight at a time. Each message carries the next
+// sequence number, recorded as "published" in the same store transaction
+// that clears its events from the outbox; the consumer records "appended"
+// after appending. Until the message in flight is appended, Once publishes
+// nothing (ErrInFlight): a message whose consumer died is redelivered after
+// the broker's visibility timeout, and newer events must not overtake it in
+// the log.
 func (r *Relay) Once(ctx context.Context) (int, error) {
+	published, pubVersion, err := readProgress(ctx, r.backend, r.barrier, "published")
+	if err != nil {
+		return 0, err
+	}
+	appended, _, err := readProgress(ctx, r.backend, r.barrier, "appended")
+	if err != nil {
+		return 0, err
+	}
+	if appended < published {
+		now := time.Now()
+		if r.waitingSince.IsZero() {
+			r.waitingSince = now
+		}
+		if now.Sub(r.waitingSince) < r.StallAfter {
+			return 0, ErrInFlight
+		}
+		r.log.Error("audit relay: message not appended in time; going on, its events may land after newer ones (check the audit dead-letter topic)",
+			"seq", published, "waited", now.Sub(r.waitingSince))
+	}
+	r.waitingSince = time.Time{}
+	seq := max(published, appended) + 1
 	page, err := r.outbox.Query(ctx, store.Query{Collection: OutboxCollection, Limit: store.MaxBatch})
 	if err != nil {
 		return 0, fmt.Errorf("read outbox: %w", err)
@@ -111,7 +191,7 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	// The message is {"events":[envelope,...]}, each envelope passed
 	// through as the emitter encoded it (see batch).
 	var (
-		body  = append(make([]byte, 0, 64<<10), `{"events":[`...)
+		body  = append(make([]byte, 0, 64<<10), `{"seq":`+strconv.FormatInt(seq, 10)+`,"events":[`...)
 		count int
 		done  []store.Write
 	)
@@ -144,7 +224,11 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	if err := r.broker.Publish(ctx, queue.TopicAudit, body); err != nil {
 		return 0, fmt.Errorf("publish: %w", err)
 	}
-	if _, err := r.backend.Apply(ctx, done); err != nil {
+	mark, err := r.progressWrite(ctx, "published", seq, pubVersion)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := r.backend.Apply(ctx, append(done, mark)); err != nil {
 		return 0, fmt.Errorf("clear outbox: %w", err)
 	}
 	return len(done), nil
@@ -192,4 +276,26 @@ func ReadOutbox(ctx context.Context, backend store.Backend, b barrier.Barrier, f
 		}
 		return fn(ev)
 	})
+}
+
+// progressWrite returns the write that records seq under id, over the
+// record at version (0: none yet).
+func (r *Relay) progressWrite(ctx context.Context, id string, seq, version int64) (store.Write, error) {
+	return progressWrite(ctx, r.barrier, id, seq, version)
+}
+
+func progressWrite(ctx context.Context, b barrier.Barrier, id string, seq, version int64) (store.Write, error) {
+	plain, err := json.Marshal(progress{Seq: seq})
+	if err != nil {
+		return store.Write{}, err
+	}
+	sealed, err := b.Seal(ctx, store.BodyPlace(store.PlatformTenant, ProgressCollection, id), plain)
+	if err != nil {
+		return store.Write{}, fmt.Errorf("seal %s sequence: %w", id, err)
+	}
+	w := store.Write{Op: store.OpPut, Record: store.Record{Collection: ProgressCollection, Tenant: store.PlatformTenant, ID: id, Body: sealed}}
+	if version > 0 {
+		w.Op, w.Record.Version = store.OpUpdate, version
+	}
+	return w, nil
 }

@@ -97,7 +97,7 @@ func fillLog(t *testing.T, dir, tenant string, n int) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	consumer := audit.NewConsumer(srv.Broker, srv.Barrier, audit.LogAppender(srv.AuditLog), srv.Log)
+	consumer := audit.NewConsumer(srv.Broker, srv.Backend, srv.Barrier, audit.LogAppender(srv.AuditLog), srv.Log)
 	for {
 		moved, err := relay.Once(ctx)
 		if err != nil {

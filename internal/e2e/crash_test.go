@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image/png"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"net/url"
 	"path/filepath"
@@ -77,9 +78,9 @@ type model struct {
 	open     []*tracked      // sessions a worker may take to work on
 	unknown  map[string]bool // listed sessions whose creation was never acknowledged
 	// Of the current run:
-	touched                    map[string]bool // sessions a request was sent for
-	createsSent, createsAcked  int
-	uploadsAcked, cancelsAcked int
+	touched                                map[string]bool // sessions a request was sent for
+	createsSent, createsAcked              int
+	uploadsAcked, cancelsAcked, readsAcked int
 }
 
 func newModel(t *testing.T) *model {
@@ -90,7 +91,7 @@ func (m *model) beginRun() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.touched = map[string]bool{}
-	m.createsSent, m.createsAcked, m.uploadsAcked, m.cancelsAcked = 0, 0, 0, 0
+	m.createsSent, m.createsAcked, m.uploadsAcked, m.cancelsAcked, m.readsAcked = 0, 0, 0, 0, 0
 }
 
 // take removes and returns a random open session, or nil.
@@ -143,9 +144,12 @@ func (m *model) worker(ctx context.Context, s *server, r *rand.Rand, stop <-chan
 			m.create(ctx, s, r)
 			continue
 		}
-		if r.Float64() < 0.12 {
+		switch x := r.Float64(); {
+		case x < 0.12:
 			m.cancel(ctx, s, sess)
-		} else {
+		case x < 0.3:
+			m.read(ctx, s, r, sess)
+		default:
 			m.upload(ctx, s, r, sess)
 		}
 		m.putBack(sess)
@@ -212,6 +216,40 @@ func (m *model) upload(ctx context.Context, s *server, r *rand.Rand, sess *track
 	sess.files[f.ID] = trackedFile{kind: kind, data: data}
 	m.mu.Lock()
 	m.uploadsAcked++
+	m.mu.Unlock()
+}
+
+// read reads sess, one of its acknowledged files or a page of the session
+// list, and checks what it gets against what was acknowledged. Reads
+// change nothing, but each writes its audit event before it answers.
+func (m *model) read(ctx context.Context, s *server, r *rand.Rand, sess *tracked) {
+	ids := slices.Sorted(maps.Keys(sess.files))
+	switch x := r.IntN(4); {
+	case x == 0:
+		if _, err := s.listPage(ctx, url.Values{"limit": {"5"}}); err != nil {
+			m.failed("list sessions", err)
+			return
+		}
+	case x == 1 && len(ids) > 0:
+		id := ids[r.IntN(len(ids))]
+		data, _, err := s.download(ctx, sess.id, id)
+		if err != nil {
+			m.failed("download file "+id, err)
+			return
+		}
+		if !bytes.Equal(data, sess.files[id].data) {
+			m.t.Errorf("file %s of session %s differs from the acknowledged upload", id, sess.id)
+		}
+	default:
+		v, err := s.getSession(ctx, sess.id)
+		if err != nil {
+			m.failed("get session "+sess.id, err)
+			return
+		}
+		checkAcknowledged(m.t, sess, v)
+	}
+	m.mu.Lock()
+	m.readsAcked++
 	m.mu.Unlock()
 }
 
@@ -413,8 +451,11 @@ func TestCrashRecovery(t *testing.T) {
 	ctx := t.Context()
 	r := newRand(t)
 	m := newModel(t)
+	trail := newAuditTrail()
+	killsOutbox, killsQueued := 0, 0 // kills that left events in the outbox, messages in the audit topic
 
 	s := startServer(t, dir, crashEnv...)
+	s.trail = trail
 	apiKey := s.apiKey
 	if apiKey == "" {
 		t.Fatalf("first start printed no API key; stdout:\n%s", s.stdout.text())
@@ -438,15 +479,24 @@ func TestCrashRecovery(t *testing.T) {
 			t.FailNow()
 		}
 		checkDatabase(t, dir)
+		p := pipelineAt(t, dir)
+		if p.outbox > 0 {
+			killsOutbox++
+		}
+		if p.queued > 0 {
+			killsQueued++
+		}
 
 		s = startServer(t, dir, crashEnv...)
 		if out := s.stdout.text(); strings.Contains(out, "initialised") || strings.Contains(out, "root key") {
 			t.Fatalf("restart %d printed credentials or a key warning; the tenant must be reused:\n%s", i+1, out)
 		}
-		s.apiKey, s.timeout = apiKey, verifyRequestTimeout
+		s.apiKey, s.timeout, s.trail = apiKey, verifyRequestTimeout, trail
 		m.verify(ctx, s, false)
-		t.Logf("iteration %d: killed after %s; acknowledged %d of %d creates, %d uploads, %d cancels; %d sessions in all",
-			i+1, delay, m.createsAcked, m.createsSent, m.uploadsAcked, m.cancelsAcked, len(m.sessions)+len(m.unknown))
+		waitAuditResumed(t, dir, p.logged)
+		t.Logf("iteration %d: killed after %s; acknowledged %d of %d creates, %d uploads, %d cancels, %d reads; %d sessions in all; "+
+			"at the kill %d events in the audit outbox, %d audit messages queued, %d events logged",
+			i+1, delay, m.createsAcked, m.createsSent, m.uploadsAcked, m.cancelsAcked, m.readsAcked, len(m.sessions)+len(m.unknown), p.outbox, p.queued, p.logged)
 		if t.Failed() {
 			t.FailNow()
 		}
@@ -475,13 +525,38 @@ func TestCrashRecovery(t *testing.T) {
 	t.Logf("every session settled %s after the last restart", time.Since(start).Round(100*time.Millisecond))
 	m.beginRun()
 	referenced := m.verify(ctx, s, true)
+	logged := waitAuditDrained(t, dir)
 	s.stop()
 	checkDatabase(t, dir)
+	events := readAuditLogs(t, dir)
+	if len(events) < logged {
+		t.Errorf("the logs hold %d events after the stop, %d before it", len(events), logged)
+	}
+	acked, unacked := trail.check(t, events)
+	t.Logf("audit: %d SIGKILLs (%d left events in the outbox, %d left messages in the audit topic); %d requests sent, "+
+		"%d acknowledged and checked against %d logged events; %d unacknowledged ones logged once",
+		iterations, killsOutbox, killsQueued, len(trail.reqs), acked, len(events), unacked)
 	objects, temporary := countObjects(t, filepath.Join(dir, "files"))
 	t.Logf("%d sessions; %d stored objects of which %d referenced; %d temporary files left by killed uploads",
 		len(m.sessions)+len(m.unknown), objects, referenced, temporary)
 	if objects < referenced {
 		t.Errorf("%d stored objects, fewer than the %d files the sessions list", objects, referenced)
+	}
+}
+
+// waitAuditResumed waits until the restarted server's audit role has
+// appended to the logs, which held logged events at the kill: its lease
+// first waits out the killed holder's, and only then does the next kill
+// find it relaying and appending. The checks after the restart have
+// written events for it to append.
+func waitAuditResumed(t *testing.T, dir string, logged int) {
+	t.Helper()
+	deadline := time.Now().Add(drainTimeout)
+	for pipelineAt(t, dir).logged <= logged {
+		if time.Now().After(deadline) {
+			t.Fatalf("the audit role appended nothing within %s of the restart", drainTimeout)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -18,10 +18,23 @@
 //   - TestTLS checks the TLS policy from the client side.
 //   - TestConfigCheck and TestHelp check the command line.
 //   - TestCrashRecovery kills the server with SIGKILL while concurrent
-//     clients create sessions, upload files and cancel sessions, restarts it
-//     on the same data directory, and checks that every acknowledged write
-//     survived, that nothing half-written is visible and that the database
-//     passes SQLite's integrity check.
+//     clients create sessions, upload files, cancel sessions and read them
+//     back, restarts it on the same data directory, and checks that every
+//     acknowledged write survived, that nothing half-written is visible and
+//     that the database passes SQLite's integrity check. Each request
+//     carries a request id of the test's choosing; at the end, once the audit
+//     pipeline has drained, the test opens the stopped server's data
+//     directory in process and checks that every acknowledged request's
+//     audit event is in the tenant's log exactly once (an unacknowledged
+//     one's at most once), that every log verifies, and that events are in
+//     causal order: a request acknowledged before another was sent comes
+//     first in the chain.
+//   - TestAuditMarkers runs a flow carrying known personal data (metadata,
+//     a username, a User-Agent, a stated purpose) and secrets (an admin
+//     secret, API keys, a password, a token) and checks that none reaches
+//     the process's output, an audit event outside its sealed personal
+//     fields, or any file of the data directory in clear, and that the
+//     stated purpose is recorded in the read events.
 //
 // The binary is built once per test run with the go command found on PATH.
 // Without one the tests skip, unless IDVAULT_TEST_REQUIRE_INTEGRATION=1,

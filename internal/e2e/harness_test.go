@@ -17,6 +17,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -210,6 +211,12 @@ type server struct {
 	apiKey string
 	// timeout bounds each request; requestTimeout when zero.
 	timeout time.Duration
+	// header holds headers added to every request (a User-Agent, a stated
+	// purpose); the request's own headers win.
+	header http.Header
+	// trail, when set, records every request: it chooses the request's
+	// X-Request-Id and notes whether the request was acknowledged.
+	trail *auditTrail
 }
 
 // startServer starts `idvault serve` on dataDir, listening on a free
@@ -435,6 +442,18 @@ func (e *statusError) Error() string {
 // response read completely. A response with a status other than want is a
 // *statusError.
 func (s *server) call(ctx context.Context, method, path, contentType string, body []byte, want int) ([]byte, http.Header, error) {
+	h := http.Header{"Authorization": {"ApiKey " + s.apiKey}}
+	if contentType != "" {
+		h.Set("Content-Type", contentType)
+	}
+	return s.send(ctx, method, path, h, body, want)
+}
+
+// send makes one API request with header, over the server's extra headers,
+// and returns the response read completely. A response with a status other
+// than want is a *statusError. The request is acknowledged when its
+// response, with status want, was read to the end.
+func (s *server) send(ctx context.Context, method, path string, header http.Header, body []byte, want int) ([]byte, http.Header, error) {
 	timeout := s.timeout
 	if timeout == 0 {
 		timeout = requestTimeout
@@ -449,9 +468,12 @@ func (s *server) call(ctx context.Context, method, path, contentType string, bod
 	if err != nil {
 		return nil, nil, err
 	}
-	req.Header.Set("Authorization", "ApiKey "+s.apiKey)
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
+	maps.Copy(req.Header, s.header)
+	maps.Copy(req.Header, header)
+	var sent *sentRequest
+	if s.trail != nil {
+		sent = s.trail.send(method, path)
+		req.Header.Set("X-Request-Id", sent.id)
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
@@ -464,6 +486,13 @@ func (s *server) call(ctx context.Context, method, path, contentType string, bod
 	}
 	if resp.StatusCode != want {
 		return data, resp.Header, &statusError{method: method, path: path, status: resp.StatusCode, body: string(data)}
+	}
+	if sent != nil {
+		if got := resp.Header.Get("X-Request-Id"); got != sent.id {
+			s.t.Errorf("%s %s: X-Request-Id = %q, want the %q sent", method, path, got, sent.id)
+			return data, resp.Header, fmt.Errorf("%s %s: request id not kept", method, path)
+		}
+		s.trail.ack(sent)
 	}
 	return data, resp.Header, nil
 }

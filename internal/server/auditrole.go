@@ -23,7 +23,7 @@ func (s *Server) runAudit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	consumer := audit.NewConsumer(s.Broker, s.Barrier, audit.LogAppender(s.AuditLog), s.Log)
+	consumer := audit.NewConsumer(s.Broker, s.Backend, s.Barrier, audit.LogAppender(s.AuditLog), s.Log)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (

@@ -264,16 +264,7 @@ func NewConsumer(broker queue.Broker, backend store.Backend, b barrier.Barrier, 
 // Run consumes the audit topic until ctx is done or the broker closes. A
 // message in progress when ctx ends is finished first.
 func (c *Consumer) Run(ctx context.Context) error {
-	for {
-		d, err := c.broker.Receive(ctx, queue.TopicAudit)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, queue.ErrClosed) {
-				return nil
-			}
-			return fmt.Errorf("audit: receive: %w", err)
-		}
-		c.handle(context.WithoutCancel(ctx), d)
-	}
+	return queue.Consume(ctx, c.broker, queue.TopicAudit, c.log, 5*time.Second, c.handle)
 }
 
 func (c *Consumer) handle(ctx context.Context, d queue.Delivery) {

@@ -2,9 +2,8 @@ package server
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/idvault/idvault/internal/queue"
 )
@@ -21,17 +20,10 @@ func newIndexer(b queue.Broker, log *slog.Logger) *indexer { return &indexer{bro
 
 // Run consumes the index topic until ctx is done.
 func (ix *indexer) Run(ctx context.Context) error {
-	for {
-		d, err := ix.broker.Receive(ctx, queue.TopicIndex)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, queue.ErrClosed) {
-				return nil
-			}
-			return fmt.Errorf("indexer: receive: %w", err)
-		}
+	return queue.Consume(ctx, ix.broker, queue.TopicIndex, ix.log, 5*time.Second, func(ctx context.Context, d queue.Delivery) {
 		ix.log.Info("indexer: no index configured; event settled", "messageId", d.ID())
-		if err := d.Ack(context.WithoutCancel(ctx)); err != nil {
+		if err := d.Ack(ctx); err != nil {
 			ix.log.Warn("indexer: ack", "messageId", d.ID(), "err", err)
 		}
-	}
+	})
 }

@@ -14,7 +14,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"github.com/idvault/idvault/internal/audit"
 	"log/slog"
 	"sync"
@@ -137,26 +136,18 @@ func (r *Role) Run(ctx context.Context) error {
 }
 
 func (r *Role) consume(ctx context.Context) error {
-	for {
-		d, err := r.broker.Receive(ctx, queue.TopicWorkflow)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, queue.ErrClosed) {
-				return nil
-			}
-			return fmt.Errorf("workflow: receive: %w", err)
-		}
-		hctx := context.WithoutCancel(ctx)
-		if err := r.Handle(hctx, d.Body()); err != nil {
+	return queue.Consume(ctx, r.broker, queue.TopicWorkflow, r.log, 5*time.Second, func(ctx context.Context, d queue.Delivery) {
+		if err := r.Handle(ctx, d.Body()); err != nil {
 			r.log.Error("workflow: step failed", "messageId", d.ID(), "attempt", d.Attempt(), "err", err)
-			if err := d.Nack(hctx); err != nil {
+			if err := d.Nack(ctx); err != nil {
 				r.log.Warn("workflow: nack", "messageId", d.ID(), "err", err)
 			}
-			continue
+			return
 		}
-		if err := d.Ack(hctx); err != nil {
+		if err := d.Ack(ctx); err != nil {
 			r.log.Warn("workflow: ack", "messageId", d.ID(), "err", err)
 		}
-	}
+	})
 }
 
 // ErrMalformed means a workflow message could not be parsed.

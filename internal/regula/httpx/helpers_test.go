@@ -1,0 +1,130 @@
+package httpx
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// clock is a manual clock for the breaker.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Date(2026, 1, 13, 10, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// sleeper records the waits asked for and returns at once.
+type sleeper struct {
+	mu    sync.Mutex
+	waits []time.Duration
+}
+
+func (s *sleeper) Sleep(ctx context.Context, d time.Duration) error {
+	s.mu.Lock()
+	s.waits = append(s.waits, d)
+	s.mu.Unlock()
+	return ctx.Err()
+}
+
+func (s *sleeper) Waits() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Duration(nil), s.waits...)
+}
+
+// script is a real HTTP server that answers each request with the next
+// status of a script (the last one repeating) and counts requests.
+type script struct {
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	statuses []int
+	header   http.Header
+	body     string
+	requests int
+	seen     []*http.Request
+}
+
+func newScript(t *testing.T, statuses ...int) *script {
+	t.Helper()
+	s := &script{statuses: statuses, body: `{"ok":true}`}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *script) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	i := min(s.requests, len(s.statuses)-1)
+	status := s.statuses[i]
+	s.requests++
+	s.seen = append(s.seen, r.Clone(context.Background()))
+	for k, v := range s.header {
+		w.Header()[k] = v
+	}
+	body := s.body
+	s.mu.Unlock()
+	if status == http.StatusOK {
+		w.Header().Set("Content-Type", "application/json")
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
+
+func (s *script) set(statuses ...int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.statuses = statuses
+	s.requests = 0
+}
+
+func (s *script) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests
+}
+
+// testConfig is a Config for a loopback test server.
+func testConfig(url string) Config {
+	return Config{
+		URL:               url,
+		AllowLoopbackHTTP: true,
+		Retries:           2,
+		Backoff:           Backoff{Base: 100 * time.Millisecond, Max: time.Second},
+		Breaker:           Breaker{Failures: 100, CoolDown: time.Minute},
+	}
+}
+
+// newTestClient builds a client with a manual clock and a recording sleeper.
+func newTestClient(t *testing.T, cfg Config) (*Client, *clock, *sleeper) {
+	t.Helper()
+	clk, slp := newClock(), &sleeper{}
+	c, err := New(cfg, Options{Service: "test", Now: clk.Now, Sleep: slp.Sleep})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c, clk, slp
+}

@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"errors"
+	"github.com/idvault/idvault/internal/webhook"
 	"net/http"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/idvault/idvault/internal/audit"
@@ -13,12 +15,29 @@ import (
 // Admin-entered secrets are write-only: PUT stores a value, GET lists names
 // and creation times, DELETE removes one. No route ever returns a value.
 
+// Names under webhook.SecretNamePrefix are the platform's own webhook signing
+// secrets: the admin API neither lists, overwrites nor deletes them.
+
 func (a *API) listSecrets(w http.ResponseWriter, r *http.Request) error {
 	list, err := a.d.Keys.Secrets(r.Context(), principalOf(r.Context()).Tenant)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"items": list})
+	items := list[:0:0]
+	for _, s := range list {
+		if !strings.HasPrefix(s.Name, webhook.SecretNamePrefix) {
+			items = append(items, s)
+		}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"items": items})
+}
+
+// reservedSecret answers a request naming a platform-reserved secret.
+func reservedSecret(name string) error {
+	if strings.HasPrefix(name, webhook.SecretNamePrefix) {
+		return badRequest("The secret name is reserved.", FieldError{"name", "names starting with " + webhook.SecretNamePrefix + " are the platform's webhook signing secrets"})
+	}
+	return nil
 }
 
 func secretNameProblem() *Problem {
@@ -36,6 +55,9 @@ func (a *API) putSecret(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("The secret is invalid.", FieldError{"value", "a UTF-8 string of 1 to 4096 bytes"})
 	}
 	name := r.PathValue("name")
+	if err := reservedSecret(name); err != nil {
+		return err
+	}
 	err := a.d.Keys.PutSecret(r.Context(), principalOf(r.Context()).Tenant, name, []byte(*req.Value))
 	if errors.Is(err, keyring.ErrSecretName) {
 		return secretNameProblem()
@@ -55,6 +77,9 @@ func (a *API) deleteSecret(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	name := r.PathValue("name")
+	if err := reservedSecret(name); err != nil {
+		return err
+	}
 	err := a.d.Keys.DeleteSecret(r.Context(), principalOf(r.Context()).Tenant, name)
 	switch {
 	case errors.Is(err, keyring.ErrSecretName):

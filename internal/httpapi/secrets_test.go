@@ -81,3 +81,28 @@ func TestSecretsWriteOnly(t *testing.T) {
 		t.Error("the deleted secret still opens")
 	}
 }
+
+// TestReservedSecretNames checks that the admin secrets API can neither
+// write, delete nor list the webhook signing secrets the platform keeps
+// among the tenant's secrets.
+func TestReservedSecretNames(t *testing.T) {
+	h := newHarness(t)
+	if err := h.keyring.PutSecret(t.Context(), h.a.ID, "webhook.sub1.abcd", []byte("whsec_platform")); err != nil {
+		t.Fatal(err)
+	}
+	before := h.snapshot(t)
+	wantProblem(t, h.do(t, "PUT", "/api/v1/settings/secrets/webhook.sub1.abcd", h.a.Auth(), jsonType, []byte(`{"value":"attacker"}`)),
+		http.StatusBadRequest, "invalid-request")
+	wantProblem(t, h.do(t, "DELETE", "/api/v1/settings/secrets/webhook.sub1.abcd", h.a.Auth(), "", nil),
+		http.StatusBadRequest, "invalid-request")
+	h.unchanged(t, before)
+	v, err := h.keyring.Secret(t.Context(), h.a.ID, "webhook.sub1.abcd")
+	if err != nil || string(v.Bytes()) != "whsec_platform" {
+		t.Errorf("the platform's secret after the attempts = %v; want it unchanged", err)
+	}
+	res := h.do(t, "GET", "/api/v1/settings/secrets", h.a.Auth(), "", nil)
+	wantStatus(t, res, http.StatusOK)
+	if strings.Contains(string(res.body), "webhook.") {
+		t.Errorf("secret list shows a reserved name: %s", res.body)
+	}
+}

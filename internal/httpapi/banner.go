@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -127,8 +128,9 @@ func (a *API) getPolicy(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) putPolicy(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
-		RequireMFA     *bool `json:"requireMFA"`
-		RequirePurpose bool  `json:"requirePurpose"`
+		RequireMFA          *bool `json:"requireMFA"`
+		RequirePurpose      bool  `json:"requirePurpose"`
+		KeepSessionsForDays int   `json:"keepSessionsForDays"`
 	}
 	if err := decodeJSON(w, r, a.d.Limits.MaxJSONBytes, &req); err != nil {
 		return err
@@ -136,9 +138,13 @@ func (a *API) putPolicy(w http.ResponseWriter, r *http.Request) error {
 	if req.RequireMFA == nil {
 		return badRequest("The policy is invalid.", FieldError{"requireMFA", "required"})
 	}
-	p := identity.Policy{RequireMFA: *req.RequireMFA, RequirePurpose: req.RequirePurpose}
+	if req.KeepSessionsForDays < 0 || req.KeepSessionsForDays > identity.MaxKeepSessionsForDays {
+		return badRequest("The policy is invalid.", FieldError{"keepSessionsForDays", fmt.Sprintf("0 (keep) to %d days", identity.MaxKeepSessionsForDays)})
+	}
+	p := identity.Policy{RequireMFA: *req.RequireMFA, RequirePurpose: req.RequirePurpose, KeepSessionsForDays: req.KeepSessionsForDays}
 	r, commit := a.change(r, audit.Event{Action: "settings.policy", Outcome: audit.Success, Resource: audit.Resource{Type: "settings", ID: "policy"},
-		Details: map[string]string{"requireMFA": boolString(p.RequireMFA), "requirePurpose": boolString(p.RequirePurpose)}}, identity.CollSettings)
+		Details: map[string]string{"requireMFA": boolString(p.RequireMFA), "requirePurpose": boolString(p.RequirePurpose),
+			"keepSessionsForDays": strconv.Itoa(p.KeepSessionsForDays)}}, identity.CollSettings)
 	if err := a.d.Identity.SetPolicy(r.Context(), principalOf(r.Context()).Tenant, p); err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ func TestSecretsWriteOnly(t *testing.T) {
 	value := marker(t, "webhook-secret")
 	body := []byte(`{"value":"` + value + `"}`)
 
-	res := h.do(t, "PUT", "/api/v1/settings/secrets/webhook.signing", h.a.Auth(), "application/json", body)
+	res := h.do(t, "PUT", "/api/v1/settings/secrets/crm.signing", h.a.Auth(), "application/json", body)
 	wantStatus(t, res, http.StatusNoContent)
 	h.auditEvent(t, h.a.ID, res.header.Get("X-Request-Id"), "secret.write")
 
@@ -27,14 +27,14 @@ func TestSecretsWriteOnly(t *testing.T) {
 	var list struct {
 		Items []struct{ Name string } `json:"items"`
 	}
-	if err := json.Unmarshal(res.body, &list); err != nil || len(list.Items) != 1 || list.Items[0].Name != "webhook.signing" {
+	if err := json.Unmarshal(res.body, &list); err != nil || len(list.Items) != 1 || list.Items[0].Name != "crm.signing" {
 		t.Fatalf("GET secrets = %s, %v", res.body, err)
 	}
 	if bytes.Contains(res.body, []byte(value)) {
 		t.Error("the secret list returns the value")
 	}
 	// The platform itself can read it back, sealed by the root key.
-	got, err := h.keyring.Secret(t.Context(), h.a.ID, "webhook.signing")
+	got, err := h.keyring.Secret(t.Context(), h.a.ID, "crm.signing")
 	if err != nil || string(got.Bytes()) != value {
 		t.Errorf("keyring.Secret = %v, want the stored value", err)
 	}
@@ -45,13 +45,13 @@ func TestSecretsWriteOnly(t *testing.T) {
 		status                          int
 		slug                            string
 	}{
-		{"no GET of one secret", "GET", "/api/v1/settings/secrets/webhook.signing", h.a.Auth(), "", nil, 405, "method-not-allowed"},
+		{"no GET of one secret", "GET", "/api/v1/settings/secrets/crm.signing", h.a.Auth(), "", nil, 405, "method-not-allowed"},
 		{"bad name", "PUT", "/api/v1/settings/secrets/Bad%20Name", h.a.Auth(), "application/json", body, 400, "invalid-request"},
 		{"empty value", "PUT", "/api/v1/settings/secrets/x", h.a.Auth(), "application/json", []byte(`{"value":""}`), 400, "invalid-request"},
 		{"missing value", "PUT", "/api/v1/settings/secrets/x", h.a.Auth(), "application/json", []byte(`{}`), 400, "invalid-request"},
 		{"value too long", "PUT", "/api/v1/settings/secrets/x", h.a.Auth(), "application/json", []byte(`{"value":"` + strings.Repeat("a", 4097) + `"}`), 400, "invalid-request"},
 		{"value not a string", "PUT", "/api/v1/settings/secrets/x", h.a.Auth(), "application/json", []byte(`{"value":7}`), 400, "invalid-request"},
-		{"other tenant deletes", "DELETE", "/api/v1/settings/secrets/webhook.signing", h.b.Auth(), "", nil, 404, "not-found"},
+		{"other tenant deletes", "DELETE", "/api/v1/settings/secrets/crm.signing", h.b.Auth(), "", nil, 404, "not-found"},
 		{"unknown secret", "DELETE", "/api/v1/settings/secrets/nope", h.a.Auth(), "", nil, 404, "not-found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,7 +66,7 @@ func TestSecretsWriteOnly(t *testing.T) {
 	wantProblem(t, h.do(t, "PUT", "/api/v1/settings/secrets/x", "ApiKey "+integ, "application/json", body), http.StatusForbidden, "forbidden")
 
 	res = h.do(t, "GET", "/api/v1/settings/secrets", h.b.Auth(), "", nil)
-	if bytes.Contains(res.body, []byte("webhook.signing")) {
+	if bytes.Contains(res.body, []byte("crm.signing")) {
 		t.Error("another tenant sees the secret's name")
 	}
 	if leaks := filesContaining(t, h.dbDir, map[string][]byte{"secret": []byte(value)}); len(leaks) > 0 {
@@ -76,8 +76,8 @@ func TestSecretsWriteOnly(t *testing.T) {
 		t.Error("the secret is in the log")
 	}
 
-	wantStatus(t, h.do(t, "DELETE", "/api/v1/settings/secrets/webhook.signing", h.a.Auth(), "", nil), http.StatusNoContent)
-	if _, err := h.keyring.Secret(t.Context(), h.a.ID, "webhook.signing"); err == nil {
+	wantStatus(t, h.do(t, "DELETE", "/api/v1/settings/secrets/crm.signing", h.a.Auth(), "", nil), http.StatusNoContent)
+	if _, err := h.keyring.Secret(t.Context(), h.a.ID, "crm.signing"); err == nil {
 		t.Error("the deleted secret still opens")
 	}
 }

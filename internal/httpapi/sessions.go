@@ -15,7 +15,6 @@ import (
 
 	"github.com/idvault/idvault/internal/audit"
 	"github.com/idvault/idvault/internal/authz"
-	"github.com/idvault/idvault/internal/files"
 	"github.com/idvault/idvault/internal/identity"
 	"github.com/idvault/idvault/internal/media"
 	"github.com/idvault/idvault/internal/session"
@@ -317,21 +316,17 @@ func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	r, commit := a.change(r, audit.Event{Action: "session.delete", Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: s.ID},
 		Details: map[string]string{"files": strconv.Itoa(len(s.Files))}}, session.Collection)
-	if err := repo.Delete(r.Context(), s); errors.Is(err, store.ErrConflict) {
+	err = session.Destroy(r.Context(), repo, a.d.Keys, a.d.Files, principalOf(r.Context()).Tenant, s)
+	switch {
+	case errors.Is(err, store.ErrConflict):
 		return problem(http.StatusConflict, "conflict", "Session changed",
 			"The session changed while it was being deleted; try again.")
-	} else if err != nil {
+	case errors.Is(err, store.ErrNotFound):
+		return notFound()
+	case errors.Is(err, session.ErrObjectsLeft):
+		a.d.Log.Warn("delete session file; the sweep will remove it", "requestId", requestID(r.Context()), "err", err)
+	case err != nil:
 		return err
-	}
-	tenant := principalOf(r.Context()).Tenant
-	ctx := context.WithoutCancel(r.Context())
-	if err := a.d.Keys.Shred(ctx, tenant, s.ID); err != nil {
-		return fmt.Errorf("shred session key: %w", err)
-	}
-	for _, f := range s.Files {
-		if err := a.d.Files.Delete(ctx, s.FileRef(tenant, f.ID)); err != nil && !errors.Is(err, files.ErrNotFound) {
-			a.d.Log.Warn("delete session file; the sweep will remove it", "requestId", requestID(r.Context()), "err", err)
-		}
 	}
 	if err := commit(); err != nil {
 		return err

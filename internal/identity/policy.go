@@ -15,7 +15,15 @@ type Policy struct {
 	// RequirePurpose makes every read of personal data or files state its
 	// purpose (X-Access-Purpose), which the read's audit event records.
 	RequirePurpose bool `json:"requirePurpose"`
+	// KeepSessionsForDays is the tenant's retention: the scheduler destroys
+	// a finished session (approved, rejected, expired, error, cancelled) this
+	// many days after its last change — record, files and data key. 0 keeps
+	// sessions until they are deleted.
+	KeepSessionsForDays int `json:"keepSessionsForDays"`
 }
+
+// MaxKeepSessionsForDays bounds Policy.KeepSessionsForDays (ten years).
+const MaxKeepSessionsForDays = 3650
 
 // Policy returns tenant's sign-in policy (the zero Policy when never set).
 func (s *Service) Policy(ctx context.Context, tenant string) (Policy, error) {

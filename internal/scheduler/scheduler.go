@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/idvault/idvault/internal/audit"
@@ -169,7 +170,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 // Report counts what one pass did.
 type Report struct {
-	Expired     int
+	Expired int
+	// Destroyed counts finished sessions destroyed by the tenants'
+	// retention (identity.Policy.KeepSessionsForDays).
+	Destroyed   int
 	Republished int
 	Swept       int
 	// Rewrapped counts data keys re-wrapped under a new primary root key.
@@ -198,7 +202,7 @@ func (s *Scheduler) RunOnce(ctx context.Context) (Report, error) {
 			return err
 		}
 		repo := session.NewRepo(v)
-		errs := []error{s.expire(ctx, t.ID, repo, &rep), s.republish(ctx, t.ID, repo, &rep)}
+		errs := []error{s.expire(ctx, t.ID, repo, &rep), s.republish(ctx, t.ID, repo, &rep), s.retain(ctx, t.ID, repo, &rep)}
 		if sweep {
 			errs = append(errs, s.sweep(ctx, t.ID, repo, &rep))
 		}
@@ -225,8 +229,8 @@ func (s *Scheduler) RunOnce(ctx context.Context) (Report, error) {
 		rep.Rewrapped = n
 		err = errors.Join(err, rerr)
 	}
-	if rep.Expired+rep.Republished+rep.Swept+rep.Rewrapped > 0 {
-		s.d.Log.Info("scheduler: pass", "expired", rep.Expired, "republished", rep.Republished, "swept", rep.Swept, "rewrapped", rep.Rewrapped)
+	if rep.Expired+rep.Destroyed+rep.Republished+rep.Swept+rep.Rewrapped > 0 {
+		s.d.Log.Info("scheduler: pass", "expired", rep.Expired, "destroyed", rep.Destroyed, "republished", rep.Republished, "swept", rep.Swept, "rewrapped", rep.Rewrapped)
 	}
 	return rep, err
 }
@@ -476,3 +480,58 @@ func (s *Scheduler) shredOrphanKeys(ctx context.Context, tenant string, live map
 	}
 	return nil
 }
+
+// retainBatch is the most sessions one pass destroys per tenant; the next
+// pass goes on.
+const retainBatch = 500
+
+// finished are the statuses retention applies to.
+var finished = []session.Status{session.StatusApproved, session.StatusRejected, session.StatusExpired, session.StatusError, session.StatusCancelled}
+
+// retain destroys tenant's finished sessions whose last change is older than
+// the tenant's retention: the record, the data key (crypto-shredding) and
+// the stored files, each audited (session.retention_delete) in the same
+// transaction as the record's deletion.
+func (s *Scheduler) retain(ctx context.Context, tenant string, repo *session.Repo, rep *Report) error {
+	if s.d.Files == nil || s.d.Keys == nil {
+		return nil
+	}
+	pol, err := s.d.Identity.Policy(ctx, tenant)
+	if err != nil || pol.KeepSessionsForDays <= 0 {
+		return err
+	}
+	before := s.d.Now().Add(-time.Duration(pol.KeepSessionsForDays) * 24 * time.Hour)
+	done := 0
+	for _, st := range finished {
+		err := repo.Each(ctx, session.Filter{Status: st, UpdatedBefore: before}, func(sess *session.Session) error {
+			if done >= retainBatch {
+				return errRetainBatchFull
+			}
+			actx, event := s.d.Audit.Attach(ctx, audit.Event{Tenant: tenant, Actor: audit.Actor{Type: "system", ID: "scheduler"},
+				Action: "session.retention_delete", Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: sess.ID},
+				Details: map[string]string{"status": string(sess.Status), "files": strconv.Itoa(len(sess.Files)),
+					"keepSessionsForDays": strconv.Itoa(pol.KeepSessionsForDays)}}, session.Collection)
+			err := session.Destroy(actx, repo, s.d.Keys, s.d.Files, tenant, sess)
+			switch {
+			case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+				return nil // changed or deleted meanwhile: the next pass decides again
+			case errors.Is(err, session.ErrObjectsLeft):
+				s.d.Log.Warn("scheduler: retention left file objects for the sweep", "tenant", tenant, "err", err)
+			case err != nil:
+				return err
+			}
+			done++
+			rep.Destroyed++
+			return event.Commit(ctx)
+		})
+		if errors.Is(err, errRetainBatchFull) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("retention: %w", err)
+		}
+	}
+	return nil
+}
+
+var errRetainBatchFull = errors.New("retention batch full")

@@ -106,3 +106,22 @@ func TestReservedSecretNames(t *testing.T) {
 		t.Errorf("secret list shows a reserved name: %s", res.body)
 	}
 }
+
+// TestPolicyRetention sets and reads the tenant's session retention and
+// refuses values outside 0..3650 days, changing nothing.
+func TestPolicyRetention(t *testing.T) {
+	h := newHarness(t)
+	wantStatus(t, h.do(t, "PUT", "/api/v1/settings/policy", h.a.Auth(), jsonType, []byte(`{"requireMFA":false,"keepSessionsForDays":30}`)), http.StatusOK)
+	res := h.do(t, "GET", "/api/v1/settings/policy", h.a.Auth(), "", nil)
+	wantStatus(t, res, http.StatusOK)
+	if !strings.Contains(string(res.body), `"keepSessionsForDays":30`) {
+		t.Errorf("policy = %s, want keepSessionsForDays 30", res.body)
+	}
+	for _, bad := range []string{`{"requireMFA":false,"keepSessionsForDays":-1}`, `{"requireMFA":false,"keepSessionsForDays":3651}`,
+		`{"requireMFA":false,"keepSessionsForDays":"30"}`, `{"requireMFA":false,"keepSessionsForDays":1.5}`} {
+		wantProblem(t, h.do(t, "PUT", "/api/v1/settings/policy", h.a.Auth(), jsonType, []byte(bad)), http.StatusBadRequest, "invalid-request")
+	}
+	if res := h.do(t, "GET", "/api/v1/settings/policy", h.a.Auth(), "", nil); !strings.Contains(string(res.body), `"keepSessionsForDays":30`) {
+		t.Errorf("policy after refused changes = %s, want keepSessionsForDays still 30", res.body)
+	}
+}

@@ -105,6 +105,8 @@ type Config struct {
 	Auth Auth `yaml:"auth"`
 	// Audit configures the tamper-evident audit log.
 	Audit Audit `yaml:"audit"`
+	// Regula configures the Document Reader and Face API services.
+	Regula Regula `yaml:"regula"`
 }
 
 // Log configures the process log.
@@ -465,6 +467,7 @@ func base() Config {
 		Workflow: Workflow{Concurrency: 4},
 		Auth:     Auth{OIDC: OIDC{Providers: []OIDCProvider{}}},
 		Audit:    baseAudit(),
+		Regula:   baseRegula(),
 	}
 }
 

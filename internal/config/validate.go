@@ -129,6 +129,7 @@ func (c Config) Validate() error {
 	ps.atLeast("workflow.concurrency", int64(c.Workflow.Concurrency), 1)
 	c.validateAuth(&ps, prod)
 	c.validateAudit(&ps, prod)
+	c.validateRegula(&ps, prod)
 	return errors.Join(ps...)
 }
 

@@ -77,6 +77,8 @@ type Deps struct {
 	PublicURL string
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Gateway holds the Regula services behind /drapi and /faceapi.
+	Gateway Gateway
 }
 
 // KeyStore is what the API needs of the key hierarchy (keyring.Keyring):
@@ -171,6 +173,10 @@ func New(d Deps) *API {
 		{method: "GET", pattern: "/api/v1/audit/proof", perm: authz.AuditRead, handle: a.auditProof},
 		{method: "GET", pattern: "/api/v1/audit/consistency", perm: authz.AuditRead, handle: a.auditConsistency},
 		{method: "GET", pattern: "/api/v1/audit/public-key", perm: authz.AuditRead, handle: a.auditPublicKey},
+		{method: "GET", pattern: "/drapi/api/ping", perm: authz.FileWrite, handle: a.proxy(d.Gateway.DocReader, "GET", "/api/ping")},
+		{method: "POST", pattern: "/drapi/api/process", perm: authz.FileWrite, handle: a.proxy(d.Gateway.DocReader, "POST", "/api/process")},
+		{method: "POST", pattern: "/faceapi/api/match", perm: authz.FileWrite, handle: a.proxy(d.Gateway.FaceAPI, "POST", "/api/match")},
+		{method: "POST", pattern: "/faceapi/api/detect", perm: authz.FileWrite, handle: a.proxy(d.Gateway.FaceAPI, "POST", "/api/detect")},
 	}
 	byPattern := map[string][]route{}
 	var order []string

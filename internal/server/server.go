@@ -451,7 +451,12 @@ func (s *Server) apiServer(ctx context.Context) (*http.Server, net.Listener, str
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("api.rateLimit.trustedProxies: %w", err)
 	}
+	gw, err := s.gateway()
+	if err != nil {
+		return nil, nil, "", err
+	}
 	api := httpapi.New(httpapi.Deps{
+		Gateway:   gw,
 		RateLimit: limiter, TrustedProxies: proxies, Banner: c.Banner, PublicURL: c.PublicURL,
 		Backend: s.Backend, Barrier: s.Barrier, Identity: s.Identity, Files: s.Files, Broker: s.Broker, Audit: s.Audit, Log: s.Log, Keys: s.Keyring,
 		AuditLog: s.AuditLog, AuditVerifierKey: s.AuditVerifierKey,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/idvault/idvault/internal/auditlog"
+	"github.com/idvault/idvault/internal/workflow/engine"
 	"slices"
 	"time"
 
@@ -24,7 +25,7 @@ var sealedCollections = []string{
 	identity.CollTenants, identity.CollUsers, identity.CollUsernames, identity.CollAPIKeys, identity.CollTokens,
 	identity.CollSignIn, identity.CollConsoleSessions, identity.CollSettings, identity.CollAPIKeyUse, identity.CollDeviceTokens, identity.CollGroups, identity.CollRoles,
 	identity.CollSSOLinks, identity.CollOIDCStates,
-	session.Collection, audit.OutboxCollection, lease.Collection,
+	session.Collection, session.RunsCollection, engine.DefinitionsCollection, audit.OutboxCollection, lease.Collection,
 }
 
 // MigrateToAESGCM re-seals every Fernet-sealed record body under the key

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/idvault/idvault/internal/store"
 
 	"github.com/idvault/idvault/internal/files"
 )
@@ -35,6 +36,9 @@ func Destroy(ctx context.Context, repo *Repo, keys Shredder, objects ObjectDelet
 		return err
 	}
 	ctx = context.WithoutCancel(ctx)
+	if err := repo.view.Delete(ctx, RunsCollection, s.ID, 0); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("delete workflow run: %w", err)
+	}
 	if err := keys.Shred(ctx, tenant, s.ID); err != nil {
 		return fmt.Errorf("shred session key: %w", err)
 	}

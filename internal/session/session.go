@@ -23,6 +23,11 @@ import (
 // Collection is the store collection of sessions.
 const Collection = "sessions"
 
+// RunsCollection holds the workflow engine's run of each session (its
+// steps' results), one record per session under the session's id, sealed
+// under the session's own data key like the session, and destroyed with it.
+const RunsCollection = "workflowruns"
+
 // Status is the state of a session.
 type Status string
 

@@ -15,7 +15,7 @@ const BodyField = "body"
 // under a data key of their own, scoped by the record id (a session's key),
 // so that shredding that key makes the record unreadable for good. Records
 // of other collections are sealed under their tenant's data key.
-var ScopedCollections = map[string]bool{"sessions": true}
+var ScopedCollections = map[string]bool{"sessions": true, "workflowruns": true} // session.Collection and session.RunsCollection
 
 // BodyPlace returns the place a record body is sealed for.
 func BodyPlace(tenant, collection, id string) barrier.Place {

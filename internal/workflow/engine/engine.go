@@ -1,0 +1,590 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/idvault/idvault/internal/audit"
+	"github.com/idvault/idvault/internal/barrier"
+	"github.com/idvault/idvault/internal/regula/docreader"
+	"github.com/idvault/idvault/internal/regula/faceapi"
+	"github.com/idvault/idvault/internal/session"
+	"github.com/idvault/idvault/internal/store"
+	"github.com/idvault/idvault/internal/workflow/definition"
+)
+
+// LivenessTransactionKey is the key of session metadata that holds the
+// FaceAPI liveness transaction id (a UUID) a liveness step reads. The
+// capture SDK reports it; the business or the SDK integration stores it
+// there.
+const LivenessTransactionKey = "livenessTransactionId"
+
+// DocReader processes document images (docreader.Client).
+type DocReader interface {
+	Process(ctx context.Context, images [][]byte, scenario string) (docreader.Result, error)
+}
+
+// FaceAPI matches faces and reads liveness transactions (faceapi.Client).
+type FaceAPI interface {
+	Match(ctx context.Context, portrait, live []byte) (float64, error)
+	Liveness(ctx context.Context, transactionID string) (faceapi.LivenessResult, error)
+}
+
+// Notifier sends a webhook event about a session to the tenant's
+// subscriptions.
+type Notifier interface {
+	Notify(ctx context.Context, tenant, eventType, sessionID string, status session.Status) error
+}
+
+// Errors of the engine.
+var (
+	// ErrInProgress means another process holds an attempt of the
+	// session's current step whose deadline has not passed; the message
+	// should be retried later.
+	ErrInProgress = errors.New("engine: step attempt in progress elsewhere")
+	// ErrNotInReview means a review decision was given for a session that
+	// is not waiting in a review step.
+	ErrNotInReview = errors.New("engine: session is not in review")
+	// ErrMalformed means a workflow message could not be parsed.
+	ErrMalformed = errors.New("engine: malformed message")
+	// errPermanent marks a step failure no retry can fix.
+	errPermanent = errors.New("permanent failure")
+)
+
+// Config holds an Engine's collaborators. Backend, Barrier, Definitions,
+// Audit, DocReader, FaceAPI, Files and Notifier are required.
+type Config struct {
+	Backend     store.Backend
+	Barrier     barrier.Barrier
+	Definitions *Definitions
+	// Audit receives session.advance, session.decision and
+	// review.decision events, each in the transaction of the change.
+	Audit     *audit.Emitter
+	DocReader DocReader
+	FaceAPI   FaceAPI
+	Files     FileStore
+	Notifier  Notifier
+	// Log receives debug lines; nil discards them.
+	Log *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// DefaultTimeout bounds an attempt of an automated step without a
+	// timeout of its own; zero means 30s.
+	DefaultTimeout time.Duration
+	// Grace is how long after an attempt's timeout another process may
+	// take the step over, for a process that died during the call; zero
+	// means 30s.
+	Grace time.Duration
+}
+
+// Engine runs workflow definitions for sessions. It is safe for concurrent
+// use, and several engines (processes) may run against one store: every
+// state change is a compare-and-swap on the session's run.
+type Engine struct {
+	cfg Config
+}
+
+// New returns an engine over cfg.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Backend == nil || cfg.Barrier == nil || cfg.Definitions == nil || cfg.Audit == nil ||
+		cfg.DocReader == nil || cfg.FaceAPI == nil || cfg.Files == nil || cfg.Notifier == nil {
+		return nil, errors.New("engine: incomplete config")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DefaultTimeout <= 0 {
+		cfg.DefaultTimeout = 30 * time.Second
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = 30 * time.Second
+	}
+	return &Engine{cfg: cfg}, nil
+}
+
+// message is the body of a workflow queue message (workflow.Message).
+type message struct {
+	Tenant  string `json:"tenant"`
+	Session string `json:"session"`
+}
+
+// Handle runs the session named by a workflow queue message body
+// ({"tenant": ..., "session": ...}) as far as it can go; see Advance.
+func (e *Engine) Handle(ctx context.Context, body []byte) error {
+	var m message
+	if err := json.Unmarshal(body, &m); err != nil || m.Tenant == "" || m.Session == "" {
+		return ErrMalformed
+	}
+	return e.Advance(ctx, m.Tenant, m.Session)
+}
+
+// tenantRepos are the repositories of one tenant.
+type tenantRepos struct {
+	tenant   string
+	sessions *session.Repo
+	runs     runs
+}
+
+func (e *Engine) repos(tenant string) (tenantRepos, error) {
+	v, err := store.NewView(e.cfg.Backend, e.cfg.Barrier, tenant)
+	if err != nil {
+		return tenantRepos{}, err
+	}
+	return tenantRepos{tenant: tenant, sessions: session.NewRepo(v), runs: runs{view: v}}, nil
+}
+
+// Advance runs session id of tenant from its stored step as far as it can
+// go: until it waits for files or a verifier, or ends. On the first call
+// the session's run is created, pinned to the latest active version of the
+// session's workflow. It returns nil when the session is waiting or done (a
+// missing session included), ErrInProgress when another process holds the
+// current step, and another error on a technical failure the caller should
+// retry later (the step's attempts are counted in the run; once they are
+// used up the session goes to error instead). Advance is idempotent: a
+// repeated call resumes from the stored state and never repeats a
+// completed step.
+func (e *Engine) Advance(ctx context.Context, tenant, id string) error {
+	t, err := e.repos(tenant)
+	if err != nil {
+		return err
+	}
+	var cur *state
+	for range 1000 {
+		if cur == nil || cur.stale {
+			s, err := t.sessions.Get(ctx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("advance: %w", err)
+			}
+			run, def, err := e.load(ctx, t, s)
+			if err != nil || run == nil {
+				return err
+			}
+			cur = &state{s: s, run: run, def: def}
+		}
+		stop, err := e.step(ctx, t, cur)
+		if err != nil || stop {
+			return err
+		}
+	}
+	return fmt.Errorf("advance session %s: no progress", id)
+}
+
+// load returns the session's run and its definition, or on first use a
+// new run (not yet stored: its first save creates it, and of two processes
+// one creates it, the other gets a conflict and rereads). It returns a nil
+// run when there is nothing to run.
+func (e *Engine) load(ctx context.Context, t tenantRepos, s *session.Session) (*Run, definition.Definition, error) {
+	run, err := t.runs.get(ctx, s.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		if !s.Status.Open() {
+			return nil, definition.Definition{}, nil
+		}
+		st, err := e.cfg.Definitions.Latest(ctx, t.tenant, s.WorkflowID)
+		if errors.Is(err, store.ErrNotFound) {
+			_, err = e.writeSession(ctx, t, s.ID, "session.advance", nil, func(s *session.Session) error {
+				if !s.Status.Open() {
+					return session.ErrUnchanged
+				}
+				s.Status, s.Reason, s.Advance = session.StatusError, "no active version of the session's workflow", false
+				return nil
+			})
+			return nil, definition.Definition{}, err
+		}
+		if err != nil {
+			return nil, definition.Definition{}, err
+		}
+		now := e.cfg.Now().UTC()
+		run = &Run{SessionID: s.ID, DefinitionID: st.Definition.ID, Version: st.Definition.Version, Hash: st.Hash,
+			Step: st.Definition.Start, Results: map[string]StepResult{}, Attempts: map[string]int{}, CreatedAt: now, UpdatedAt: now}
+		return run, st.Definition, nil
+	}
+	if err != nil {
+		return nil, definition.Definition{}, fmt.Errorf("load run: %w", err)
+	}
+	def, err := e.definition(ctx, t.tenant, run)
+	return run, def, err
+}
+
+// definition returns the version run is pinned to; the hash pins its
+// content.
+func (e *Engine) definition(ctx context.Context, tenant string, run *Run) (definition.Definition, error) {
+	st, err := e.cfg.Definitions.Get(ctx, tenant, run.DefinitionID, run.Version)
+	if err != nil {
+		return definition.Definition{}, fmt.Errorf("load pinned definition: %w", err)
+	}
+	if st.Hash != run.Hash {
+		return definition.Definition{}, fmt.Errorf("pinned definition %s version %d changed: %w", run.DefinitionID, run.Version, store.ErrInvalid)
+	}
+	return st.Definition, nil
+}
+
+// state is what one round of Advance works on: the session and run as
+// this process last read or wrote them, so that the next round need not
+// read them again. stale says they may differ from the store (a
+// compare-and-swap conflict, another process's attempt): the next round
+// rereads them.
+type state struct {
+	s     *session.Session
+	run   *Run
+	def   definition.Definition
+	stale bool
+	// dirty says run has changes not yet stored: steps without an
+	// external call (document, selfie, rule, decision) are saved with the
+	// next write, as they give the same result when run again.
+	dirty bool
+}
+
+// terminal reports whether the session is in a status the engine never
+// leaves.
+func terminal(s session.Status) bool { return !s.Open() && s != session.StatusReview }
+
+// step makes one transition of the run and reports whether Advance should
+// stop (the session waits or is done).
+func (e *Engine) step(ctx context.Context, t tenantRepos, cur *state) (bool, error) {
+	s, run, def := cur.s, cur.run, cur.def
+	if run.Done {
+		if !terminal(s.Status) {
+			return true, e.writeOutcome(ctx, t, cur)
+		}
+		return true, e.clearAdvance(ctx, t, s)
+	}
+	if run.Step == "" {
+		return e.finish(ctx, t, cur)
+	}
+	if terminal(s.Status) {
+		return true, e.clearAdvance(ctx, t, s)
+	}
+	st, ok := def.Step(run.Step)
+	if !ok {
+		return false, e.endRun(ctx, t, cur, fmt.Sprintf("step %s is not in the definition", run.Step))
+	}
+	switch st.Type {
+	case definition.TypeDocument, definition.TypeSelfie:
+		if !collected(s, st) {
+			return true, e.wait(ctx, t, cur)
+		}
+		return false, e.complete(ctx, t, cur, st, StepResult{Status: definition.StepCompleted}, st.Next, "", "")
+	case definition.TypeReview:
+		if err := e.flush(ctx, t, cur); err != nil || cur.stale {
+			return false, err
+		}
+		if s.Status == session.StatusReview && !s.Advance {
+			return true, nil
+		}
+		_, err := e.writeSession(ctx, t, s.ID, "session.advance", map[string]string{"step": st.ID}, func(s *session.Session) error {
+			if terminal(s.Status) || (s.Status == session.StatusReview && !s.Advance) {
+				return session.ErrUnchanged
+			}
+			s.Status, s.Advance = session.StatusReview, false
+			return nil
+		})
+		return true, err
+	case definition.TypeDecision:
+		return false, e.complete(ctx, t, cur, st, StepResult{Status: definition.StepCompleted}, "", st.Decision, st.Reason)
+	}
+	if s.Status == session.StatusPending {
+		return false, e.setInProgress(ctx, t, cur, st.ID)
+	}
+	if st.Type == definition.TypeRule {
+		next, decision, reason, err := def.Evaluate(st.ID, e.vars(s, run))
+		if err != nil {
+			return false, e.endRun(ctx, t, cur, fmt.Sprintf("step %s: rule evaluation failed", st.ID))
+		}
+		return false, e.complete(ctx, t, cur, st, StepResult{Status: definition.StepCompleted}, next, decision, reason)
+	}
+	return e.automated(ctx, t, cur, st)
+}
+
+// collected reports whether s holds the files a document or selfie step
+// needs.
+func collected(s *session.Session, st definition.Step) bool {
+	if st.Type == definition.TypeSelfie {
+		return usable(s, session.KindSelfie) != nil
+	}
+	for _, p := range st.Pages {
+		if p.Required && usable(s, pageKind(p.Side)) == nil {
+			return false
+		}
+	}
+	return true
+}
+
+func pageKind(side string) session.FileKind {
+	if side == definition.SideBack {
+		return session.KindDocumentBack
+	}
+	return session.KindDocumentFront
+}
+
+// usable returns the last file of kind k that is not quarantined, or nil.
+func usable(s *session.Session, k session.FileKind) *session.File {
+	for i := len(s.Files) - 1; i >= 0; i-- {
+		if f := &s.Files[i]; f.Kind == k && f.Quarantined == nil {
+			return f
+		}
+	}
+	return nil
+}
+
+// complete records the result of st, a step without an external call, and
+// moves the run to next, or ends it with decision. The change is stored
+// with the run's next write.
+func (e *Engine) complete(ctx context.Context, t tenantRepos, cur *state, st definition.Step, res StepResult, next, decision, reason string) error {
+	run := cur.run
+	res.At = e.cfg.Now().UTC()
+	run.Results[st.ID] = res
+	run.Step, run.Decision, run.Reason = next, decision, reason
+	run.Attempt, run.LastError = nil, ""
+	cur.dirty = true
+	return nil
+}
+
+// endRun ends the run in error with reason, which MUST NOT hold personal
+// data; the next round puts the session in error.
+func (e *Engine) endRun(ctx context.Context, t tenantRepos, cur *state, reason string) error {
+	cur.run.Step, cur.run.Error, cur.run.Attempt = "", reason, nil
+	return e.saveRun(ctx, t, cur)
+}
+
+// saveRun writes cur.run with compare-and-swap. A conflict is left for the
+// next round, which rereads the run.
+func (e *Engine) saveRun(ctx context.Context, t tenantRepos, cur *state) error {
+	err := t.runs.save(ctx, cur.run, e.cfg.Now())
+	if errors.Is(err, store.ErrConflict) {
+		cur.stale = true
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cur.dirty = false
+	return nil
+}
+
+// flush stores the run's unsaved changes, if any.
+func (e *Engine) flush(ctx context.Context, t tenantRepos, cur *state) error {
+	if !cur.dirty && cur.run.version != 0 {
+		return nil
+	}
+	return e.saveRun(ctx, t, cur)
+}
+
+// finish marks the run done, then writes its outcome to the session. A
+// crash between the two writes is repaired by the next round, which finds
+// a done run and a session without its outcome; a session that holds it
+// already is left as it is, so the outcome's event is written once.
+func (e *Engine) finish(ctx context.Context, t tenantRepos, cur *state) (bool, error) {
+	cur.run.Done = true
+	if err := e.saveRun(ctx, t, cur); err != nil || cur.stale {
+		return false, err
+	}
+	return true, e.writeOutcome(ctx, t, cur)
+}
+
+// writeOutcome writes the outcome of a done run to a session that does
+// not hold it yet.
+func (e *Engine) writeOutcome(ctx context.Context, t tenantRepos, cur *state) error {
+	run := cur.run
+	action, status, reason := "session.decision", session.StatusRejected, run.Reason
+	details := map[string]string{"decision": run.Decision}
+	switch {
+	case run.Error != "":
+		action, status, reason = "session.advance", session.StatusError, run.Error
+		details = map[string]string{"reason": run.Error}
+	case run.Decision == definition.Approved:
+		status = session.StatusApproved
+	}
+	s, err := e.writeSession(ctx, t, run.SessionID, action, details, func(s *session.Session) error {
+		if terminal(s.Status) {
+			return session.ErrUnchanged
+		}
+		s.Status, s.Reason, s.Advance = status, reason, false
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	cur.s = s
+	return nil
+}
+
+// wait leaves the session waiting for files: in_progress once it holds
+// one, with its Advance flag cleared.
+func (e *Engine) wait(ctx context.Context, t tenantRepos, cur *state) error {
+	if err := e.flush(ctx, t, cur); err != nil {
+		return err
+	}
+	if cur.s.Status == session.StatusPending && len(cur.s.Files) > 0 {
+		return e.setInProgress(ctx, t, cur, "")
+	}
+	return e.clearAdvance(ctx, t, cur.s)
+}
+
+// setInProgress moves a pending session to in_progress.
+func (e *Engine) setInProgress(ctx context.Context, t tenantRepos, cur *state, step string) error {
+	details := map[string]string{}
+	if step != "" {
+		details["step"] = step
+	}
+	s, err := e.writeSession(ctx, t, cur.s.ID, "session.advance", details, func(s *session.Session) error {
+		if s.Status != session.StatusPending {
+			return session.ErrUnchanged
+		}
+		s.Status, s.Advance = session.StatusInProgress, false
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	cur.s = s
+	return nil
+}
+
+func (e *Engine) clearAdvance(ctx context.Context, t tenantRepos, s *session.Session) error {
+	if !s.Advance {
+		return nil
+	}
+	_, err := e.writeSession(ctx, t, s.ID, "", nil, func(s *session.Session) error {
+		if !s.Advance {
+			return session.ErrUnchanged
+		}
+		s.Advance = false
+		return nil
+	})
+	return err
+}
+
+// writeSession updates the session with fn by compare-and-swap; when
+// action is set, a change carries an audit event of that action, with
+// details and the new status, in the same transaction.
+func (e *Engine) writeSession(ctx context.Context, t tenantRepos, id, action string, details map[string]string, fn func(*session.Session) error) (*session.Session, error) {
+	if action != "" {
+		ctx, _ = e.cfg.Audit.AttachWith(ctx, session.Collection, func(main store.Write) audit.Event {
+			d := maps.Clone(details)
+			if d == nil {
+				d = map[string]string{}
+			}
+			d["status"] = main.Record.Index["status"]
+			return audit.Event{Tenant: t.tenant, Actor: audit.Actor{Type: "system", ID: "workflow"}, Action: action,
+				Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: id}, Details: d}
+		})
+	}
+	s, err := t.sessions.Update(ctx, id, e.cfg.Now(), fn)
+	if err != nil {
+		return nil, fmt.Errorf("write session: %w", err)
+	}
+	return s, nil
+}
+
+// vars returns the rule variables (definition.Variables) of the session
+// and its run. Each step type's variables hold the result of the last
+// step of that type.
+func (e *Engine) vars(s *session.Session, run *Run) map[string]any {
+	meta := map[string]any{}
+	if raw := s.Metadata.Value(); len(raw) > 0 {
+		if err := json.Unmarshal(raw, &meta); err != nil || meta == nil {
+			meta = map[string]any{}
+		}
+	}
+	steps := map[string]map[string]string{}
+	vars := map[string]any{definition.VarSessionMetadata: meta, definition.VarSteps: steps}
+	latest := map[string]time.Time{}
+	newest := func(kind string, at time.Time) bool {
+		if t, ok := latest[kind]; ok && t.After(at) {
+			return false
+		}
+		latest[kind] = at
+		return true
+	}
+	for id, r := range run.Results {
+		steps[id] = map[string]string{"status": r.Status}
+		switch {
+		case r.OverallStatus != nil && newest("docreader", r.At):
+			vars[definition.VarDocReaderOverallStatus] = int64(*r.OverallStatus)
+			vars[definition.VarDocReaderDocumentType] = r.DocumentType
+			fields := r.Fields
+			if fields == nil {
+				fields = map[string]string{}
+			}
+			vars[definition.VarDocReaderFields] = fields
+			vars[definition.VarDocReaderPassed] = r.Status == definition.StepPassed
+		case r.Similarity != nil && newest("face_match", r.At):
+			vars[definition.VarFaceMatchSimilarity] = *r.Similarity
+			vars[definition.VarFaceMatchPassed] = r.Status == definition.StepPassed
+		case r.LivenessPassed != nil && newest("liveness", r.At):
+			vars[definition.VarLivenessPassed] = *r.LivenessPassed
+		}
+	}
+	return vars
+}
+
+// Decide records a verifier's decision on session sessionID of tenant,
+// which MUST be in status review at a review step, and runs the session on
+// to the review step's on_approve or on_reject decision. The decision and
+// its review.decision audit event are written in one transaction, with
+// compare-and-swap: of two concurrent decisions one is recorded, the other
+// gets ErrNotInReview. The comment is kept in the run, not in the audit
+// event (it may hold personal data). An error after the decision was
+// recorded (running on to the decision failed) leaves the decision in
+// place: the caller publishes a workflow message, whose Advance finishes
+// the session.
+func (e *Engine) Decide(ctx context.Context, tenant, sessionID, reviewer string, approve bool, comment string) error {
+	t, err := e.repos(tenant)
+	if err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		s, err := t.sessions.Get(ctx, sessionID)
+		if err != nil {
+			return fmt.Errorf("decide: %w", err)
+		}
+		if s.Status != session.StatusReview {
+			return ErrNotInReview
+		}
+		run, def, err := e.load(ctx, t, s)
+		if err != nil {
+			return fmt.Errorf("decide: %w", err)
+		}
+		if run == nil || run.version == 0 {
+			return ErrNotInReview
+		}
+		st, ok := def.Step(run.Step)
+		if !ok || st.Type != definition.TypeReview {
+			return ErrNotInReview
+		}
+		decision, next := definition.Rejected, st.OnReject
+		if approve {
+			decision, next = definition.Approved, st.OnApprove
+		}
+		now := e.cfg.Now().UTC()
+		run.Review = &Review{Step: st.ID, Reviewer: reviewer, Approved: approve, Comment: comment, At: now}
+		run.Results[st.ID] = StepResult{Status: definition.StepCompleted, At: now}
+		run.Step = next
+		actx, _ := e.cfg.Audit.Attach(ctx, audit.Event{Tenant: tenant, Actor: audit.Actor{Type: "user", ID: reviewer},
+			Action: "review.decision", Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: sessionID},
+			Details: map[string]string{"decision": decision, "step": st.ID}}, RunsCollection)
+		err = t.runs.save(actx, run, now)
+		if errors.Is(err, store.ErrConflict) && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("decide: %w", err)
+		}
+		return e.Advance(ctx, tenant, sessionID)
+	}
+}
+
+func newAttemptID() string { return uuid.Must(uuid.NewV7()).String() }

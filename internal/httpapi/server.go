@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"github.com/idvault/idvault/internal/pii"
+	"github.com/idvault/idvault/internal/webhook"
+	"github.com/idvault/idvault/internal/workflow/engine"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -59,6 +61,14 @@ type Deps struct {
 	// prove from; AuditVerifierKey the public key of its checkpoints.
 	AuditLog         *auditlog.Log
 	AuditVerifierKey string
+	// Workflows runs sessions through stored workflow definitions and takes
+	// review decisions; Definitions stores those definitions. Nil when the
+	// process has no workflow engine configured.
+	Workflows   *engine.Engine
+	Definitions *engine.Definitions
+	// Webhooks keeps the tenants' webhook subscriptions and deliveries; nil
+	// turns the webhook routes off.
+	Webhooks *webhook.Service
 	// Keys shreds a session's data key when the session is deleted, and
 	// keeps admin-entered secrets.
 	Keys   KeyStore

@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -55,6 +56,8 @@ import (
 	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/store/sqlite"
 	"github.com/idvault/idvault/internal/tlsconf"
+	"github.com/idvault/idvault/internal/webhook"
+	"github.com/idvault/idvault/internal/workflow/engine"
 )
 
 func TestMain(m *testing.M) {
@@ -151,6 +154,10 @@ type harness struct {
 	auditLog      *auditlog.Log
 	auditSigner   string
 	auditVerifier string
+	// webhooks is the webhook service of the API (policy
+	// testWebhookPolicy); receivers serve receiverCert, which it trusts.
+	webhooks     *webhook.Service
+	receiverCert tls.Certificate
 }
 
 // auditOrigin is the checkpoint origin prefix of the harness's audit log.
@@ -207,6 +214,7 @@ func newHarness(t *testing.T, opts ...func(*httpapi.Deps)) *harness {
 	blinder := kr
 	h.identity = identity.NewService(backend, b, blinder, h.clock.Now)
 	h.openAuditLog(t)
+	receiverRoots := h.receiverTLS(t, filepath.Join(dir, "receiver-tls"))
 
 	deps := httpapi.Deps{
 		Backend:  backend,
@@ -223,6 +231,9 @@ func newHarness(t *testing.T, opts ...func(*httpapi.Deps)) *harness {
 		AuditLog:         h.auditLog,
 		AuditVerifierKey: h.auditVerifier,
 	}
+	h.webhooks = newWebhookService(t, &deps, testWebhookPolicy, receiverRoots)
+	deps.Webhooks = h.webhooks
+	deps.Definitions = engine.NewDefinitions(backend, b, h.clock.Now)
 	for _, o := range opts {
 		o(&deps)
 	}
@@ -233,6 +244,54 @@ func newHarness(t *testing.T, opts ...func(*httpapi.Deps)) *harness {
 	h.a = h.newTenant(t, "tenant-a")
 	h.b = h.newTenant(t, "tenant-b")
 	return h
+}
+
+// testWebhookPolicy lets the harness's webhook service reach https
+// receivers on loopback, on any port; nothing else is lifted.
+var testWebhookPolicy = webhook.Policy{
+	Allow:   []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+	AnyPort: true,
+}
+
+// newWebhookService returns a webhook service on d's store, keyring,
+// queue, audit emitter, log and clock with policy p, trusting roots (the
+// system's when nil) for TLS.
+func newWebhookService(t *testing.T, d *httpapi.Deps, p webhook.Policy, roots *x509.CertPool) *webhook.Service {
+	t.Helper()
+	secrets, ok := d.Keys.(webhook.Secrets)
+	if !ok {
+		t.Fatalf("Deps.Keys is %T, want a webhook.Secrets", d.Keys)
+	}
+	svc, err := webhook.New(webhook.Deps{Backend: d.Backend, Barrier: d.Barrier, Secrets: secrets, Broker: d.Broker,
+		Audit: d.Audit, Log: d.Log, Now: d.Now}, webhook.Options{Policy: p, TLS: &tls.Config{RootCAs: roots}})
+	if err != nil {
+		t.Fatalf("webhook.New = %v, want nil", err)
+	}
+	t.Cleanup(svc.CloseIdleConnections)
+	return svc
+}
+
+// receiverTLS makes the certificate webhook receivers serve (for
+// localhost, 127.0.0.1 and ::1) in dir, keeps it in h.receiverCert and
+// returns a pool that trusts it only.
+func (h *harness) receiverTLS(t *testing.T, dir string) *x509.CertPool {
+	t.Helper()
+	certFile, keyFile, _, err := tlsconf.EnsureSelfSigned(dir, nil, time.Now())
+	if err != nil {
+		t.Fatalf("tlsconf.EnsureSelfSigned = %v, want nil", err)
+	}
+	if h.receiverCert, err = tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+		t.Fatalf("tls.LoadX509KeyPair = %v, want nil", err)
+	}
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(certPEM) {
+		t.Fatalf("AppendCertsFromPEM(%s) = false, want true", certFile)
+	}
+	return roots
 }
 
 // openAuditLog opens the tamper-evident audit log on the harness's store,
@@ -537,8 +596,8 @@ func wantStatus(t *testing.T, res response, status int) {
 }
 
 // snapshot is the stored state a failed request must leave alone: every
-// record (id, version, digest of the sealed body) of the sessions and
-// identity collections of every tenant, the tenant list, every object in
+// record (id, version, digest of the sealed body) of the sessions, identity
+// and webhook collections of every tenant, the tenant list, every object in
 // the bucket with its digest, and the workflow messages queued.
 type snapshot struct {
 	records  []string
@@ -552,7 +611,7 @@ func (h *harness) snapshot(t *testing.T) snapshot {
 	var s snapshot
 	places := [][2]string{{store.PlatformTenant, identity.CollTenants}}
 	for _, tn := range h.tenantIDs(t) {
-		for _, coll := range []string{session.Collection, identity.CollUsers, identity.CollAPIKeys, identity.CollTokens} {
+		for _, coll := range []string{session.Collection, identity.CollUsers, identity.CollAPIKeys, identity.CollTokens, webhook.CollSubscriptions, webhook.CollDeliveries} {
 			places = append(places, [2]string{tn, coll})
 		}
 	}

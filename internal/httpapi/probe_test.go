@@ -26,7 +26,12 @@ func TestCrossTenantProbe(t *testing.T) {
 	wantStatus(t, res, http.StatusCreated)
 	var usr struct{ ID string }
 	_ = json.Unmarshal(res.body, &usr)
-	idOf := map[string]string{"/api/v1/groups/": grp.ID, "/api/v1/users/": usr.ID, "/api/v1/api-keys/": h.a.KeyID}
+	hook, delivery := h.webhookWithDelivery(t, h.a)
+	ids["{deliveryId}"] = delivery
+	wantStatus(t, h.do(t, "POST", "/api/v1/workflows", h.a.Auth(), "application/yaml", []byte(probeWorkflow)), http.StatusCreated)
+	ids["{version}"] = "1"
+	idOf := map[string]string{"/api/v1/groups/": grp.ID, "/api/v1/users/": usr.ID, "/api/v1/api-keys/": h.a.KeyID, "/api/v1/webhooks/": hook.ID}
+	idOf["/api/v1/workflows/"] = "probe-wf"
 
 	probed := 0
 	for _, rt := range h.api.Routes() {
@@ -58,6 +63,8 @@ func TestCrossTenantProbe(t *testing.T) {
 			body, ctype = []byte(`{"permissions":["session:read"]}`), "application/json"
 		case strings.HasSuffix(rt.Pattern, "/members"):
 			body, ctype = []byte(`{"members":[]}`), "application/json"
+		case rt.Method == "PATCH":
+			body, ctype = []byte(`{"active":false}`), "application/json"
 		case rt.Method == "PUT":
 			body, ctype = []byte(`{"value":"b's attempt"}`), "application/json"
 		}

@@ -112,8 +112,12 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	var fields []FieldError
 	if req.WorkflowID != nil {
-		if _, ok := workflow.Lookup(*req.WorkflowID); !ok {
-			fields = append(fields, FieldError{"workflowId", "unknown workflow"})
+		ok, err := a.validWorkflow(r, *req.WorkflowID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			fields = append(fields, FieldError{"workflowId", "unknown workflow, or no active version"})
 		}
 		s.WorkflowID = *req.WorkflowID
 	}
@@ -145,6 +149,11 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("The session request is invalid.", fields...)
 	}
 	s.ExpiresAt = now.Add(ttl)
+	_, builtin := workflow.Lookup(s.WorkflowID)
+	// A session of a stored definition is handed to the engine at once,
+	// which pins it to the latest active version; the Advance flag makes
+	// the scheduler republish a message that gets lost.
+	s.Advance = !builtin
 	repo, err := a.repo(r)
 	if err != nil {
 		return err
@@ -152,6 +161,11 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) error {
 	r, commit := a.change(r, audit.Event{Action: "session.create", Outcome: audit.Success, Resource: audit.Resource{Type: "session"}}, session.Collection)
 	if err := repo.Create(r.Context(), s); err != nil {
 		return err
+	}
+	if !builtin {
+		if err := workflow.Publish(r.Context(), a.d.Broker, principalOf(r.Context()).Tenant, s.ID); err != nil {
+			a.d.Log.Warn("workflow message not published; the scheduler will republish", "requestId", requestID(r.Context()), "err", err)
+		}
 	}
 	if err := commit(); err != nil {
 		return err

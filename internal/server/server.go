@@ -73,6 +73,7 @@ type Server struct {
 	db      *sql.DB
 	bucket  *blob.Bucket
 	keepers []*secrets.Keeper
+	wf      workflowOnce
 }
 
 // storeOpeners maps store.type to its opener. Only this package imports
@@ -372,8 +373,24 @@ func (s *Server) Run(ctx context.Context, roles []config.Role, ready Ready) erro
 			}
 			start(r, func(ctx context.Context) error { return s.serveAPI(ctx, srv, ln) })
 		case config.RoleWorkflow:
-			wf := workflow.NewRole(s.Broker, s.Backend, s.Barrier, s.Audit, s.Log, nil, s.Config.Workflow.Concurrency)
-			start(r, wf.Run)
+			parts, err := s.workflows()
+			if err != nil {
+				cancel(err)
+				wg.Wait()
+				return err
+			}
+			wf := workflow.NewRole(s.Broker, s.Backend, s.Barrier, s.Audit, s.Log, nil, s.Config.Workflow.Concurrency).WithRunner(parts.engine)
+			start(r, func(ctx context.Context) error {
+				// The webhook worker (deliveries and their retries) runs
+				// beside the workflow consumers and stops with them.
+				ctx, stop := context.WithCancel(ctx)
+				var hooks sync.WaitGroup
+				hooks.Go(func() { _ = parts.webhooks.Run(ctx) }) // Run returns nil
+				err := wf.Run(ctx)
+				stop()
+				hooks.Wait()
+				return err
+			})
 		case config.RoleScheduler:
 			sc := s.Config.Scheduler
 			sch := scheduler.New(scheduler.Deps{Backend: s.Backend, Barrier: s.Barrier, Identity: s.Identity, Broker: s.Broker,
@@ -455,8 +472,13 @@ func (s *Server) apiServer(ctx context.Context) (*http.Server, net.Listener, str
 	if err != nil {
 		return nil, nil, "", err
 	}
+	parts, err := s.workflows()
+	if err != nil {
+		return nil, nil, "", err
+	}
 	api := httpapi.New(httpapi.Deps{
 		Gateway:   gw,
+		Workflows: parts.engine, Definitions: parts.definitions, Webhooks: parts.webhooks,
 		RateLimit: limiter, TrustedProxies: proxies, Banner: c.Banner, PublicURL: c.PublicURL,
 		Backend: s.Backend, Barrier: s.Barrier, Identity: s.Identity, Files: s.Files, Broker: s.Broker, Audit: s.Audit, Log: s.Log, Keys: s.Keyring,
 		AuditLog: s.AuditLog, AuditVerifierKey: s.AuditVerifierKey,

@@ -8,17 +8,24 @@
 // write that added a file, is cleared in the same write that evaluates it;
 // the scheduler republishes sessions whose flag stays set, so a message lost
 // between the API's write and its publish is recovered.
+//
+// A session whose workflow is not built in runs on a stored, versioned
+// definition: the role hands it to the Runner set with WithRunner (the
+// engine of internal/workflow/engine), which keeps its own state per
+// session. Without a Runner such a session goes to error ("unknown
+// workflow").
 package workflow
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/idvault/idvault/internal/audit"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/idvault/idvault/internal/audit"
 	"github.com/idvault/idvault/internal/barrier"
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/session"
@@ -102,8 +109,16 @@ func Advance(s *session.Session) error {
 	return nil
 }
 
+// Runner runs sessions of stored workflow definitions (*engine.Engine).
+// Advance is idempotent and returns an error, ErrInProgress included, when
+// the message should be delivered again later.
+type Runner interface {
+	Advance(ctx context.Context, tenant, sessionID string) error
+}
+
 // Role is the workflow role.
 type Role struct {
+	runner      Runner
 	broker      queue.Broker
 	backend     store.Backend
 	barrier     barrier.Barrier
@@ -121,6 +136,13 @@ func NewRole(broker queue.Broker, backend store.Backend, b barrier.Barrier, em *
 		now = time.Now
 	}
 	return &Role{broker: broker, backend: backend, barrier: b, audit: em, log: log, now: now, concurrency: max(concurrency, 1)}
+}
+
+// WithRunner makes the role hand sessions whose workflow is not built in to
+// runner, and returns the role.
+func (r *Role) WithRunner(runner Runner) *Role {
+	r.runner = runner
+	return r
 }
 
 // Run consumes the workflow topic until ctx is done. Messages in progress
@@ -153,8 +175,15 @@ func (r *Role) consume(ctx context.Context) error {
 // ErrMalformed means a workflow message could not be parsed.
 var ErrMalformed = errors.New("workflow: malformed message")
 
+// errStored stops the evaluation of a session whose workflow is a stored
+// definition: the Runner takes it.
+var errStored = errors.New("workflow: stored definition")
+
 // Handle evaluates the session named by one message. A session that no
-// longer exists is not an error (it was deleted).
+// longer exists is not an error (it was deleted). A session of a stored
+// definition is advanced by the Runner; any error it returns, including
+// engine.ErrInProgress, is returned so that the queue delivers the message
+// again.
 func (r *Role) Handle(ctx context.Context, body []byte) error {
 	var m Message
 	if err := json.Unmarshal(body, &m); err != nil || m.Tenant == "" || m.Session == "" {
@@ -164,13 +193,26 @@ func (r *Role) Handle(ctx context.Context, body []byte) error {
 	if err != nil {
 		return err
 	}
+	base := ctx
 	ctx, _ = r.audit.AttachWith(ctx, session.Collection, func(main store.Write) audit.Event {
 		return audit.Event{Tenant: m.Tenant, Actor: audit.Actor{Type: "system", ID: "workflow"}, Action: "session.advance",
 			Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: m.Session},
 			Details: map[string]string{"status": main.Record.Index["status"]}}
 	})
-	s, err := session.NewRepo(v).Update(ctx, m.Session, r.now(), Advance) // a change carries its event; no change, no event
+	// A change carries its event; no change, no event.
+	s, err := session.NewRepo(v).Update(ctx, m.Session, r.now(), func(s *session.Session) error {
+		if _, ok := Lookup(s.WorkflowID); !ok && r.runner != nil {
+			return errStored
+		}
+		return Advance(s)
+	})
 	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if errors.Is(err, errStored) {
+		if err := r.runner.Advance(base, m.Tenant, m.Session); err != nil {
+			return fmt.Errorf("advance session %s: %w", m.Session, err)
+		}
 		return nil
 	}
 	if err != nil {

@@ -1,0 +1,130 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/idvault/idvault/internal/regula/docreader"
+	"github.com/idvault/idvault/internal/regula/faceapi"
+	"github.com/idvault/idvault/internal/regula/httpx"
+	"github.com/idvault/idvault/internal/session"
+	"github.com/idvault/idvault/internal/webhook"
+	"github.com/idvault/idvault/internal/workflow/engine"
+)
+
+// workflowParts are the services the API and workflow roles share: the
+// definitions store, the engine that runs them and the webhook service its
+// webhook steps notify through.
+type workflowParts struct {
+	definitions *engine.Definitions
+	engine      *engine.Engine
+	webhooks    *webhook.Service
+}
+
+// workflowOnce builds the workflow parts once per Server.
+type workflowOnce struct {
+	once  sync.Once
+	parts workflowParts
+	err   error
+}
+
+// errNotConfigured is the failure of an automated step whose Regula
+// service has no url: a technical failure, retried as the step says, so
+// that configuring the service lets waiting sessions continue.
+var errNotConfigured = errors.New("service not configured")
+
+// unconfigured stands for a Regula service without a url.
+type unconfigured struct{ key string }
+
+func (u unconfigured) Process(context.Context, [][]byte, string) (docreader.Result, error) {
+	return docreader.Result{}, fmt.Errorf("%s: %w", u.key, errNotConfigured)
+}
+
+func (u unconfigured) Match(context.Context, []byte, []byte) (float64, error) {
+	return 0, fmt.Errorf("%s: %w", u.key, errNotConfigured)
+}
+
+func (u unconfigured) Liveness(context.Context, string) (faceapi.LivenessResult, error) {
+	return faceapi.LivenessResult{}, fmt.Errorf("%s: %w", u.key, errNotConfigured)
+}
+
+// regulaClients returns the engine's Document Reader and Face API clients
+// from regula.*; a service without a url is a stand-in whose every call
+// fails.
+func (s *Server) regulaClients() (engine.DocReader, engine.FaceAPI, error) {
+	var dr engine.DocReader = unconfigured{key: "regula.docReader"}
+	var fa engine.FaceAPI = unconfigured{key: "regula.faceAPI"}
+	if c := s.Config.Regula.DocReader; c.Configured() {
+		client, err := docreader.New(c.Client(), httpx.Options{Logger: s.Log})
+		if err != nil {
+			return nil, nil, fmt.Errorf("regula.docReader: %w", err)
+		}
+		dr = client
+	}
+	if c := s.Config.Regula.FaceAPI.Service(); c.Configured() {
+		client, err := faceapi.New(c.Client(), httpx.Options{Logger: s.Log})
+		if err != nil {
+			return nil, nil, fmt.Errorf("regula.faceAPI: %w", err)
+		}
+		fa = client
+	}
+	return dr, fa, nil
+}
+
+// workflows returns the workflow parts, building them on first use: the
+// definitions store, the webhook service (signing secrets in the keyring,
+// the default strict SSRF policy) and the engine over both.
+func (s *Server) workflows() (workflowParts, error) {
+	s.wf.once.Do(func() {
+		s.wf.parts, s.wf.err = s.buildWorkflows()
+	})
+	return s.wf.parts, s.wf.err
+}
+
+func (s *Server) buildWorkflows() (workflowParts, error) {
+	defs := engine.NewDefinitions(s.Backend, s.Barrier, nil)
+	hooks, err := webhook.New(webhook.Deps{Backend: s.Backend, Barrier: s.Barrier, Secrets: s.Keyring, Broker: s.Broker,
+		Audit: s.Audit, Log: s.Log}, webhook.Options{})
+	if err != nil {
+		return workflowParts{}, fmt.Errorf("webhooks: %w", err)
+	}
+	dr, fa, err := s.regulaClients()
+	if err != nil {
+		return workflowParts{}, err
+	}
+	eng, err := engine.New(engine.Config{Backend: s.Backend, Barrier: s.Barrier, Definitions: defs, Audit: s.Audit,
+		DocReader: dr, FaceAPI: fa, Files: s.Files, Notifier: Notifier{Webhooks: hooks}, Log: s.Log})
+	if err != nil {
+		return workflowParts{}, err
+	}
+	return workflowParts{definitions: defs, engine: eng, webhooks: hooks}, nil
+}
+
+// Notifier is the engine's webhook Notifier over the webhook service.
+type Notifier struct {
+	Webhooks *webhook.Service
+}
+
+// Notify enqueues an event of eventType about session sessionID of tenant
+// for the tenant's subscriptions. The event id is "<session>.<event type>",
+// stable across the retries of a webhook step, so a retried step adds no
+// delivery. A session.completed event carries the session's decision and
+// so needs status approved or rejected.
+func (n Notifier) Notify(ctx context.Context, tenant, eventType, sessionID string, status session.Status) error {
+	ev := webhook.Event{ID: sessionID + "." + eventType, Type: webhook.EventType(eventType),
+		Data: webhook.Data{SessionID: sessionID, Status: status}}
+	if ev.Type == webhook.EventSessionCompleted {
+		switch status {
+		case session.StatusApproved:
+			ev.Data.Decision = webhook.DecisionApproved
+		case session.StatusRejected:
+			ev.Data.Decision = webhook.DecisionRejected
+		}
+	}
+	if _, err := n.Webhooks.Enqueue(ctx, tenant, ev); err != nil {
+		return fmt.Errorf("notify %s: %w", eventType, err)
+	}
+	return nil
+}

@@ -578,3 +578,23 @@ func TestOrderAfterConsumerDies(t *testing.T) {
 		t.Fatalf("appended %v, want %v", got, want)
 	}
 }
+
+// TestRelayFullPages relays more events than one store batch holds: every
+// page of the outbox, with its sequence mark, must fit one atomic batch.
+func TestRelayFullPages(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	const n = 2*store.MaxBatch + 7
+	for i := range n {
+		if err := f.emitter.Emit(ctx, event("tenant-a", fmt.Sprintf("bulk.%04d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.drain(t)
+	if got := len(f.actions()); got != n {
+		t.Fatalf("appended %d events, want %d", got, n)
+	}
+	if left := len(f.outbox(t)); left != 0 {
+		t.Errorf("outbox holds %d events after draining, want 0", left)
+	}
+}

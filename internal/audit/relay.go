@@ -184,7 +184,7 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	}
 	r.waitingSince = time.Time{}
 	seq := max(published, appended) + 1
-	page, err := r.outbox.Query(ctx, store.Query{Collection: OutboxCollection, Limit: store.MaxBatch})
+	page, err := r.outbox.Query(ctx, store.Query{Collection: OutboxCollection, Limit: store.MaxBatch - 1}) // its deletes and the sequence mark are one batch
 	if err != nil {
 		return 0, fmt.Errorf("read outbox: %w", err)
 	}

@@ -299,3 +299,22 @@ func progressWrite(ctx context.Context, b barrier.Barrier, id string, seq, versi
 	}
 	return w, nil
 }
+
+// OldestWaiting returns when the oldest event still in the outbox happened,
+// and false when the outbox is empty. An old one means the relay or the
+// audit role is not keeping up, or is failing.
+func OldestWaiting(ctx context.Context, backend store.Backend) (time.Time, bool, error) {
+	page, err := backend.Query(ctx, store.Query{Collection: OutboxCollection, Tenant: store.PlatformTenant, Limit: 1})
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("read outbox: %w", err)
+	}
+	if len(page.Records) == 0 {
+		return time.Time{}, false, nil
+	}
+	id := page.Records[0].ID
+	at, err := time.Parse(store.TimeFormat, id[:min(len(id), len(store.TimeFormat))])
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("outbox record %s: %w", id, store.ErrInvalid)
+	}
+	return at, true, nil
+}

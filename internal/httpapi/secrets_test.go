@@ -3,9 +3,12 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/idvault/idvault/internal/audit"
+	"github.com/idvault/idvault/internal/httpapi"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/idvault/idvault/internal/authz"
 )
@@ -123,5 +126,27 @@ func TestPolicyRetention(t *testing.T) {
 	}
 	if res := h.do(t, "GET", "/api/v1/settings/policy", h.a.Auth(), "", nil); !strings.Contains(string(res.body), `"keepSessionsForDays":30`) {
 		t.Errorf("policy after refused changes = %s, want keepSessionsForDays still 30", res.body)
+	}
+}
+
+// TestReadyzAuditLag checks that /readyz reports the audit pipeline behind
+// when an event has waited in the outbox longer than AuditLagWarning, and
+// stays ready: the API goes on recording events in the outbox.
+func TestReadyzAuditLag(t *testing.T) {
+	h := newHarness(t)
+	res := h.do(t, "GET", "/readyz", "", "", nil)
+	wantStatus(t, res, http.StatusOK)
+	if !strings.Contains(string(res.body), `"audit":"ok"`) {
+		t.Fatalf("readyz with an empty outbox = %s, want audit ok", res.body)
+	}
+	em := audit.NewEmitter(h.backend, h.barrier, nil)
+	if err := em.Emit(t.Context(), audit.Event{Tenant: h.a.ID, Actor: audit.Actor{Type: "system", ID: "test"}, Action: "test.old",
+		Outcome: audit.Success, Time: h.clock.Now().Add(-httpapi.AuditLagWarning - time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	res = h.do(t, "GET", "/readyz", "", "", nil)
+	wantStatus(t, res, http.StatusOK)
+	if !strings.Contains(string(res.body), `"audit":"behind"`) {
+		t.Errorf("readyz with an event waiting past the warning = %s, want audit behind", res.body)
 	}
 }

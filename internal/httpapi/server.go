@@ -593,6 +593,10 @@ func (a *API) healthz(w http.ResponseWriter, _ *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// AuditLagWarning is how long an event may wait in the audit outbox before
+// /readyz reports the audit pipeline "behind".
+const AuditLagWarning = time.Minute
+
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -609,6 +613,15 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
 	if !ready {
 		p := problem(http.StatusServiceUnavailable, "not-ready", "Not ready", "A backend is unavailable: "+checks["store"]+" store, "+checks["queue"]+" queue.")
 		return p
+	}
+	// The audit pipeline's lag does not make the API unready (every action
+	// is still recorded in the outbox first); it is reported for monitoring.
+	checks["audit"] = "ok"
+	if at, waiting, err := audit.OldestWaiting(ctx, a.d.Backend); err != nil {
+		checks["audit"] = "unknown"
+	} else if lag := a.d.Now().Sub(at); waiting && lag > AuditLagWarning {
+		checks["audit"] = "behind"
+		a.d.Log.Warn("readyz: audit events wait in the outbox", "oldestSeconds", int(lag.Seconds()))
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": checks})
 }

@@ -107,6 +107,8 @@ type Config struct {
 	Audit Audit `yaml:"audit"`
 	// Regula configures the Document Reader and Face API services.
 	Regula Regula `yaml:"regula"`
+	// Webhooks configures webhook delivery and its SSRF policy.
+	Webhooks Webhooks `yaml:"webhooks"`
 }
 
 // Log configures the process log.
@@ -468,6 +470,7 @@ func base() Config {
 		Auth:     Auth{OIDC: OIDC{Providers: []OIDCProvider{}}},
 		Audit:    baseAudit(),
 		Regula:   baseRegula(),
+		Webhooks: baseWebhooks(),
 	}
 }
 

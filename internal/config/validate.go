@@ -130,6 +130,7 @@ func (c Config) Validate() error {
 	c.validateAuth(&ps, prod)
 	c.validateAudit(&ps, prod)
 	c.validateRegula(&ps, prod)
+	c.validateWebhooks(&ps, prod)
 	return errors.Join(ps...)
 }
 

@@ -29,6 +29,15 @@
 //     one's at most once), that every log verifies, and that events are in
 //     causal order: a request acknowledged before another was sent comes
 //     first in the chain.
+//   - TestWorkflowCrash runs sessions of a stored workflow (document,
+//     selfie, DocReader, face match, a rule routing by metadata to approval,
+//     rejection or a webhook step and review) against the test-only
+//     regulatest stand-ins while it SIGKILLs the server at random moments,
+//     with a webhook receiver in the test that verifies every delivery's
+//     signature. At the end every session whose uploads were acknowledged
+//     has reached the end its metadata calls for (none in error, none
+//     stuck), every review.required event arrived at least once, every
+//     event received matches its session, and the audit logs verify.
 //   - TestAuditMarkers runs a flow carrying known personal data (metadata,
 //     a username, a User-Agent, a stated purpose) and secrets (an admin
 //     secret, API keys, a password, a token) and checks that none reaches

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 
+	"github.com/idvault/idvault/internal/config"
 	"github.com/idvault/idvault/internal/regula/docreader"
 	"github.com/idvault/idvault/internal/regula/faceapi"
 	"github.com/idvault/idvault/internal/regula/httpx"
@@ -73,9 +75,26 @@ func (s *Server) regulaClients() (engine.DocReader, engine.FaceAPI, error) {
 	return dr, fa, nil
 }
 
+// webhookOptions returns the webhook service's options from webhooks.*:
+// the SSRF policy (the strict default, opened only by allowNetworks,
+// allowHTTP and ports) and the delivery schedule.
+func webhookOptions(c config.Webhooks) webhook.Options {
+	ports := make([]uint16, 0, len(c.Ports))
+	for _, p := range c.Ports {
+		if p > 0 && p <= math.MaxUint16 {
+			ports = append(ports, uint16(p))
+		}
+	}
+	return webhook.Options{
+		Policy:  webhook.Policy{Allow: c.AllowPrefixes(), AllowHTTP: c.AllowHTTP, Ports: ports},
+		Timeout: c.Timeout, Backoff: c.Backoff, MaxBackoff: c.MaxBackoff, RetryWindow: c.RetryWindow,
+		PollInterval: c.PollInterval, Republish: c.Republish, Concurrency: c.Concurrency,
+	}
+}
+
 // workflows returns the workflow parts, building them on first use: the
 // definitions store, the webhook service (signing secrets in the keyring,
-// the default strict SSRF policy) and the engine over both.
+// the SSRF policy and schedule of webhooks.*) and the engine over both.
 func (s *Server) workflows() (workflowParts, error) {
 	s.wf.once.Do(func() {
 		s.wf.parts, s.wf.err = s.buildWorkflows()
@@ -86,7 +105,7 @@ func (s *Server) workflows() (workflowParts, error) {
 func (s *Server) buildWorkflows() (workflowParts, error) {
 	defs := engine.NewDefinitions(s.Backend, s.Barrier, nil)
 	hooks, err := webhook.New(webhook.Deps{Backend: s.Backend, Barrier: s.Barrier, Secrets: s.Keyring, Broker: s.Broker,
-		Audit: s.Audit, Log: s.Log}, webhook.Options{})
+		Audit: s.Audit, Log: s.Log}, webhookOptions(s.Config.Webhooks))
 	if err != nil {
 		return workflowParts{}, fmt.Errorf("webhooks: %w", err)
 	}

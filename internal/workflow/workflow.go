@@ -110,10 +110,12 @@ func Advance(s *session.Session) error {
 }
 
 // Runner runs sessions of stored workflow definitions (*engine.Engine).
-// Advance is idempotent and returns an error, ErrInProgress included, when
-// the message should be delivered again later.
+// Advance is idempotent and returns an error when the message should be
+// delivered again later, or one for which InProgress reports true when
+// another process holds the session's current step.
 type Runner interface {
 	Advance(ctx context.Context, tenant, sessionID string) error
+	InProgress(err error) bool
 }
 
 // Role is the workflow role.
@@ -210,7 +212,16 @@ func (r *Role) Handle(ctx context.Context, body []byte) error {
 		return nil
 	}
 	if errors.Is(err, errStored) {
-		if err := r.runner.Advance(base, m.Tenant, m.Session); err != nil {
+		err := r.runner.Advance(base, m.Tenant, m.Session)
+		if err != nil && r.runner.InProgress(err) {
+			// Another process holds the step, or held it and died: it is not
+			// this message's failure, so it must not count towards
+			// dead-lettering. The session keeps its Advance flag, and the
+			// scheduler republishes it until the step is done or taken over.
+			r.log.Debug("workflow: step in progress elsewhere", "tenant", m.Tenant, "session", m.Session)
+			return nil
+		}
+		if err != nil {
 			return fmt.Errorf("advance session %s: %w", m.Session, err)
 		}
 		return nil

@@ -143,6 +143,10 @@ func (e *Engine) repos(tenant string) (tenantRepos, error) {
 	return tenantRepos{tenant: tenant, sessions: session.NewRepo(v), runs: runs{view: v}}, nil
 }
 
+// InProgress reports whether err means that another process holds the
+// session's current step (ErrInProgress).
+func (e *Engine) InProgress(err error) bool { return errors.Is(err, ErrInProgress) }
+
 // Advance runs session id of tenant from its stored step as far as it can
 // go: until it waits for files or a verifier, or ends. On the first call
 // the session's run is created, pinned to the latest active version of the
@@ -284,6 +288,9 @@ func (e *Engine) step(ctx context.Context, t tenantRepos, cur *state) (bool, err
 		if s.Status == session.StatusReview && !s.Advance {
 			return true, nil
 		}
+		if err := e.cfg.Notifier.Notify(ctx, t.tenant, "review.required", s.ID, session.StatusReview); err != nil {
+			return false, fmt.Errorf("notify review.required: %w", err)
+		}
 		_, err := e.writeSession(ctx, t, s.ID, "session.advance", map[string]string{"step": st.ID}, func(s *session.Session) error {
 			if terminal(s.Status) || (s.Status == session.StatusReview && !s.Advance) {
 				return session.ErrUnchanged
@@ -296,7 +303,7 @@ func (e *Engine) step(ctx context.Context, t tenantRepos, cur *state) (bool, err
 		return false, e.complete(ctx, t, cur, st, StepResult{Status: definition.StepCompleted}, "", st.Decision, st.Reason)
 	}
 	if s.Status == session.StatusPending {
-		return false, e.setInProgress(ctx, t, cur, st.ID)
+		return false, e.setInProgress(ctx, t, cur, st.ID, true)
 	}
 	if st.Type == definition.TypeRule {
 		next, decision, reason, err := def.Evaluate(st.ID, e.vars(s, run))
@@ -407,6 +414,18 @@ func (e *Engine) writeOutcome(ctx context.Context, t tenantRepos, cur *state) er
 	case run.Decision == definition.Approved:
 		status = session.StatusApproved
 	}
+	// Subscribers hear of the outcome before it is written: a crash in
+	// between notifies again (the webhook service keeps one delivery per
+	// event id), never not at all.
+	if !terminal(cur.s.Status) {
+		event := "session.completed"
+		if status == session.StatusError {
+			event = "session.error"
+		}
+		if err := e.cfg.Notifier.Notify(ctx, t.tenant, event, run.SessionID, status); err != nil {
+			return fmt.Errorf("notify %s: %w", event, err)
+		}
+	}
 	s, err := e.writeSession(ctx, t, run.SessionID, action, details, func(s *session.Session) error {
 		if terminal(s.Status) {
 			return session.ErrUnchanged
@@ -428,13 +447,17 @@ func (e *Engine) wait(ctx context.Context, t tenantRepos, cur *state) error {
 		return err
 	}
 	if cur.s.Status == session.StatusPending && len(cur.s.Files) > 0 {
-		return e.setInProgress(ctx, t, cur, "")
+		return e.setInProgress(ctx, t, cur, "", false)
 	}
-	return e.clearAdvance(ctx, t, cur.s)
+	return e.clearAdvanceSeen(ctx, t, cur.s)
 }
 
-// setInProgress moves a pending session to in_progress.
-func (e *Engine) setInProgress(ctx context.Context, t tenantRepos, cur *state, step string) error {
+// setInProgress moves a pending session to in_progress. Before an automated
+// step (automated) it leaves the Advance flag as it is: while automated
+// steps remain, the flag stays set, so the scheduler republishes the session
+// if its messages are lost or a process holding a step dies. The flag is
+// cleared when the session waits for files or a reviewer, or ends.
+func (e *Engine) setInProgress(ctx context.Context, t tenantRepos, cur *state, step string, automated bool) error {
 	details := map[string]string{}
 	if step != "" {
 		details["step"] = step
@@ -443,7 +466,10 @@ func (e *Engine) setInProgress(ctx context.Context, t tenantRepos, cur *state, s
 		if s.Status != session.StatusPending {
 			return session.ErrUnchanged
 		}
-		s.Status, s.Advance = session.StatusInProgress, false
+		s.Status = session.StatusInProgress
+		if !automated && len(s.Files) == len(cur.s.Files) {
+			s.Advance = false // no file arrived since the evaluation
+		}
 		return nil
 	})
 	if err != nil {
@@ -451,6 +477,24 @@ func (e *Engine) setInProgress(ctx context.Context, t tenantRepos, cur *state, s
 	}
 	cur.s = s
 	return nil
+}
+
+// clearAdvanceSeen clears the Advance flag of a session that waits for
+// files, unless a file arrived after seen was read: its upload set the flag
+// and published a message, and clearing it now could leave the session
+// waiting for good if that message is lost.
+func (e *Engine) clearAdvanceSeen(ctx context.Context, t tenantRepos, seen *session.Session) error {
+	if !seen.Advance {
+		return nil
+	}
+	_, err := e.writeSession(ctx, t, seen.ID, "", nil, func(s *session.Session) error {
+		if !s.Advance || len(s.Files) != len(seen.Files) {
+			return session.ErrUnchanged
+		}
+		s.Advance = false
+		return nil
+	})
+	return err
 }
 
 func (e *Engine) clearAdvance(ctx context.Context, t tenantRepos, s *session.Session) error {

@@ -62,6 +62,9 @@ func TestEndToEndApproved(t *testing.T) {
 	if r.DefinitionID != "kyc" || r.Version != 1 || r.Hash != st.Hash || !r.Done || r.Step != "" || r.Decision != definition.Approved {
 		t.Errorf("run = %+v, want kyc@1 done approved", r)
 	}
+	if n := f.notifier.events(); len(n) != 1 || n[0] != (notification{tenant, "session.completed", id, session.StatusApproved}) {
+		t.Errorf("notifications = %+v, want one session.completed, approved", n)
+	}
 	dr := r.Results["docreader"]
 	if dr.Status != definition.StepPassed || dr.OverallStatus == nil || *dr.OverallStatus != 1 || dr.DocumentType != regulatest.SpecimenDocumentName || len(dr.Fields) == 0 {
 		t.Errorf("docreader result = %+v", dr)
@@ -151,9 +154,13 @@ func TestOnFail(t *testing.T) {
 				t.Errorf("result of %s = %+v, want %s %q", tc.step, res, wantStatus, tc.detail)
 			}
 			if tc.want == session.StatusReview {
+				// The definition's webhook step and the review step both
+				// announce review.required; the webhook service keeps one
+				// delivery per (session, event type).
 				n := f.notifier.events()
-				if len(n) != 1 || n[0] != (notification{tenant, definition.EventReviewRequired, id, session.StatusInProgress}) {
-					t.Errorf("notifications = %+v, want one review.required", n)
+				if len(n) != 2 || n[0] != (notification{tenant, definition.EventReviewRequired, id, session.StatusInProgress}) ||
+					n[1] != (notification{tenant, definition.EventReviewRequired, id, session.StatusReview}) {
+					t.Errorf("notifications = %+v, want review.required from the webhook step, then from the review step", n)
 				}
 				if r.Step != "review" {
 					t.Errorf("run at %q, want review", r.Step)

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"testing"
 
-	"golang.org/x/mod/sumdb/note"
-
 	"github.com/idvault/idvault/internal/audit"
 	"github.com/idvault/idvault/internal/auditlog"
 	"github.com/idvault/idvault/internal/queue"
@@ -20,22 +18,7 @@ import (
 func TestIntoTheLog(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	skey, vkey, err := auditlog.GenerateKey("test/audit")
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier, err := note.NewVerifier(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lg, err := auditlog.New(f.env.Backend, f.env.Barrier, signer, auditlog.Options{Origin: "test/audit", Verifier: verifier})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lg := newLog(t, f)
 	for _, a := range []string{"session.create", "session.read", "file.read"} {
 		if err := f.emitter.Emit(ctx, event("tenant-a", a)); err != nil {
 			t.Fatal(err)

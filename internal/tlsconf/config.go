@@ -73,16 +73,33 @@ func ServerConfig(src CertSource, clientCAs *x509.CertPool) *tls.Config {
 // ErrNoCertificate, so a truncated or mistyped bundle cannot quietly trust
 // fewer issuers than intended.
 func LoadClientCAs(file string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(file)
+	pool, err := LoadCAs(file)
 	if err != nil {
-		return nil, fmt.Errorf("read client CA file: %w", err)
-	}
-	pool, err := parseCertPool(data)
-	if err != nil {
-		return nil, fmt.Errorf("client CA file %s: %w", file, err)
+		return nil, fmt.Errorf("client %w", err)
 	}
 	return pool, nil
 }
+
+// LoadCAs reads a PEM bundle of CA certificates with the same strictness as
+// LoadClientCAs, for clients that verify a server (the syslog sink, the
+// Regula clients). Errors name the file and wrap ErrNoCertificate when the
+// content is wrong.
+func LoadCAs(file string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("CA file: %w", err)
+	}
+	pool, err := parseCertPool(data)
+	if err != nil {
+		return nil, fmt.Errorf("CA file %s: %w", file, err)
+	}
+	return pool, nil
+}
+
+// TLS12CipherSuites returns the TLS 1.2 suites of the platform's policy
+// (ECDHE with an AEAD cipher), for clients that must offer the same ones
+// the api role accepts. TLS 1.3 suites are fixed by crypto/tls.
+func TLS12CipherSuites() []uint16 { return slices.Clone(tls12CipherSuites) }
 
 // parseCertPool parses a PEM bundle strictly: every block must be a
 // certificate, and there must be at least one.

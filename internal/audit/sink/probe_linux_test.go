@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"github.com/idvault/idvault/internal/tlsconf"
 	"net"
 	"syscall"
 	"testing"
@@ -19,7 +20,7 @@ func TestPeerClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, err := loadCertPool(ca.file)
+	pool, err := tlsconf.LoadCAs(ca.file)
 	if err != nil {
 		t.Fatal(err)
 	}

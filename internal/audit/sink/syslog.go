@@ -3,10 +3,9 @@ package sink
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/idvault/idvault/internal/tlsconf"
 	"log/slog"
 	"net"
 	"os"
@@ -37,18 +36,6 @@ var facilities = map[string]int{
 	"user": 1, "daemon": 3, "auth": 4, "authpriv": 10,
 	"local0": 16, "local1": 17, "local2": 18, "local3": 19,
 	"local4": 20, "local5": 21, "local6": 22, "local7": 23,
-}
-
-// tls12CipherSuites are the TLS 1.2 suites the client offers: ECDHE key
-// exchange with an AEAD cipher, as the api role's server policy
-// (internal/tlsconf). TLS 1.3 suites are fixed by crypto/tls.
-var tls12CipherSuites = []uint16{
-	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // ErrBackoff is returned by Syslog.Write while the sink waits before its next
@@ -230,11 +217,11 @@ func validHostname(h string) bool {
 func (s *Syslog) tlsConfig() (*tls.Config, error) {
 	c := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
-		CipherSuites: tls12CipherSuites,
+		CipherSuites: tlsconf.TLS12CipherSuites(),
 		ServerName:   s.serverName,
 	}
 	if s.caFile != "" {
-		pool, err := loadCertPool(s.caFile)
+		pool, err := tlsconf.LoadCAs(s.caFile)
 		if err != nil {
 			return nil, err
 		}
@@ -248,37 +235,6 @@ func (s *Syslog) tlsConfig() (*tls.Config, error) {
 		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
 	}
 	return c, nil
-}
-
-// loadCertPool reads a PEM bundle strictly: every block must be a
-// certificate that parses, and there must be at least one, so a truncated or
-// mistyped bundle cannot quietly trust fewer issuers than intended.
-func loadCertPool(file string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("read CA file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	n := 0
-	for {
-		var block *pem.Block
-		if block, data = pem.Decode(data); block == nil {
-			break
-		}
-		n++
-		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("CA file %s: PEM block %d is %q, want CERTIFICATE", file, n, block.Type)
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("CA file %s: PEM block %d: %w", file, n, err)
-		}
-		pool.AddCert(cert)
-	}
-	if n == 0 {
-		return nil, fmt.Errorf("CA file %s: no PEM certificate", file)
-	}
-	return pool, nil
 }
 
 // Name returns "syslog".

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/idvault/idvault/internal/tlsconf"
 	"os"
 	"strconv"
 	"strings"
@@ -210,7 +211,7 @@ func TestSyslogRefusesWeakOrUntrustedServers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := startRsyslog(t, ca, tt.opts)
 			if tt.control != nil {
-				pool, err := loadCertPool(ca.file)
+				pool, err := tlsconf.LoadCAs(ca.file)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -420,8 +421,8 @@ func TestNewSyslogRejectsBadConfig(t *testing.T) {
 			MinBackoff: time.Minute, MaxBackoff: time.Second, DialTimeout: -1, CertFile: "x"},
 			[]string{"address", "facility", "hostname", "max message size", "max backoff", "dial timeout", "cert file and key file"}},
 		{"hostname too long", SyslogConfig{Address: "h:1", Hostname: strings.Repeat("h", 256)}, []string{"hostname"}},
-		{"CA file missing", SyslogConfig{Address: "h:1", Hostname: "h", CAFile: dir + "/missing.pem"}, []string{"read CA file"}},
-		{"CA file holds a key", SyslogConfig{Address: "h:1", Hostname: "h", CAFile: keyOnly}, []string{`"PRIVATE KEY", want CERTIFICATE`}},
+		{"CA file missing", SyslogConfig{Address: "h:1", Hostname: "h", CAFile: dir + "/missing.pem"}, []string{"CA file: open"}},
+		{"CA file holds a key", SyslogConfig{Address: "h:1", Hostname: "h", CAFile: keyOnly}, []string{`PEM block 1 is "PRIVATE KEY"`}},
 		{"client key does not match", SyslogConfig{Address: "h:1", Hostname: "h", CertFile: certFile, KeyFile: otherKey}, []string{"client certificate"}},
 	}
 	for _, tt := range tests {

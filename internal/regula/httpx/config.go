@@ -3,14 +3,12 @@ package httpx
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/idvault/idvault/internal/tlsconf"
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 )
@@ -91,17 +89,6 @@ type Options struct {
 	// nil means a timer. Tests replace it to see the waits without taking
 	// them.
 	Sleep func(ctx context.Context, d time.Duration) error
-}
-
-// tls12CipherSuites are the TLS 1.2 suites the client offers: ECDHE key
-// exchange with an AEAD cipher (TLS 1.3 suites are fixed by crypto/tls).
-var tls12CipherSuites = []uint16{
-	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // withDefaults returns cfg with zero fields set to their defaults, and every
@@ -189,12 +176,12 @@ func isLoopback(host string) bool {
 func tlsConfig(cfg Config) (*tls.Config, error) {
 	tc := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
-		CipherSuites: tls12CipherSuites,
+		CipherSuites: tlsconf.TLS12CipherSuites(),
 	}
 	if cfg.CAFile != "" {
-		pool, err := loadCAs(cfg.CAFile)
+		pool, err := tlsconf.LoadCAs(cfg.CAFile)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 		tc.RootCAs = pool
 	}
@@ -206,36 +193,4 @@ func tlsConfig(cfg Config) (*tls.Config, error) {
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	return tc, nil
-}
-
-// loadCAs reads a PEM bundle strictly: every block must be a certificate
-// that parses, and there must be at least one, so that a truncated or
-// mistyped bundle fails instead of trusting fewer issuers than meant.
-func loadCAs(file string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("%w: read CA file: %w", ErrConfig, err)
-	}
-	pool := x509.NewCertPool()
-	n := 0
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("%w: CA file %s: PEM block %d is %q", ErrConfig, file, n+1, block.Type)
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%w: CA file %s: PEM block %d: %w", ErrConfig, file, n+1, err)
-		}
-		pool.AddCert(cert)
-		n++
-	}
-	if n == 0 {
-		return nil, fmt.Errorf("%w: CA file %s holds no PEM certificate", ErrConfig, file)
-	}
-	return pool, nil
 }

@@ -150,3 +150,25 @@ func TestReadyzAuditLag(t *testing.T) {
 		t.Errorf("readyz with an event waiting past the warning = %s, want audit behind", res.body)
 	}
 }
+
+// TestAccessPurposeHeader sends a stated purpose that is too long or holds
+// control characters: refused with 400 before anything is read or recorded;
+// a valid one is recorded in the read's audit event.
+func TestAccessPurposeHeader(t *testing.T) {
+	h := newHarness(t)
+	s := h.createSession(t, h.a, `{}`)
+	path := "/api/v1/sessions/" + s.ID
+	before := len(h.auditEvents(t, h.a.ID))
+	for _, bad := range []string{strings.Repeat("p", 201), "tab\there", "zero\u200bwidth", "no\u00a0break"} {
+		wantProblem(t, h.get(t, path, h.a.Auth(), httpapi.PurposeHeader, bad), http.StatusBadRequest, "invalid-request")
+	}
+	if n := len(h.auditEvents(t, h.a.ID)); n != before {
+		t.Errorf("refused reads wrote %d audit events, want none", n-before)
+	}
+	res := h.get(t, path, h.a.Auth(), httpapi.PurposeHeader, "customer complaint #1234")
+	wantStatus(t, res, http.StatusOK)
+	ev := h.auditEvent(t, h.a.ID, res.header.Get("X-Request-Id"), "session.read")
+	if ev.Purpose != "customer complaint #1234" {
+		t.Errorf("session.read purpose = %q, want the stated one", ev.Purpose)
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,54 +24,17 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// clock is a manual clock for the breaker.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// sleeper records retry waits and returns at once.
-type sleeper struct {
-	mu    sync.Mutex
-	waits []time.Duration
-}
-
-func (s *sleeper) Sleep(ctx context.Context, d time.Duration) error {
-	s.mu.Lock()
-	s.waits = append(s.waits, d)
-	s.mu.Unlock()
-	return ctx.Err()
-}
-
-func (s *sleeper) Waits() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]time.Duration(nil), s.waits...)
-}
-
 type env struct {
 	stand  *regulatest.DocReader
 	client *Client
-	clock  *clock
-	sleep  *sleeper
+	clock  *regulatest.Clock
+	sleep  *regulatest.Sleeper
 }
 
 // newEnv starts a stand-in and a client for it; edit changes the config.
 func newEnv(t *testing.T, opts regulatest.Options, edit func(*httpx.Config)) env {
 	t.Helper()
-	e := env{stand: regulatest.NewDocReader(t, opts), clock: &clock{now: time.Now()}, sleep: &sleeper{}}
+	e := env{stand: regulatest.NewDocReader(t, opts), clock: regulatest.NewClock(time.Now()), sleep: &regulatest.Sleeper{}}
 	cfg := httpx.Config{
 		URL:               e.stand.URL(),
 		AllowLoopbackHTTP: true,

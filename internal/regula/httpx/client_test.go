@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/idvault/idvault/internal/regula/regulatest"
 	"log/slog"
 	"net"
 	"net/http"
@@ -567,7 +568,7 @@ func TestNoPersonalDataInErrorsOrLogs(t *testing.T) {
 			_, _ = w.Write([]byte(`{"msg":"` + marker + `", "ok": ` + marker))
 		}))
 		cfg := testConfig(srv.URL)
-		slp := &sleeper{}
+		slp := &regulatest.Sleeper{}
 		c, err := New(cfg, Options{Service: "test", Logger: logger, Sleep: slp.Sleep})
 		if err != nil {
 			t.Fatal(err)

@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"context"
+	"github.com/idvault/idvault/internal/regula/regulatest"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -13,45 +14,6 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// clock is a manual clock for the breaker.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 1, 13, 10, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// sleeper records the waits asked for and returns at once.
-type sleeper struct {
-	mu    sync.Mutex
-	waits []time.Duration
-}
-
-func (s *sleeper) Sleep(ctx context.Context, d time.Duration) error {
-	s.mu.Lock()
-	s.waits = append(s.waits, d)
-	s.mu.Unlock()
-	return ctx.Err()
-}
-
-func (s *sleeper) Waits() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]time.Duration(nil), s.waits...)
 }
 
 // script is a real HTTP server that answers each request with the next
@@ -118,9 +80,9 @@ func testConfig(url string) Config {
 }
 
 // newTestClient builds a client with a manual clock and a recording sleeper.
-func newTestClient(t *testing.T, cfg Config) (*Client, *clock, *sleeper) {
+func newTestClient(t *testing.T, cfg Config) (*Client, *regulatest.Clock, *regulatest.Sleeper) {
 	t.Helper()
-	clk, slp := newClock(), &sleeper{}
+	clk, slp := regulatest.NewClock(time.Date(2026, 1, 13, 10, 0, 0, 0, time.UTC)), &regulatest.Sleeper{}
 	c, err := New(cfg, Options{Service: "test", Now: clk.Now, Sleep: slp.Sleep})
 	if err != nil {
 		t.Fatalf("New: %v", err)

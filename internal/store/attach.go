@@ -32,13 +32,6 @@ func Attach(ctx context.Context, collection string, make func(main Write) ([]Wri
 	return context.WithValue(ctx, attachedKey{}, a), a
 }
 
-// Carried reports whether the attached writes have been committed.
-func (a *Attached) Carried() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.carried
-}
-
 // Commit writes the attachment on its own, in one batch, unless a View write
 // has already carried it.
 func (a *Attached) Commit(ctx context.Context, backend Backend) error {

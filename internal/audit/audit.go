@@ -88,10 +88,6 @@ func place(tenant, id string) barrier.Place {
 	return barrier.Place{Tenant: tenant, Collection: Collection, ID: id, Field: "event"}
 }
 
-// SubjectField is the index field of credential and console-session records
-// that names their user.
-const SubjectField = "subject"
-
 // OutboxCollection holds events not yet relayed to the broker, under
 // store.PlatformTenant, ordered by id (time, then event id).
 const OutboxCollection = "audit_outbox"
@@ -145,9 +141,7 @@ type Pending struct {
 // Attach returns ctx carrying ev, so that the next store.View write to
 // collection made with it commits ev to the outbox in the same atomic batch
 // as the change. An event without a resource id takes the id of the record
-// that write made (the id of a created session, user, key), and one without
-// an actor id the user named by the record's SubjectField index (the user a
-// sign-in opened a console session or token for). After the change
+// that write made (the id of a created session, user, key). After the change
 // the caller calls Pending.Commit, which writes ev on its own if the change
 // wrote no such record, and fails when ev could not be written.
 func (e *Emitter) Attach(ctx context.Context, ev Event, collection string) (context.Context, Pending) {
@@ -155,9 +149,6 @@ func (e *Emitter) Attach(ctx context.Context, ev Event, collection string) (cont
 		ev := ev
 		if ev.Resource.ID == "" {
 			ev.Resource.ID = main.Record.ID
-		}
-		if subject := main.Record.Index[SubjectField]; ev.Actor.ID == "" && subject != "" {
-			ev.Actor.Type, ev.Actor.ID = "user", subject
 		}
 		return ev
 	})

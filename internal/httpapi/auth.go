@@ -58,7 +58,7 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request) error {
 	if err := a.checkBanner(req.BannerAck); err != nil {
 		return err
 	}
-	r, commit := a.change(r, audit.Event{Tenant: req.TenantID, Action: "auth.token", Outcome: audit.Success,
+	r, commit := a.signIn(r, audit.Event{Tenant: req.TenantID, Action: "auth.token", Outcome: audit.Success,
 		Resource: audit.Resource{Type: "token"}}, identity.CollTokens)
 	tok, exp, err := a.d.Identity.IssueToken(r.Context(), req.TenantID, req.Username, req.Password, req.Code)
 	if err != nil {
@@ -95,7 +95,7 @@ func (a *API) openSession(w http.ResponseWriter, r *http.Request, req signInRequ
 	if id := BannerID(a.d.Banner); id != "" && req.BannerAck == id {
 		details["bannerAcknowledged"] = id
 	}
-	r, commit := a.change(r, audit.Event{Tenant: req.TenantID, Action: action, Outcome: audit.Success,
+	r, commit := a.signIn(r, audit.Event{Tenant: req.TenantID, Action: action, Outcome: audit.Success,
 		Resource: audit.Resource{Type: "console-session"}, Details: details}, identity.CollConsoleSessions)
 	s, err := a.d.Identity.Login(r.Context(), req.TenantID, req.Username, req.Password, req.Code)
 	if err != nil {

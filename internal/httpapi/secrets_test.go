@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"github.com/idvault/idvault/internal/audit"
 	"github.com/idvault/idvault/internal/httpapi"
+	"github.com/idvault/idvault/internal/identity"
 	"net/http"
 	"strings"
 	"testing"
@@ -170,5 +171,46 @@ func TestAccessPurposeHeader(t *testing.T) {
 	ev := h.auditEvent(t, h.a.ID, res.header.Get("X-Request-Id"), "session.read")
 	if ev.Purpose != "customer complaint #1234" {
 		t.Errorf("session.read purpose = %q, want the stated one", ev.Purpose)
+	}
+}
+
+// TestSignInEvents checks that a console sign-in and a token sign-in are
+// recorded with the signed-in user as the actor and the session or token
+// they opened as the resource (the event commits with that record).
+func TestSignInEvents(t *testing.T) {
+	h := newHarness(t)
+	var userID string
+	if err := h.identity.Users(t.Context(), h.a.ID, func(u identity.User) error {
+		if u.Username.Value() == h.a.Username {
+			userID = u.ID
+		}
+		return nil
+	}); err != nil || userID == "" {
+		t.Fatalf("admin user of tenant a: %v", err)
+	}
+	cl := h.login(t, h.a)
+	parts := strings.Split(cl.cookie, ".")
+	res := h.do(t, "POST", "/api/v1/auth/token", "", jsonType,
+		[]byte(`{"tenantId":"`+h.a.ID+`","username":"`+h.a.Username+`","password":"`+h.a.Password+`"}`))
+	wantStatus(t, res, http.StatusOK)
+	var tok struct {
+		AccessToken string `json:"accessToken"`
+	}
+	if err := json.Unmarshal(res.body, &tok); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"auth.login": parts[2], "auth.token": strings.Split(tok.AccessToken, ".")[2]}
+	for _, ev := range h.auditEvents(t, h.a.ID) {
+		id, ok := want[ev.Action]
+		if !ok {
+			continue
+		}
+		delete(want, ev.Action)
+		if ev.Actor.Type != "user" || ev.Actor.ID != userID || ev.Resource.ID != id {
+			t.Errorf("%s event: actor %s/%s, resource %s; want user/%s and %s", ev.Action, ev.Actor.Type, ev.Actor.ID, ev.Resource.ID, userID, id)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("no event for %v", want)
 	}
 }

@@ -492,6 +492,22 @@ func (a *API) change(r *http.Request, ev audit.Event, collection string) (*http.
 	return r.WithContext(ctx), func() error { return p.Commit(context.WithoutCancel(ctx)) }
 }
 
+// signIn is change for a sign-in: the event commits with the console
+// session or token record the sign-in writes to collection, and names that
+// record and, as the actor, the user the record was opened for.
+func (a *API) signIn(r *http.Request, ev audit.Event, collection string) (*http.Request, func() error) {
+	a.fill(r, &ev)
+	ctx, p := a.d.Audit.AttachWith(r.Context(), collection, func(main store.Write) audit.Event {
+		ev := ev
+		ev.Resource.ID = main.Record.ID
+		if user := main.Record.Index[identity.SubjectIndex]; user != "" {
+			ev.Actor.Type, ev.Actor.ID = "user", user
+		}
+		return ev
+	})
+	return r.WithContext(ctx), func() error { return p.Commit(context.WithoutCancel(ctx)) }
+}
+
 // fill completes ev with the request's tenant, actor, request id and stated
 // purpose of access.
 func (a *API) fill(r *http.Request, ev *audit.Event) {

@@ -97,7 +97,7 @@ func (s *Service) openConsoleSession(ctx context.Context, v *store.View, tenant 
 	now := s.now().UTC()
 	cs := consoleSession{ID: NewID(), Hash: digest(secret), CSRFDigest: digest(csrf), Subject: u.ID, Roles: u.Roles, EnrolOnly: enrol,
 		AMR: amr, CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(SessionAbsolute)}
-	if _, err := v.Put(ctx, CollConsoleSessions, cs.ID, map[string]string{"subject": u.ID}, cs); err != nil {
+	if _, err := v.Put(ctx, CollConsoleSessions, cs.ID, map[string]string{SubjectIndex: u.ID}, cs); err != nil {
 		return ConsoleLogin{}, fmt.Errorf("open console session: %w", err)
 	}
 	return ConsoleLogin{Cookie: strings.Join([]string{"idvc", tenant, cs.ID, secret}, "."), CSRF: csrf, ExpiresAt: cs.ExpiresAt}, nil
@@ -173,7 +173,7 @@ func (s *Service) LogoutAll(ctx context.Context, tenant, user string) (int, erro
 	}
 	n := 0
 	for {
-		page, err := v.Query(ctx, store.Query{Collection: CollConsoleSessions, Where: []store.Cond{{Field: "subject", Op: store.Eq, Value: user}}, Limit: store.MaxLimit})
+		page, err := v.Query(ctx, store.Query{Collection: CollConsoleSessions, Where: []store.Cond{{Field: SubjectIndex, Op: store.Eq, Value: user}}, Limit: store.MaxLimit})
 		if err != nil {
 			return n, fmt.Errorf("logout everywhere: %w", err)
 		}

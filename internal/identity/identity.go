@@ -130,6 +130,12 @@ type credential struct {
 // client address), apart from the key record, which a use never rewrites.
 const CollAPIKeyUse = "apikeyuse"
 
+// SubjectIndex is the clear index field of console-session and bearer-token
+// records that names their user (an id, not personal data): the sign-in's
+// audit event takes its actor from it, and sign-out everywhere finds a
+// user's sessions by it.
+const SubjectIndex = "subject"
+
 type keyUse struct {
 	At   time.Time `json:"at"`
 	From string    `json:"from"`
@@ -554,7 +560,7 @@ func (s *Service) createCredential(ctx context.Context, coll, prefix, tenant str
 	c.CreatedAt = s.now().UTC()
 	index := map[string]string{}
 	if coll == CollTokens {
-		index["subject"] = c.Subject // the user a sign-in issued the token to, for its audit event
+		index[SubjectIndex] = c.Subject // the user a sign-in issued the token to, for its audit event
 	}
 	if c.ExpiresAt != nil {
 		index["expiresAt"] = c.ExpiresAt.UTC().Format(store.TimeFormat)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,33 +12,16 @@ import (
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/testenv"
+	"github.com/idvault/idvault/internal/testenv/testclock"
 )
 
 const testOrigin = "idvault.test/audit"
-
-// clock is an injected clock tests move by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // fixture is one test's log on a real SQLite store.
 type fixture struct {
 	env    *testenv.Env
 	log    *Log
-	clock  *clock
+	clock  *testclock.Clock
 	skey   string
 	vkey   string
 	signer note.Signer
@@ -48,7 +30,7 @@ type fixture struct {
 
 func newFixture(tb testing.TB, opts Options) *fixture {
 	tb.Helper()
-	f := &fixture{env: testenv.Open(tb, queue.Options{}), clock: &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}}
+	f := &fixture{env: testenv.Open(tb, queue.Options{}), clock: testclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))}
 	var err error
 	if f.skey, f.vkey, err = GenerateKey("idvault.test"); err != nil {
 		tb.Fatal(err)

@@ -109,6 +109,8 @@ type Config struct {
 	Regula Regula `yaml:"regula"`
 	// Webhooks configures webhook delivery and its SSRF policy.
 	Webhooks Webhooks `yaml:"webhooks"`
+	// Workflows configures workflow definitions read from files.
+	Workflows Workflows `yaml:"workflows"`
 }
 
 // Log configures the process log.
@@ -471,6 +473,8 @@ func base() Config {
 		Audit:    baseAudit(),
 		Regula:   baseRegula(),
 		Webhooks: baseWebhooks(),
+
+		Workflows: baseWorkflows(),
 	}
 }
 

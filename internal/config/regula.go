@@ -18,6 +18,16 @@ type Regula struct {
 	DocReader RegulaService `yaml:"docReader"`
 	// FaceAPI is the Face API service.
 	FaceAPI RegulaFaceAPI `yaml:"faceAPI"`
+	// Gateway bounds what the API's gateway forwards for device tokens.
+	Gateway RegulaGateway `yaml:"gateway"`
+}
+
+// RegulaGateway bounds the API's /drapi and /faceapi gateway.
+type RegulaGateway struct {
+	// MaxCallsPerSession is how many calls the gateway forwards for the
+	// device tokens of one session, all of them and every API process
+	// together (the count is kept in the store). At least 1. Default 50.
+	MaxCallsPerSession int `yaml:"maxCallsPerSession"`
 }
 
 // RegulaService configures one Regula service: where it is, how idvault
@@ -133,7 +143,7 @@ func baseRegula() Regula {
 	return Regula{DocReader: s, FaceAPI: RegulaFaceAPI{
 		Timeout: s.Timeout, Retries: s.Retries, Backoff: s.Backoff, MaxRetryAfter: s.MaxRetryAfter, Breaker: s.Breaker,
 		MaxRequestBytes: s.MaxRequestBytes, MaxResponseBytes: s.MaxResponseBytes, MatchThreshold: 0.75,
-	}}
+	}, Gateway: RegulaGateway{MaxCallsPerSession: 50}}
 }
 
 func (c Config) validateRegula(ps *problems, prod bool) {
@@ -143,6 +153,7 @@ func (c Config) validateRegula(ps *problems, prod bool) {
 	if !(f.MatchThreshold > 0 && f.MatchThreshold <= 1) {
 		ps.add("regula.faceAPI.matchThreshold", "must be above 0 and at most 1, got %v", f.MatchThreshold)
 	}
+	ps.atLeast("regula.gateway.maxCallsPerSession", int64(c.Regula.Gateway.MaxCallsPerSession), 1)
 }
 
 // validateRegulaService checks one service's settings; an unconfigured

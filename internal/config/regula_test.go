@@ -71,6 +71,15 @@ func TestValidateRegula(t *testing.T) {
 		{name: "match threshold zero", edit: func(c *Config) {
 			c.Regula.FaceAPI.MatchThreshold = 0
 		}, want: []string{"regula.faceAPI.matchThreshold"}},
+		{name: "gateway quota of one call", edit: func(c *Config) {
+			c.Regula.Gateway.MaxCallsPerSession = 1
+		}},
+		{name: "gateway quota zero", edit: func(c *Config) {
+			c.Regula.Gateway.MaxCallsPerSession = 0
+		}, want: []string{"regula.gateway.maxCallsPerSession"}},
+		{name: "gateway quota negative", edit: func(c *Config) {
+			c.Regula.Gateway.MaxCallsPerSession = -1
+		}, want: []string{"regula.gateway.maxCallsPerSession"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,6 +108,9 @@ func TestRegulaClientAccepted(t *testing.T) {
 	if hc.Timeout != 30*time.Second || hc.Retries != 2 || hc.Breaker.Failures != 5 || hc.MaxResponseBytes != 32<<20 {
 		t.Errorf("Client() = %+v, want the documented defaults", hc)
 	}
+	if got := c.Regula.Gateway.MaxCallsPerSession; got != 50 {
+		t.Errorf("Regula.Gateway.MaxCallsPerSession = %d, want the documented default 50", got)
+	}
 	cl, err := httpx.New(hc, httpx.Options{Service: "faceapi"})
 	if err != nil {
 		t.Fatalf("httpx.New(validated config) = %v, want nil", err)
@@ -115,11 +127,13 @@ func TestRegulaFromEnv(t *testing.T) {
 		"IDVAULT_REGULA__FACEAPI__URL=https://faceapi.internal",
 		"IDVAULT_REGULA__FACEAPI__MATCHTHRESHOLD=0.8",
 		"IDVAULT_REGULA__DOCREADER__BREAKER__COOLDOWN=1m",
+		"IDVAULT_REGULA__GATEWAY__MAXCALLSPERSESSION=7",
 	})
 	if err != nil {
 		t.Fatalf("Load(env) = %v, want nil", err)
 	}
-	if c.Regula.FaceAPI.URL != "https://faceapi.internal" || c.Regula.FaceAPI.MatchThreshold != 0.8 || c.Regula.DocReader.Breaker.CoolDown != time.Minute {
+	if c.Regula.FaceAPI.URL != "https://faceapi.internal" || c.Regula.FaceAPI.MatchThreshold != 0.8 || c.Regula.DocReader.Breaker.CoolDown != time.Minute ||
+		c.Regula.Gateway.MaxCallsPerSession != 7 {
 		t.Errorf("Regula = %+v, want the environment's values", c.Regula)
 	}
 }

@@ -131,6 +131,7 @@ func (c Config) Validate() error {
 	c.validateAudit(&ps, prod)
 	c.validateRegula(&ps, prod)
 	c.validateWebhooks(&ps, prod)
+	c.validateWorkflows(&ps)
 	return errors.Join(ps...)
 }
 

@@ -183,7 +183,7 @@ func (a *auditTrail) check(t *testing.T, events []loggedEvent) (acknowledged, un
 
 // openReadOnly opens the database of the data directory dir read-only, for
 // looking at it while the server runs. The caller closes it.
-func openReadOnly(t *testing.T, dir string) *sql.DB {
+func openReadOnly(t testing.TB, dir string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "idvault.db")+"?mode=ro&_pragma=busy_timeout(10000)")
 	if err != nil {

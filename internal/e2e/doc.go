@@ -36,8 +36,9 @@
 //     with a webhook receiver in the test that verifies every delivery's
 //     signature. At the end every session whose uploads were acknowledged
 //     has reached the end its metadata calls for (none in error, none
-//     stuck), every review.required event arrived at least once, every
-//     event received matches its session, and the audit logs verify.
+//     stuck), every acknowledged session's session.created event and every
+//     session.completed and review.required event arrived at least once,
+//     every event received matches its session, and the audit logs verify.
 //   - TestAuditMarkers runs a flow carrying known personal data (metadata,
 //     a username, a User-Agent, a stated purpose) and secrets (an admin
 //     secret, API keys, a password, a token) and checks that none reaches

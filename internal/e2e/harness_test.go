@@ -71,7 +71,7 @@ func TestMain(m *testing.M) {
 // binary returns the path of the idvault binary, building it on first use.
 // Without a go command it skips the test, or fails it when
 // IDVAULT_TEST_REQUIRE_INTEGRATION=1.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(build)
 	switch {
@@ -191,7 +191,7 @@ type credentials struct {
 
 // server is one running `idvault serve` process.
 type server struct {
-	t       *testing.T
+	t       testing.TB
 	dataDir string
 	cmd     *exec.Cmd
 	stdout  lines
@@ -224,7 +224,7 @@ type server struct {
 // test environment, which already shortens the scheduler's interval and
 // lease, and raises the per-address and per-principal rate limits far above
 // what the tests send from their one address (the limiter stays on).
-func startServer(t *testing.T, dataDir string, env ...string) *server {
+func startServer(t testing.TB, dataDir string, env ...string) *server {
 	t.Helper()
 	s := &server{
 		t: t, dataDir: dataDir,
@@ -354,7 +354,7 @@ func (s *server) credentials() (credentials, bool) {
 
 // loadCert returns a pool trusting the PEM certificate in file and the
 // certificate's SHA-256 fingerprint in the form the serving line prints.
-func loadCert(t *testing.T, file string) (*x509.CertPool, string) {
+func loadCert(t testing.TB, file string) (*x509.CertPool, string) {
 	t.Helper()
 	data, err := os.ReadFile(file)
 	if err != nil {

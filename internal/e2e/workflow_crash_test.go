@@ -259,10 +259,11 @@ func TestWorkflowCrash(t *testing.T) {
 	if _, _, err := s.call(ctx, "POST", "/api/v1/workflows", "application/yaml", []byte(crashWorkflow), http.StatusCreated); err != nil {
 		t.Fatalf("store the workflow: %v", err)
 	}
-	// The engine announces review.required when a session reaches review,
+	// The API announces session.created with the session; the engine
+	// announces review.required when a session reaches review,
 	// session.completed when it is decided and session.error when it ends in
 	// error; every one of them must arrive.
-	sub := `{"url":"` + hooks.URL + `/hooks","eventTypes":["session.completed","session.error","review.required"]}`
+	sub := `{"url":"` + hooks.URL + `/hooks","eventTypes":["session.created","session.completed","session.error","review.required"]}`
 	var created struct {
 		ID     string `json:"id"`
 		Secret string `json:"secret"`
@@ -339,12 +340,16 @@ func TestWorkflowCrash(t *testing.T) {
 		iterations, len(m.sessions), complete, events, deliveries, dr.Requests(), fa.Requests(), len(logged))
 }
 
-// unsettled returns why the run is not over yet, or "" when every complete
-// session has reached its end and every review session's review.required
-// event has arrived.
+// unsettled returns why the run is not over yet, or "" when every
+// acknowledged session's session.created event has arrived, and every
+// complete session has reached its end and its session.completed (or, in
+// review, review.required) event has arrived.
 func (m *flowModel) unsettled(ctx context.Context, t *testing.T, s *server, rc *receiver) string {
 	events, _, _ := rc.snapshot()
 	for _, fs := range m.sessions {
+		if _, ok := events[fs.id+".session.created"]; !ok {
+			return fmt.Sprintf("no session.created event yet for session %s", fs.id)
+		}
 		if !fs.complete {
 			continue
 		}
@@ -419,6 +424,8 @@ func (m *flowModel) checkFinal(ctx context.Context, t *testing.T, s *server, rc 
 			t.Errorf("review.required for session %s, which is %s (event status %s)", ev.sessionID, st, ev.status)
 		case ev.typ == "session.completed" && (ev.decision != st || st != "approved" && st != "rejected"):
 			t.Errorf("session.completed with decision %q for session %s, which is %s", ev.decision, ev.sessionID, st)
+		case ev.typ == "session.created" && ev.status != "pending":
+			t.Errorf("session.created for session %s with status %s, want pending", ev.sessionID, ev.status)
 		case ev.typ == "session.error":
 			t.Errorf("session.error for session %s (%s); the stand-ins were never told to fail", ev.sessionID, st)
 		}

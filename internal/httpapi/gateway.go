@@ -24,6 +24,28 @@ package httpapi
 // tenant could read any transaction whose id it learnt. The workflow role
 // reads them itself.
 //
+// Device tokens: a device token is a bearer credential that lives up to a
+// day on a phone, and the services are paid per call, so a leaked token
+// must not become a free, unmetered proxy to them. A call of a principal
+// bound to a session (a device token) is forwarded only
+//   - while the bound session is open for capture: it exists in the token's
+//     tenant (the tenant view sees no other), its status is pending or
+//     in_progress, and its expiresAt has not passed, even if the scheduler
+//     has not marked it expired yet; otherwise 409 session-closed, decided
+//     before the body is read;
+//   - and at most Gateway.MaxCallsPerSession times per session, all its
+//     device tokens together: after the body is checked and before the call
+//     is forwarded, the session's count in session.GatewayCallsCollection
+//     (one record under the session's id, sealed under the tenant's key,
+//     deleted by session.Destroy with the session) is raised with
+//     compare-and-swap, so concurrent calls and several API processes cannot
+//     pass the quota; over it, 429 gateway-quota-exceeded, without
+//     Retry-After since the quota does not refill. A call whose body is
+//     refused takes nothing; a call the service then fails keeps its place.
+// Both refusals are audited and nothing of them is forwarded. Admins, users
+// and API keys are not bounded this way: they are the tenant's own staff and
+// servers, limited by api.rateLimit only.
+//
 // Bounds and failures: the request body is bounded by the service's
 // MaxRequestBytes (413), the answer by the client's maxResponseBytes. A
 // service that is down, slow, open-circuited or answers 5xx or malformed
@@ -32,8 +54,11 @@ package httpapi
 // service that is not configured is 404.
 //
 // Audit: each forwarded call is recorded as gateway.request with the route
-// and the status answered, fail-closed before the answer is written; never
-// a body, which is personal data.
+// and the status answered (and, for a device token, its session),
+// fail-closed before the answer is written; never a body, which is personal
+// data. A device token's call refused by the bounds above is recorded as
+// gateway.request with outcome denied, the reason, the status and the
+// session.
 
 import (
 	"bytes"
@@ -47,6 +72,7 @@ import (
 
 	"github.com/idvault/idvault/internal/audit"
 	"github.com/idvault/idvault/internal/regula/httpx"
+	"github.com/idvault/idvault/internal/session"
 )
 
 // Upstream is one Regula service behind the gateway.
@@ -63,6 +89,11 @@ type Upstream struct {
 type Gateway struct {
 	DocReader *Upstream
 	FaceAPI   *Upstream
+	// MaxCallsPerSession is how many calls the gateway forwards for the
+	// device tokens of one session, counted in the store across every API
+	// process (regula.gateway.maxCallsPerSession); below 1 it stands for
+	// that key's default, 50, so that no value turns the bound off.
+	MaxCallsPerSession int
 }
 
 // proxy returns the handler that forwards a request to endpoint (an
@@ -72,6 +103,18 @@ func (a *API) proxy(up *Upstream, method, endpoint string) func(http.ResponseWri
 		if up == nil {
 			return notFound()
 		}
+		route := method + " " + r.URL.Path
+		device := metered(r)
+		var repo *session.Repo
+		if device {
+			var err error
+			if repo, err = a.repo(r); err != nil {
+				return err
+			}
+			if err := a.checkBoundSession(r, repo, route); err != nil {
+				return err
+			}
+		}
 		var in any
 		if method == http.MethodPost {
 			body, err := readJSONBody(w, r, up.MaxRequestBytes)
@@ -79,6 +122,11 @@ func (a *API) proxy(up *Upstream, method, endpoint string) func(http.ResponseWri
 				return err
 			}
 			in = json.RawMessage(body)
+		}
+		if device {
+			if err := a.takeGatewayCall(r, repo, route); err != nil {
+				return err
+			}
 		}
 		var out json.RawMessage
 		err := up.Client.Do(r.Context(), method, endpoint, nil, in, &out)
@@ -97,14 +145,17 @@ func (a *API) proxy(up *Upstream, method, endpoint string) func(http.ResponseWri
 		if p != nil {
 			outcome = audit.Failure
 		}
+		details := map[string]string{"status": strconv.Itoa(status)}
+		if device {
+			details["session"] = principalOf(r.Context()).BoundSession
+		}
 		if aerr := a.emitErr(r, audit.Event{Action: "gateway.request", Outcome: outcome,
-			Resource: audit.Resource{Type: "gateway", ID: method + " " + r.URL.Path},
-			Details:  map[string]string{"status": strconv.Itoa(status)}}); aerr != nil {
+			Resource: audit.Resource{Type: "gateway", ID: route}, Details: details}); aerr != nil {
 			return errors.Join(aerr, err)
 		}
 		if p != nil {
 			a.d.Log.WarnContext(context.WithoutCancel(r.Context()), "gateway: upstream call failed",
-				"route", method+" "+r.URL.Path, "requestId", requestID(r.Context()), "err", err)
+				"route", route, "requestId", requestID(r.Context()), "err", err)
 			return p
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -6,11 +6,13 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +23,8 @@ import (
 	"github.com/idvault/idvault/internal/httpapi"
 	"github.com/idvault/idvault/internal/regula/httpx"
 	"github.com/idvault/idvault/internal/regula/regulatest"
+	"github.com/idvault/idvault/internal/session"
+	"github.com/idvault/idvault/internal/store"
 )
 
 // upstreamClient is a client of a Regula service at url trusting caFile,
@@ -154,13 +158,21 @@ func (rec *recorder) last(t *testing.T) (http.Header, string, []byte) {
 }
 
 // deviceToken issues a device token for a new session of tenant A through
-// an integration key, as a backend does for Regula's SDK on a phone.
-func deviceToken(t *testing.T, h *harness) string {
+// an integration key, as a backend does for Regula's SDK on a phone, and
+// returns the session's id and the token's Authorization header value.
+func deviceToken(t *testing.T, h *harness) (sessionID, auth string) {
 	t.Helper()
 	_, integ := h.newKey(t, h.a.ID, []string{authz.RoleIntegration}, nil)
 	key := tenant{ID: h.a.ID, Key: integ}
 	s := h.createSession(t, key, `{}`)
-	res := h.do(t, "POST", "/api/v1/device-tokens", key.Auth(), "application/json", []byte(`{"sessionId":"`+s.ID+`","ttl":600}`))
+	return s.ID, issueDeviceToken(t, h, key, s.ID)
+}
+
+// issueDeviceToken issues one more device token for session sessionID of
+// tn through tn's key.
+func issueDeviceToken(t *testing.T, h *harness, tn tenant, sessionID string) string {
+	t.Helper()
+	res := h.do(t, "POST", "/api/v1/device-tokens", tn.Auth(), "application/json", []byte(`{"sessionId":"`+sessionID+`","ttl":600}`))
 	wantStatus(t, res, http.StatusCreated)
 	var dt struct{ Token string }
 	if err := json.Unmarshal(res.body, &dt); err != nil {
@@ -180,7 +192,7 @@ func TestGatewayProxies(t *testing.T) {
 	faRec := newRecorder(t, fa.URL(), fa.CAFile())
 	h := newHarness(t, withGateway(upstreamClient(t, drRec.srv.URL, drRec.caFile, 1<<20), upstreamClient(t, faRec.srv.URL, faRec.caFile, 1<<20)))
 	_, integ := h.newKey(t, h.a.ID, []string{authz.RoleIntegration}, nil)
-	dev := deviceToken(t, h)
+	_, dev := deviceToken(t, h)
 	tag := marker(t, "tag")
 
 	for _, c := range []struct {
@@ -373,4 +385,275 @@ func TestGatewayUpstreamFailures(t *testing.T) {
 		t.Errorf("stand-in rejections = %d, want 2", got)
 	}
 	wantStatus(t, h.do(t, "POST", "/drapi/api/process", h.a.Auth(), "application/json", body), http.StatusOK)
+}
+
+// withQuota sets the gateway's call quota per device session to n.
+func withQuota(n int) func(*httpapi.Deps) {
+	return func(d *httpapi.Deps) { d.Gateway.MaxCallsPerSession = n }
+}
+
+// callCount returns the gateway call count stored for session sessionID
+// of tenantID, or found false when there is no count record.
+func (h *harness) callCount(t *testing.T, tenantID, sessionID string) (n int, found bool) {
+	t.Helper()
+	v, err := store.NewView(h.backend, h.barrier, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct{ Calls int }
+	_, err = v.Get(t.Context(), session.GatewayCallsCollection, sessionID, &c)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, false
+	}
+	if err != nil {
+		t.Fatalf("Get(%s, %s) = %v, want nil", session.GatewayCallsCollection, sessionID, err)
+	}
+	return c.Calls, true
+}
+
+// wantGatewayDenied checks that the refused request res was audited as
+// gateway.request, denied, for route, with status, the session and a
+// reason containing reason.
+func (h *harness) wantGatewayDenied(t *testing.T, res response, route string, status int, sessionID, reason string) {
+	t.Helper()
+	ev := h.auditEvent(t, h.a.ID, res.header.Get("X-Request-Id"), "gateway.request")
+	if ev.Outcome != audit.Denied || ev.Resource.Type != "gateway" || ev.Resource.ID != route ||
+		ev.Details["status"] != strconv.Itoa(status) || ev.Details["session"] != sessionID || !strings.Contains(ev.Reason, reason) {
+		t.Errorf("gateway.request = %+v, want denied for %s with status %d, session %s and a reason containing %q", ev, route, status, sessionID, reason)
+	}
+}
+
+// TestGatewayDeviceSessionClosed: the attack of a leaked device token. Once
+// its session is finished (approved, rejected, in review, cancelled,
+// expired, in error), past its expiresAt or deleted, the token is refused
+// 409 session-closed on every gateway route, the refusal is audited, and
+// the services are never called. The deleted session's call count is gone
+// with it.
+func TestGatewayDeviceSessionClosed(t *testing.T) {
+	dr := regulatest.NewDocReader(t, regulatest.Options{TLS: true})
+	fa := regulatest.NewFaceAPI(t, regulatest.Options{TLS: true})
+	h := newHarness(t, withGateway(upstreamClient(t, dr.URL(), dr.CAFile(), 1<<20), upstreamClient(t, fa.URL(), fa.CAFile(), 1<<20)))
+	tag := marker(t, "tag")
+	calls := []struct {
+		method, path string
+		body         []byte
+	}{
+		{"POST", "/drapi/api/process", processBody(t, tag)},
+		{"GET", "/drapi/api/ping", nil},
+		{"POST", "/faceapi/api/match", matchBody(t)},
+		{"POST", "/faceapi/api/detect", []byte(`{"image":"` + base64.StdEncoding.EncodeToString(regulatest.PNG(32, 32)) + `"}`)},
+	}
+	setExpiry := func(t *testing.T, id string, at time.Time) {
+		t.Helper()
+		v, err := store.NewView(h.backend, h.barrier, h.a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := session.NewRepo(v).Update(t.Context(), id, h.clock.Now(), func(s *session.Session) error {
+			s.ExpiresAt = at
+			return nil
+		}); err != nil {
+			t.Fatalf("set expiry of %s = %v, want nil", id, err)
+		}
+	}
+	tests := []struct {
+		name   string
+		close  func(t *testing.T, id string)
+		reason string
+	}{
+		{"approved", func(t *testing.T, id string) { h.setStatus(t, h.a, id, session.StatusApproved) }, "bound session is approved"},
+		{"rejected", func(t *testing.T, id string) { h.setStatus(t, h.a, id, session.StatusRejected) }, "bound session is rejected"},
+		{"in review", func(t *testing.T, id string) { h.setStatus(t, h.a, id, session.StatusReview) }, "bound session is review"},
+		{"in error", func(t *testing.T, id string) { h.setStatus(t, h.a, id, session.StatusError) }, "bound session is error"},
+		{"marked expired", func(t *testing.T, id string) { h.setStatus(t, h.a, id, session.StatusExpired) }, "bound session is expired"},
+		{"cancelled", func(t *testing.T, id string) {
+			wantStatus(t, h.do(t, "POST", "/api/v1/sessions/"+id+"/cancel", h.a.Auth(), "", nil), http.StatusOK)
+		}, "bound session is cancelled"},
+		// The scheduler has not marked it expired yet: the expiry itself
+		// closes it.
+		{"past expiresAt, still pending", func(t *testing.T, id string) { setExpiry(t, id, h.clock.Now().Add(-time.Second)) }, "bound session expired"},
+		{"expiring now", func(t *testing.T, id string) { setExpiry(t, id, h.clock.Now()) }, "bound session expired"},
+		{"deleted", func(t *testing.T, id string) {
+			if _, found := h.callCount(t, h.a.ID, id); !found {
+				t.Fatalf("no call count for session %s before it is deleted, want one", id)
+			}
+			wantStatus(t, h.do(t, "DELETE", "/api/v1/sessions/"+id, h.a.Auth(), "", nil), http.StatusNoContent)
+			if n, found := h.callCount(t, h.a.ID, id); found {
+				t.Errorf("call count of the deleted session = %d, want no record", n)
+			}
+		}, "bound session not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, dev := deviceToken(t, h)
+			// The token works while the session is open.
+			wantStatus(t, h.do(t, "POST", "/drapi/api/process", dev, "application/json", processBody(t, tag)), http.StatusOK)
+			tt.close(t, id)
+			before := dr.Requests() + fa.Requests()
+			for _, c := range calls {
+				contentType := ""
+				if c.body != nil {
+					contentType = "application/json"
+				}
+				res := h.do(t, c.method, c.path, dev, contentType, c.body)
+				wantProblem(t, res, http.StatusConflict, "session-closed")
+				h.wantGatewayDenied(t, res, c.method+" "+c.path, http.StatusConflict, id, tt.reason)
+			}
+			if n := dr.Requests() + fa.Requests() - before; n != 0 {
+				t.Errorf("services received %d requests from a closed session's token, want none", n)
+			}
+			if n, _ := h.callCount(t, h.a.ID, id); n > 1 {
+				t.Errorf("call count = %d after refused calls, want at most the one forwarded call", n)
+			}
+		})
+	}
+
+	t.Run("admin unaffected", func(t *testing.T) {
+		for _, c := range calls[:1] {
+			wantStatus(t, h.do(t, c.method, c.path, h.a.Auth(), "application/json", c.body), http.StatusOK)
+		}
+	})
+	all, err := json.Marshal(h.auditEvents(t, h.a.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contains(all, tag) || contains(h.log.Bytes(), tag) {
+		t.Errorf("a request body's content reached the audit log or the process log")
+	}
+}
+
+// TestGatewayDeviceQuota: a session's device tokens get at most
+// MaxCallsPerSession forwarded calls, across both services and every token
+// of the session; the next is 429 gateway-quota-exceeded without
+// Retry-After, audited, and not forwarded. A call whose body is refused
+// takes nothing; another session has its own quota; admin and integration
+// keys are not counted.
+func TestGatewayDeviceQuota(t *testing.T) {
+	const quota = 3
+	dr := regulatest.NewDocReader(t, regulatest.Options{TLS: true})
+	fa := regulatest.NewFaceAPI(t, regulatest.Options{TLS: true})
+	h := newHarness(t, withGateway(upstreamClient(t, dr.URL(), dr.CAFile(), 1<<20), upstreamClient(t, fa.URL(), fa.CAFile(), 1<<20)), withQuota(quota))
+	_, integ := h.newKey(t, h.a.ID, []string{authz.RoleIntegration}, nil)
+	id, dev := deviceToken(t, h)
+
+	// Bodies refused before forwarding take no call.
+	wantProblem(t, h.do(t, "POST", "/drapi/api/process", dev, "text/plain", []byte(`{}`)), http.StatusUnsupportedMediaType, "unsupported-media-type")
+	wantProblem(t, h.do(t, "POST", "/faceapi/api/match", dev, "application/json", []byte(`[1]`)), http.StatusBadRequest, "invalid-request")
+	if n, found := h.callCount(t, h.a.ID, id); found {
+		t.Fatalf("call count = %d after refused bodies, want no record", n)
+	}
+
+	wantStatus(t, h.do(t, "POST", "/drapi/api/process", dev, "application/json", processBody(t, "t")), http.StatusOK)
+	wantStatus(t, h.do(t, "POST", "/faceapi/api/match", dev, "application/json", matchBody(t)), http.StatusOK)
+	// A second token of the same session shares its quota.
+	dev2 := issueDeviceToken(t, h, h.a, id)
+	wantStatus(t, h.do(t, "POST", "/drapi/api/process", dev2, "application/json", processBody(t, "t")), http.StatusOK)
+	if n, _ := h.callCount(t, h.a.ID, id); n != quota {
+		t.Fatalf("call count = %d, want %d", n, quota)
+	}
+
+	forwarded := dr.Requests() + fa.Requests()
+	for _, auth := range []string{dev, dev2} {
+		res := h.do(t, "POST", "/faceapi/api/match", auth, "application/json", matchBody(t))
+		wantProblem(t, res, http.StatusTooManyRequests, "gateway-quota-exceeded")
+		if ra := res.header.Get("Retry-After"); ra != "" {
+			t.Errorf("Retry-After = %q, want none: the quota does not refill", ra)
+		}
+		h.wantGatewayDenied(t, res, "POST /faceapi/api/match", http.StatusTooManyRequests, id, "quota")
+	}
+	if n := dr.Requests() + fa.Requests() - forwarded; n != 0 {
+		t.Errorf("services received %d requests over the quota, want none", n)
+	}
+	if n, _ := h.callCount(t, h.a.ID, id); n != quota {
+		t.Errorf("call count = %d after refusals, want %d", n, quota)
+	}
+
+	// Another session has its own quota.
+	_, other := deviceToken(t, h)
+	wantStatus(t, h.do(t, "POST", "/drapi/api/process", other, "application/json", processBody(t, "t")), http.StatusOK)
+	// Admin and integration keys are not counted.
+	for _, auth := range []string{h.a.Auth(), "ApiKey " + integ} {
+		for range quota + 1 {
+			wantStatus(t, h.do(t, "POST", "/faceapi/api/detect", auth, "application/json",
+				[]byte(`{"image":"`+base64.StdEncoding.EncodeToString(regulatest.PNG(32, 32))+`"}`)), http.StatusOK)
+		}
+	}
+}
+
+// TestGatewayDeviceQuotaRace: many calls of one session's device token at
+// once, through two API instances over the same store (as two API
+// processes), forward exactly the quota; the rest are 429.
+func TestGatewayDeviceQuotaRace(t *testing.T) {
+	const quota, callers = 5, 24
+	dr := regulatest.NewDocReader(t, regulatest.Options{TLS: true})
+	var deps httpapi.Deps
+	h := newHarness(t, withGateway(upstreamClient(t, dr.URL(), dr.CAFile(), 1<<20), nil), withQuota(quota),
+		func(d *httpapi.Deps) { deps = *d })
+	second := httptest.NewTLSServer(httpapi.New(deps))
+	t.Cleanup(second.Close)
+	id, dev := deviceToken(t, h)
+	body := processBody(t, "t")
+
+	start := make(chan struct{})
+	statuses := make(chan int, callers)
+	errs := make(chan error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			<-start
+			if i%2 == 0 {
+				res, err := h.try(t.Context(), request{method: "POST", path: "/drapi/api/process", auth: dev, contentType: "application/json", body: body})
+				if err != nil {
+					errs <- err
+					return
+				}
+				statuses <- res.status
+				return
+			}
+			req, err := http.NewRequestWithContext(t.Context(), "POST", second.URL+"/drapi/api/process", bytes.NewReader(body))
+			if err != nil {
+				errs <- err
+				return
+			}
+			req.Header.Set("Authorization", dev)
+			req.Header.Set("Content-Type", "application/json")
+			res, err := second.Client().Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			_ = res.Body.Close()
+			statuses <- res.StatusCode
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(statuses)
+	close(errs)
+	for err := range errs {
+		t.Errorf("call = %v, want a response", err)
+	}
+	got := map[int]int{}
+	for s := range statuses {
+		got[s]++
+	}
+	if got[http.StatusOK] != quota || got[http.StatusTooManyRequests] != callers-quota || len(got) != 2 {
+		t.Errorf("statuses = %v, want %d × 200 and %d × 429", got, quota, callers-quota)
+	}
+	if n := dr.Requests(); n != quota {
+		t.Errorf("service received %d requests, want exactly the quota %d", n, quota)
+	}
+	if n, _ := h.callCount(t, h.a.ID, id); n != quota {
+		t.Errorf("call count = %d, want %d", n, quota)
+	}
+	denied := 0
+	for _, ev := range h.auditEvents(t, h.a.ID) {
+		if ev.Action == "gateway.request" && ev.Outcome == audit.Denied && ev.Details["status"] == "429" && ev.Details["session"] == id {
+			denied++
+		}
+	}
+	if denied != callers-quota {
+		t.Errorf("denied gateway.request events = %d, want %d", denied, callers-quota)
+	}
 }

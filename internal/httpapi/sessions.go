@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/idvault/idvault/internal/pii"
 	"io"
 	"net/http"
 	"regexp"
@@ -17,8 +16,10 @@ import (
 	"github.com/idvault/idvault/internal/authz"
 	"github.com/idvault/idvault/internal/identity"
 	"github.com/idvault/idvault/internal/media"
+	"github.com/idvault/idvault/internal/pii"
 	"github.com/idvault/idvault/internal/session"
 	"github.com/idvault/idvault/internal/store"
+	"github.com/idvault/idvault/internal/webhook"
 	"github.com/idvault/idvault/internal/workflow"
 )
 
@@ -62,8 +63,11 @@ type sessionView struct {
 	CreatedAt  time.Time       `json:"createdAt"`
 	UpdatedAt  time.Time       `json:"updatedAt"`
 	ExpiresAt  time.Time       `json:"expiresAt"`
-	Reason     string          `json:"reason,omitempty"`
-	Files      []fileView      `json:"files"`
+	// StepDeadline is when the workflow step the session waits at times
+	// out, if it has a timeout.
+	StepDeadline *time.Time `json:"stepDeadline,omitempty"`
+	Reason       string     `json:"reason,omitempty"`
+	Files        []fileView `json:"files"`
 }
 
 func toFileView(f session.File) fileView {
@@ -80,6 +84,10 @@ func toSessionView(s *session.Session) sessionView {
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, ExpiresAt: s.ExpiresAt, Reason: s.Reason, Files: []fileView{}}
 	for _, f := range s.Files {
 		v.Files = append(v.Files, toFileView(f))
+	}
+	if !s.StepDeadline.IsZero() && s.Status != session.StatusExpired {
+		d := s.StepDeadline
+		v.StepDeadline = &d
 	}
 	return v
 }
@@ -159,9 +167,14 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	r, commit := a.change(r, audit.Event{Action: "session.create", Outcome: audit.Success, Resource: audit.Resource{Type: "session"}}, session.Collection)
+	r, published, err := a.announce(r, webhook.EventSessionCreated, s)
+	if err != nil {
+		return err
+	}
 	if err := repo.Create(r.Context(), s); err != nil {
 		return err
 	}
+	published(r.Context())
 	if !builtin {
 		if err := workflow.Publish(r.Context(), a.d.Broker, principalOf(r.Context()).Tenant, s.ID); err != nil {
 			a.d.Log.Warn("workflow message not published; the scheduler will republish", "requestId", requestID(r.Context()), "err", err)
@@ -172,6 +185,23 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Location", "/api/v1/sessions/"+s.ID)
 	return writeJSON(w, http.StatusCreated, toSessionView(s))
+}
+
+// announce returns r carrying the webhook event typ about s, for the
+// tenant's subscribers: it commits with the next write to the session
+// collection (webhook.Service.Attach), so it is sent if and only if that
+// write is made. Call published once it is.
+func (a *API) announce(r *http.Request, typ webhook.EventType, s *session.Session) (*http.Request, func(context.Context), error) {
+	if a.d.Webhooks == nil {
+		return r, func(context.Context) {}, nil
+	}
+	ev := webhook.Event{ID: s.ID + "." + string(typ), Type: typ, CreatedAt: s.UpdatedAt,
+		Data: webhook.Data{SessionID: s.ID, Status: s.Status, WorkflowID: s.WorkflowID}}
+	ctx, published, err := a.d.Webhooks.Attach(r.Context(), principalOf(r.Context()).Tenant, session.Collection, ev)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r.WithContext(ctx), published, nil
 }
 
 // getOr404 loads the session named in the path; an absent or malformed id is

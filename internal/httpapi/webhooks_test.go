@@ -587,3 +587,47 @@ func TestWebhooksNotConfigured(t *testing.T) {
 		})
 	}
 }
+
+// TestWebhookSessionCreated: creating a session records a session.created
+// delivery for each subscription of the tenant that takes it, in the same
+// transaction as the session, and hands it over signed; a refused create
+// records none, and another tenant's subscriptions hear nothing.
+func TestWebhookSessionCreated(t *testing.T) {
+	h := newHarness(t)
+	rc := h.newReceiver(t)
+	hook := h.createWebhook(t, h.a, rc.URL(), "session.created")
+	rc.setSecret("current", hook.Secret)
+	completedOnly := h.createWebhook(t, h.a, rc.URL(), "session.completed")
+	other := h.createWebhook(t, h.b, rc.URL(), "session.created")
+	deliveries := func(tn tenant, id string) []deliveryDoc {
+		t.Helper()
+		res := h.do(t, "GET", "/api/v1/webhooks/"+id+"/deliveries", tn.Auth(), "", nil)
+		wantStatus(t, res, http.StatusOK)
+		return decodeJSON[deliveryListDoc](t, res).Items
+	}
+
+	res := h.do(t, "POST", "/api/v1/sessions", h.a.Auth(), "application/json", []byte(`{"ttl":5}`))
+	wantStatus(t, res, http.StatusBadRequest)
+	if got := deliveries(h.a, hook.ID); len(got) != 0 {
+		t.Fatalf("deliveries after a refused create = %+v, want none", got)
+	}
+
+	s := h.createSession(t, h.a, `{}`)
+	got := deliveries(h.a, hook.ID)
+	if len(got) != 1 || got[0].EventID != s.ID+".session.created" || got[0].EventType != "session.created" {
+		t.Fatalf("deliveries = %+v, want one session.created for %s", got, s.ID)
+	}
+	h.deliverNext(t)
+	if req := rc.next(t); req.eventID != s.ID+".session.created" || req.verify["current"] != nil {
+		t.Errorf("received %+v, want %s.session.created with a valid signature", req, s.ID)
+	}
+	if d := deliveries(h.a, hook.ID); d[0].Status != "delivered" {
+		t.Errorf("delivery = %+v, want delivered", d[0])
+	}
+	if d := deliveries(h.a, completedOnly.ID); len(d) != 0 {
+		t.Errorf("a subscription without session.created got %+v", d)
+	}
+	if d := deliveries(h.b, other.ID); len(d) != 0 {
+		t.Errorf("tenant B's subscription got tenant A's event: %+v", d)
+	}
+}

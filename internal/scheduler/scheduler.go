@@ -37,6 +37,7 @@ import (
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/session"
 	"github.com/idvault/idvault/internal/store"
+	"github.com/idvault/idvault/internal/webhook"
 	"github.com/idvault/idvault/internal/workflow"
 )
 
@@ -52,7 +53,11 @@ type Deps struct {
 	// is gone (a process that died while deleting a session).
 	Keys  SessionKeys
 	Audit *audit.Emitter
-	Log   *slog.Logger
+	// Webhooks, when set, tells the tenants' subscribers of the sessions
+	// the scheduler expires (session.expired), in the same transaction as
+	// the expiry.
+	Webhooks *webhook.Service
+	Log      *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// Interval is how often the jobs run.
@@ -175,7 +180,10 @@ type Report struct {
 	// retention (identity.Policy.KeepSessionsForDays).
 	Destroyed   int
 	Republished int
-	Swept       int
+	// Overdue counts sessions handed back to the workflow role because
+	// the step they wait at passed its timeout.
+	Overdue int
+	Swept   int
 	// Rewrapped counts data keys re-wrapped under a new primary root key.
 	Rewrapped int
 	// Verified counts the files read back completely, Tampered those of
@@ -202,7 +210,8 @@ func (s *Scheduler) RunOnce(ctx context.Context) (Report, error) {
 			return err
 		}
 		repo := session.NewRepo(v)
-		errs := []error{s.expire(ctx, t.ID, repo, &rep), s.republish(ctx, t.ID, repo, &rep), s.retain(ctx, t.ID, repo, &rep)}
+		errs := []error{s.expire(ctx, t.ID, repo, &rep), s.republish(ctx, t.ID, repo, &rep), s.overdue(ctx, t.ID, repo, &rep),
+			s.retain(ctx, t.ID, repo, &rep)}
 		if sweep {
 			errs = append(errs, s.sweep(ctx, t.ID, repo, &rep))
 		}
@@ -229,10 +238,26 @@ func (s *Scheduler) RunOnce(ctx context.Context) (Report, error) {
 		rep.Rewrapped = n
 		err = errors.Join(err, rerr)
 	}
-	if rep.Expired+rep.Destroyed+rep.Republished+rep.Swept+rep.Rewrapped > 0 {
-		s.d.Log.Info("scheduler: pass", "expired", rep.Expired, "destroyed", rep.Destroyed, "republished", rep.Republished, "swept", rep.Swept, "rewrapped", rep.Rewrapped)
+	if rep.Expired+rep.Destroyed+rep.Republished+rep.Overdue+rep.Swept+rep.Rewrapped > 0 {
+		s.d.Log.Info("scheduler: pass", "expired", rep.Expired, "destroyed", rep.Destroyed, "republished", rep.Republished,
+			"overdue", rep.Overdue, "swept", rep.Swept, "rewrapped", rep.Rewrapped)
 	}
 	return rep, err
+}
+
+// announceExpiry returns ctx carrying the session.expired event of sess
+// for the tenant's webhook subscribers, to commit with the expiry.
+func (s *Scheduler) announceExpiry(ctx context.Context, tenant string, sess *session.Session, now time.Time) (context.Context, func(context.Context), error) {
+	if s.d.Webhooks == nil {
+		return ctx, func(context.Context) {}, nil
+	}
+	ev := webhook.Event{ID: sess.ID + "." + string(webhook.EventSessionExpired), Type: webhook.EventSessionExpired, CreatedAt: now,
+		Data: webhook.Data{SessionID: sess.ID, Status: session.StatusExpired, WorkflowID: sess.WorkflowID}}
+	actx, published, err := s.d.Webhooks.Attach(ctx, tenant, session.Collection, ev)
+	if err != nil {
+		return nil, nil, fmt.Errorf("expire session: %w", err)
+	}
+	return actx, published, nil
 }
 
 func (s *Scheduler) expire(ctx context.Context, tenant string, repo *session.Repo, rep *Report) error {
@@ -242,7 +267,12 @@ func (s *Scheduler) expire(ctx context.Context, tenant string, repo *session.Rep
 			expired := false
 			actx, event := s.d.Audit.Attach(ctx, audit.Event{Tenant: tenant, Actor: audit.Actor{Type: "system", ID: "scheduler"},
 				Action: "session.expire", Resource: audit.Resource{Type: "session", ID: sess.ID}, Outcome: audit.Success}, session.Collection)
-			_, err := repo.Update(actx, sess.ID, now, func(x *session.Session) error {
+			actx, published, err := s.announceExpiry(actx, tenant, sess, now)
+			if err != nil {
+				return err
+			}
+			_, err = repo.Update(actx, sess.ID, now, func(x *session.Session) error {
+				expired = false // a compare-and-swap retry decides again
 				if !x.Status.Open() || x.ExpiresAt.After(now) {
 					return session.ErrUnchanged
 				}
@@ -256,6 +286,7 @@ func (s *Scheduler) expire(ctx context.Context, tenant string, repo *session.Rep
 				return nil
 			}
 			rep.Expired++
+			published(ctx)
 			return event.Commit(ctx)
 		})
 		if err != nil {
@@ -273,6 +304,44 @@ func (s *Scheduler) republish(ctx context.Context, tenant string, repo *session.
 		rep.Republished++
 		return nil
 	})
+}
+
+// overdue hands every session of tenant whose waiting step passed its
+// timeout (session.Session.StepDeadline) to the workflow role, which
+// expires it, or clears a deadline the session has left behind. The
+// session's Advance flag is set first, so that republish hands it over
+// again if the message is lost, and a session already flagged is left to
+// republish.
+func (s *Scheduler) overdue(ctx context.Context, tenant string, repo *session.Repo, rep *Report) error {
+	now := s.d.Now()
+	for _, st := range []session.Status{session.StatusPending, session.StatusInProgress, session.StatusReview} {
+		err := repo.Each(ctx, session.Filter{Status: st, StepDeadlineBefore: now}, func(sess *session.Session) error {
+			flagged := false
+			_, err := repo.Update(ctx, sess.ID, now, func(x *session.Session) error {
+				flagged = false // a compare-and-swap retry decides again
+				if x.Advance || (!x.Status.Open() && x.Status != session.StatusReview) || x.StepDeadline.IsZero() || x.StepDeadline.After(now) {
+					return session.ErrUnchanged
+				}
+				x.Advance, flagged = true, true
+				return nil
+			})
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("flag overdue session: %w", err)
+			}
+			if !flagged {
+				return nil
+			}
+			if err := workflow.Publish(ctx, s.d.Broker, tenant, sess.ID); err != nil {
+				s.d.Log.Warn("scheduler: overdue session not published; republish will", "tenant", tenant, "session", sess.ID, "err", err)
+			}
+			rep.Overdue++
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sweep deletes the objects of tenant's sessions location that no session

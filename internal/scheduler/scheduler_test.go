@@ -6,7 +6,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"github.com/idvault/idvault/internal/testenv"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -28,6 +27,7 @@ import (
 	"github.com/idvault/idvault/internal/session"
 	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/store/sqlite"
+	"github.com/idvault/idvault/internal/testenv"
 	"github.com/idvault/idvault/internal/workflow"
 )
 
@@ -646,4 +646,47 @@ func (f *fixture) auditEvents(t *testing.T, tenant string) []audit.Event {
 		t.Fatalf("audit.ReadOutbox() = %v", err)
 	}
 	return evs
+}
+
+// TestOverdue: a session whose waiting step passed its deadline is flagged
+// and handed to the workflow role once (the flag makes republish take over
+// if the message is lost); one whose deadline is ahead, or that holds none,
+// or that has ended, is left alone.
+func TestOverdue(t *testing.T) {
+	f := newFixture(t)
+	a := f.tenant(t, "Acme")
+	for _, sp := range []spec{
+		{id: "review-overdue", status: session.StatusReview, expires: time.Hour},
+		{id: "pending-overdue", status: session.StatusPending, expires: time.Hour},
+		{id: "review-ahead", status: session.StatusReview, expires: time.Hour},
+		{id: "review-none", status: session.StatusReview, expires: time.Hour},
+		{id: "expired-overdue", status: session.StatusExpired, expires: time.Hour},
+	} {
+		f.create(t, a, sp)
+	}
+	deadline := map[string]time.Duration{"review-overdue": -time.Minute, "pending-overdue": -time.Second, "review-ahead": time.Minute, "expired-overdue": -time.Hour}
+	for id, d := range deadline {
+		if _, err := f.repo(t, a).Update(context.Background(), id, now.Add(-time.Hour), func(s *session.Session) error {
+			s.StepDeadline = now.Add(d)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	f.runOnce(t)
+	if n := f.queued(t, queue.TopicWorkflow); n != 2 {
+		t.Errorf("workflow messages = %d, want 2 (the overdue open sessions)", n)
+	}
+	for id, want := range map[string]bool{"review-overdue": true, "pending-overdue": true, "review-ahead": false, "review-none": false, "expired-overdue": false} {
+		if got := f.get(t, a, id).Advance; got != want {
+			t.Errorf("%s advance = %t, want %t", id, got, want)
+		}
+	}
+	// The next pass leaves the flagged sessions to republish, which waits
+	// RepublishAfter since their last update.
+	f.runOnce(t)
+	if n := f.queued(t, queue.TopicWorkflow); n != 2 {
+		t.Errorf("workflow messages after a second pass = %d, want still 2", n)
+	}
 }

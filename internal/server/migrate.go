@@ -4,17 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/idvault/idvault/internal/auditlog"
-	"github.com/idvault/idvault/internal/workflow/engine"
 	"slices"
 	"time"
 
 	"github.com/idvault/idvault/internal/audit"
+	"github.com/idvault/idvault/internal/auditlog"
 	"github.com/idvault/idvault/internal/identity"
 	"github.com/idvault/idvault/internal/keyring"
 	"github.com/idvault/idvault/internal/lease"
 	"github.com/idvault/idvault/internal/session"
 	"github.com/idvault/idvault/internal/store"
+	"github.com/idvault/idvault/internal/webhook"
+	"github.com/idvault/idvault/internal/workflow/engine"
 )
 
 // sealedCollections lists every collection whose record bodies are sealed
@@ -25,7 +26,9 @@ var sealedCollections = []string{
 	identity.CollTenants, identity.CollUsers, identity.CollUsernames, identity.CollAPIKeys, identity.CollTokens,
 	identity.CollSignIn, identity.CollConsoleSessions, identity.CollSettings, identity.CollAPIKeyUse, identity.CollDeviceTokens, identity.CollGroups, identity.CollRoles,
 	identity.CollSSOLinks, identity.CollOIDCStates,
-	session.Collection, session.RunsCollection, engine.DefinitionsCollection, audit.OutboxCollection, lease.Collection,
+	session.Collection, session.RunsCollection, session.GatewayCallsCollection, engine.DefinitionsCollection,
+	webhook.CollSubscriptions, webhook.CollDeliveries, webhook.CollSchedule,
+	audit.OutboxCollection, audit.ProgressCollection, audit.CursorCollection, lease.Collection,
 }
 
 // MigrateToAESGCM re-seals every Fernet-sealed record body under the key

@@ -9,8 +9,9 @@ import (
 )
 
 // gateway builds the API's /drapi and /faceapi gateway from regula.*: a
-// client per configured service, nil for one that is not configured. It
-// reads the services' certificate files.
+// client per configured service, nil for one that is not configured, and
+// the device tokens' call quota per session. It reads the services'
+// certificate files.
 func (s *Server) gateway() (httpapi.Gateway, error) {
 	upstream := func(key, service string, c config.RegulaService) (*httpapi.Upstream, error) {
 		if !c.Configured() {
@@ -30,5 +31,5 @@ func (s *Server) gateway() (httpapi.Gateway, error) {
 	if err != nil {
 		return httpapi.Gateway{}, err
 	}
-	return httpapi.Gateway{DocReader: dr, FaceAPI: fa}, nil
+	return httpapi.Gateway{DocReader: dr, FaceAPI: fa, MaxCallsPerSession: s.Config.Regula.Gateway.MaxCallsPerSession}, nil
 }

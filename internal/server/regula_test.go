@@ -23,9 +23,10 @@ func TestGatewayWiring(t *testing.T) {
 
 	s.Config.Regula.DocReader.URL, s.Config.Regula.DocReader.CAFile = dr.URL(), dr.CAFile()
 	s.Config.Regula.DocReader.MaxRequestBytes = 12345
+	s.Config.Regula.Gateway.MaxCallsPerSession = 7
 	gw, err = s.gateway()
-	if err != nil || gw.DocReader == nil || gw.DocReader.MaxRequestBytes != 12345 || gw.FaceAPI != nil {
-		t.Fatalf("gateway() docReader = %+v, %v; want the Document Reader only, with its request bound", gw, err)
+	if err != nil || gw.DocReader == nil || gw.DocReader.MaxRequestBytes != 12345 || gw.FaceAPI != nil || gw.MaxCallsPerSession != 7 {
+		t.Fatalf("gateway() docReader = %+v, %v; want the Document Reader only, with its request bound and the call quota", gw, err)
 	}
 	gw.DocReader.Client.Close()
 

@@ -45,6 +45,7 @@ import (
 	"github.com/idvault/idvault/internal/store/sqlite"
 	"github.com/idvault/idvault/internal/tlsconf"
 	"github.com/idvault/idvault/internal/workflow"
+	"github.com/idvault/idvault/internal/workflow/defsync"
 )
 
 // Server holds the opened backends and services of one process.
@@ -392,11 +393,32 @@ func (s *Server) Run(ctx context.Context, roles []config.Role, ready Ready) erro
 				return err
 			})
 		case config.RoleScheduler:
+			parts, err := s.workflows()
+			if err != nil {
+				cancel(err)
+				wg.Wait()
+				return err
+			}
 			sc := s.Config.Scheduler
 			sch := scheduler.New(scheduler.Deps{Backend: s.Backend, Barrier: s.Barrier, Identity: s.Identity, Broker: s.Broker,
-				Files: s.Files, Keys: s.Keyring, Audit: s.Audit, Log: s.Log, Interval: sc.Interval, RepublishAfter: sc.RepublishAfter,
+				Files: s.Files, Keys: s.Keyring, Audit: s.Audit, Webhooks: parts.webhooks, Log: s.Log, Interval: sc.Interval, RepublishAfter: sc.RepublishAfter,
 				SweepInterval: sc.SweepInterval, OrphanGrace: sc.OrphanGrace, VerifyInterval: sc.VerifyInterval, VerifyBatch: sc.VerifyBatch})
-			start(r, func(ctx context.Context) error { return leases.RunExclusive(ctx, string(r), sch.Run) })
+			run := sch.Run
+			if wc := s.Config.Workflows; wc.Dir != "" {
+				defs := defsync.New(defsync.Deps{Dir: wc.Dir, Definitions: parts.definitions, Tenants: s.Identity, Audit: s.Audit, Log: s.Log})
+				run = func(ctx context.Context) error {
+					// Definitions are loaded from files beside the jobs,
+					// under the same lease: one scheduler loads them.
+					ctx, stop := context.WithCancel(ctx)
+					var loader sync.WaitGroup
+					loader.Go(func() { defs.Run(ctx, wc.ReloadInterval) })
+					err := sch.Run(ctx)
+					stop()
+					loader.Wait()
+					return err
+				}
+			}
+			start(r, func(ctx context.Context) error { return leases.RunExclusive(ctx, string(r), run) })
 		case config.RoleAudit:
 			start(r, func(ctx context.Context) error { return leases.RunExclusive(ctx, string(r), s.runAudit) })
 		case config.RoleIndexer:

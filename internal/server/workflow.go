@@ -114,7 +114,8 @@ func (s *Server) buildWorkflows() (workflowParts, error) {
 		return workflowParts{}, err
 	}
 	eng, err := engine.New(engine.Config{Backend: s.Backend, Barrier: s.Barrier, Definitions: defs, Audit: s.Audit,
-		DocReader: dr, FaceAPI: fa, Files: s.Files, Notifier: Notifier{Webhooks: hooks}, Log: s.Log})
+		DocReader: dr, FaceAPI: fa, Files: s.Files, Notifier: Notifier{Webhooks: hooks}, Log: s.Log,
+		MatchThreshold: s.Config.Regula.FaceAPI.MatchThreshold})
 	if err != nil {
 		return workflowParts{}, err
 	}
@@ -132,6 +133,24 @@ type Notifier struct {
 // delivery. A session.completed event carries the session's decision and
 // so needs status approved or rejected.
 func (n Notifier) Notify(ctx context.Context, tenant, eventType, sessionID string, status session.Status) error {
+	if _, err := n.Webhooks.Enqueue(ctx, tenant, sessionEvent(eventType, sessionID, status)); err != nil {
+		return fmt.Errorf("notify %s: %w", eventType, err)
+	}
+	return nil
+}
+
+// Attach returns ctx carrying the same event as Notify, to commit with the
+// next write to the session collection (webhook.Service.Attach).
+func (n Notifier) Attach(ctx context.Context, tenant, eventType, sessionID string, status session.Status) (context.Context, func(context.Context), error) {
+	actx, publish, err := n.Webhooks.Attach(ctx, tenant, session.Collection, sessionEvent(eventType, sessionID, status))
+	if err != nil {
+		return nil, nil, fmt.Errorf("notify %s: %w", eventType, err)
+	}
+	return actx, publish, nil
+}
+
+// sessionEvent is the event eventType about session sessionID in status.
+func sessionEvent(eventType, sessionID string, status session.Status) webhook.Event {
 	ev := webhook.Event{ID: sessionID + "." + eventType, Type: webhook.EventType(eventType),
 		Data: webhook.Data{SessionID: sessionID, Status: status}}
 	if ev.Type == webhook.EventSessionCompleted {
@@ -142,8 +161,5 @@ func (n Notifier) Notify(ctx context.Context, tenant, eventType, sessionID strin
 			ev.Data.Decision = webhook.DecisionRejected
 		}
 	}
-	if _, err := n.Webhooks.Enqueue(ctx, tenant, ev); err != nil {
-		return fmt.Errorf("notify %s: %w", eventType, err)
-	}
-	return nil
+	return ev
 }

@@ -25,12 +25,14 @@ type ObjectDeleter interface {
 }
 
 // Destroy deletes session s for good: the record goes (compare-and-swap on
-// the version s was read at: store.ErrConflict if it changed), then the
-// session's data key is shredded, so its record and files are unreadable
-// even from a backup, then its stored objects are removed. A crash between
-// the steps leaves only unreadable leftovers, which the scheduler's sweep
-// removes. Objects that cannot be removed are reported as ErrObjectsLeft;
-// the record and the key are gone then.
+// the version s was read at: store.ErrConflict if it changed), with its
+// workflow run and its gateway call count, then the session's data key is
+// shredded, so its record and files are unreadable even from a backup, then
+// its stored objects are removed. A crash between the steps leaves only
+// unreadable leftovers, which the scheduler's sweep removes (or a gateway
+// call count, a number without personal data). Objects that cannot be
+// removed are reported as ErrObjectsLeft; the record and the key are gone
+// then.
 func Destroy(ctx context.Context, repo *Repo, keys Shredder, objects ObjectDeleter, tenant string, s *Session) error {
 	if err := repo.Delete(ctx, s); err != nil {
 		return err
@@ -38,6 +40,9 @@ func Destroy(ctx context.Context, repo *Repo, keys Shredder, objects ObjectDelet
 	ctx = context.WithoutCancel(ctx)
 	if err := repo.view.Delete(ctx, RunsCollection, s.ID, 0); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("delete workflow run: %w", err)
+	}
+	if err := repo.view.Delete(ctx, GatewayCallsCollection, s.ID, 0); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("delete gateway call count: %w", err)
 	}
 	if err := keys.Shred(ctx, tenant, s.ID); err != nil {
 		return fmt.Errorf("shred session key: %w", err)

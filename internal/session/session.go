@@ -28,6 +28,12 @@ const Collection = "sessions"
 // under the session's own data key like the session, and destroyed with it.
 const RunsCollection = "workflowruns"
 
+// GatewayCallsCollection holds the count of the calls the API's Regula
+// gateway forwarded for a session's device tokens, one record per session
+// under the session's id, destroyed with it. It holds a number, no personal
+// data, and is sealed under the tenant's key.
+const GatewayCallsCollection = "gatewaycalls"
+
 // Status is the state of a session.
 type Status string
 
@@ -151,7 +157,14 @@ type Session struct {
 	// message is found again by the scheduler.
 	Advance bool   `json:"advance,omitempty"`
 	Reason  string `json:"reason,omitempty"`
-	Files   []File `json:"files"`
+	// StepDeadline is when the workflow step the session waits at (for
+	// the person's files or a verifier's decision) times out; zero when
+	// it waits at no step with a timeout. The workflow role sets it and
+	// the scheduler hands the session back to it once it has passed; it
+	// may be stale after the session moved on, and the workflow role
+	// then clears it.
+	StepDeadline time.Time `json:"stepDeadline,omitzero"`
+	Files        []File    `json:"files"`
 	// Restricted limits the session to these groups (layer 3 of access
 	// control); empty means every principal whose permissions reach it.
 	Restricted []authz.Grant `json:"restricted,omitempty"`
@@ -222,6 +235,9 @@ func (s *Session) index() map[string]string {
 	}
 	if s.Advance {
 		idx["advance"] = "1"
+	}
+	if !s.StepDeadline.IsZero() {
+		idx["stepDeadline"] = s.StepDeadline.UTC().Format(store.TimeFormat)
 	}
 	return idx
 }
@@ -323,8 +339,11 @@ type Filter struct {
 	Advance       bool
 	UpdatedBefore time.Time
 	ExpiresBefore time.Time
-	Limit         int
-	Cursor        string
+	// StepDeadlineBefore selects sessions whose StepDeadline is set and
+	// before it.
+	StepDeadlineBefore time.Time
+	Limit              int
+	Cursor             string
 }
 
 // Each calls fn for every session matching f (its Limit is the page size
@@ -352,7 +371,8 @@ func (r *Repo) Each(ctx context.Context, f Filter, fn func(*Session) error) erro
 }
 
 // List returns one page of sessions matching f, newest first (or by expiry
-// when ExpiresBefore is set), and the cursor of the next page.
+// when ExpiresBefore is set, by step deadline when StepDeadlineBefore is),
+// and the cursor of the next page.
 func (r *Repo) List(ctx context.Context, f Filter) ([]*Session, string, error) {
 	q := store.Query{Collection: Collection, OrderBy: "createdAt", Desc: true, Limit: f.Limit, Cursor: f.Cursor}
 	if f.Status != "" {
@@ -373,6 +393,10 @@ func (r *Repo) List(ctx context.Context, f Filter) ([]*Session, string, error) {
 	if !f.ExpiresBefore.IsZero() {
 		q.OrderBy, q.Desc = "expiresAt", false
 		q.Where = append(q.Where, store.Cond{Field: "expiresAt", Op: store.Lt, Value: f.ExpiresBefore.UTC().Format(store.TimeFormat)})
+	}
+	if !f.StepDeadlineBefore.IsZero() {
+		q.OrderBy, q.Desc = "stepDeadline", false
+		q.Where = append(q.Where, store.Cond{Field: "stepDeadline", Op: store.Lt, Value: f.StepDeadlineBefore.UTC().Format(store.TimeFormat)})
 	}
 	page, err := r.view.Query(ctx, q)
 	if err != nil {

@@ -14,11 +14,18 @@ import (
 // succeeds; a write that fails leaves the attachment pending, so a
 // compare-and-swap retry carries it again. A caller whose change wrote no
 // such record commits the attachment on its own with Commit.
+//
+// Attachments nest: a context may carry several (an audit event attached
+// by the request, the webhook deliveries attached by the handler), and a
+// write carries every pending one that matches its collection, all in the
+// same batch.
 type Attached struct {
 	mu         sync.Mutex
 	collection string
 	make       func(main Write) ([]Write, error)
 	carried    bool
+	// outer is the attachment the context carried before this one.
+	outer *Attached
 }
 
 type attachedKey struct{}
@@ -28,7 +35,8 @@ type attachedKey struct{}
 // commit with it; it gets that write, so that an event can name the record a
 // create made (Commit passes the zero Write).
 func Attach(ctx context.Context, collection string, make func(main Write) ([]Write, error)) (context.Context, *Attached) {
-	a := &Attached{collection: collection, make: make}
+	outer, _ := ctx.Value(attachedKey{}).(*Attached)
+	a := &Attached{collection: collection, make: make, outer: outer}
 	return context.WithValue(ctx, attachedKey{}, a), a
 }
 
@@ -51,27 +59,43 @@ func (a *Attached) Commit(ctx context.Context, backend Backend) error {
 	return nil
 }
 
-// apply performs w, with the attachment of ctx when one is pending for w's
-// collection, and returns the record w wrote.
+// apply performs w, with every attachment of ctx still pending for w's
+// collection, and returns the record w wrote. The attachments are locked
+// from the innermost outwards, always in that order, so writes sharing an
+// outer attachment cannot deadlock.
 func apply(ctx context.Context, backend Backend, w Write) (Record, error) {
-	a, _ := ctx.Value(attachedKey{}).(*Attached)
-	if a == nil {
+	var pending []*Attached
+	defer func() {
+		for _, a := range pending {
+			a.mu.Unlock()
+		}
+	}()
+	for a, _ := ctx.Value(attachedKey{}).(*Attached); a != nil; a = a.outer {
+		a.mu.Lock()
+		if a.carried || (a.collection != "" && a.collection != w.Record.Collection) {
+			a.mu.Unlock()
+			continue
+		}
+		pending = append(pending, a)
+	}
+	if len(pending) == 0 {
 		return applyOne(ctx, backend, w)
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.carried || (a.collection != "" && a.collection != w.Record.Collection) {
-		return applyOne(ctx, backend, w)
+	writes := []Write{w}
+	for _, a := range pending {
+		extra, err := a.make(w)
+		if err != nil {
+			return Record{}, err
+		}
+		writes = append(writes, extra...)
 	}
-	extra, err := a.make(w)
+	recs, err := backend.Apply(ctx, writes)
 	if err != nil {
 		return Record{}, err
 	}
-	recs, err := backend.Apply(ctx, append([]Write{w}, extra...))
-	if err != nil {
-		return Record{}, err
+	for _, a := range pending {
+		a.carried = true
 	}
-	a.carried = true
 	return recs[0], nil
 }
 

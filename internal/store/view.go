@@ -86,6 +86,21 @@ func (v *View) Delete(ctx context.Context, collection, id string, version int64)
 	return err
 }
 
+// Sealed returns the write that Put (op OpPut) or Update (OpUpdate, at
+// version) would make, without making it: for writes that must commit with
+// another change (Attach), in the same batch.
+func (v *View) Sealed(ctx context.Context, op WriteOp, collection, id string, version int64, index map[string]string, body any) (Write, error) {
+	if op != OpPut && op != OpUpdate {
+		return Write{}, fmt.Errorf("seal %s/%s: op %v: %w", collection, id, op, ErrInvalid)
+	}
+	rec, err := v.seal(ctx, collection, id, index, body)
+	if err != nil {
+		return Write{}, err
+	}
+	rec.Version = version
+	return Write{Op: op, Record: rec}, nil
+}
+
 // Query runs q within the view's tenant (q.Tenant is overwritten). Open each
 // record's body with Decode.
 func (v *View) Query(ctx context.Context, q Query) (Page, error) {

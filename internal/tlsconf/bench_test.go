@@ -4,16 +4,18 @@ import (
 	"crypto/tls"
 	"net"
 	"testing"
+
+	"github.com/idvault/idvault/internal/testenv/testtls"
 )
 
 // BenchmarkHandshake measures full handshakes (no resumption) over
 // loopback TCP, both ends in this process.
 func BenchmarkHandshake(b *testing.B) {
-	serverCA := newCA(b, "server CA")
-	clientCA := newCA(b, "client CA")
-	ec, _, _ := newTestReloader(b, serverCA, leafOpts{}, nil)
-	rsa, _, _ := newTestReloader(b, serverCA, leafOpts{rsa: true}, nil)
-	clientCert := clientCA.clientCert(b)
+	serverCA := testtls.NewCA(b, "server CA")
+	clientCA := testtls.NewCA(b, "client CA")
+	ec, _, _ := newTestReloader(b, serverCA, testtls.LeafOptions{}, nil)
+	rsa, _, _ := newTestReloader(b, serverCA, testtls.LeafOptions{RSA: true}, nil)
+	clientCert := clientCA.Issue(b, "leaf", testtls.LeafOptions{Client: true}).TLSCertificate(b)
 
 	tests := []struct {
 		name   string
@@ -24,12 +26,12 @@ func BenchmarkHandshake(b *testing.B) {
 		{name: "tls13-ecdsa-x25519", server: ServerConfig(ec, nil), client: &tls.Config{CurvePreferences: []tls.CurveID{tls.X25519}}},
 		{name: "tls13-rsa", server: ServerConfig(rsa, nil), client: &tls.Config{}},
 		{name: "tls12-ecdsa-aes128gcm", server: ServerConfig(ec, nil), client: tls12Client(tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)},
-		{name: "tls13-ecdsa-mtls", server: ServerConfig(ec, clientCA.pool()), client: &tls.Config{Certificates: []tls.Certificate{clientCert}}},
+		{name: "tls13-ecdsa-mtls", server: ServerConfig(ec, clientCA.Pool()), client: &tls.Config{Certificates: []tls.Certificate{clientCert}}},
 	}
 	for _, tt := range tests {
 		b.Run(tt.name, func(b *testing.B) {
 			client := tt.client.Clone()
-			client.RootCAs = serverCA.pool()
+			client.RootCAs = serverCA.Pool()
 			client.ServerName = "localhost"
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {

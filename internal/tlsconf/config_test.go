@@ -10,12 +10,14 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/idvault/idvault/internal/testenv/testtls"
 )
 
 func TestServerConfigPolicy(t *testing.T) {
-	ca := newCA(t, "server CA")
-	ecReloader, _, ecSerial := newTestReloader(t, ca, leafOpts{}, nil)
-	rsaReloader, _, rsaSerial := newTestReloader(t, ca, leafOpts{rsa: true}, nil)
+	ca := testtls.NewCA(t, "server CA")
+	ecReloader, _, ecSerial := newTestReloader(t, ca, testtls.LeafOptions{}, nil)
+	rsaReloader, _, rsaSerial := newTestReloader(t, ca, testtls.LeafOptions{RSA: true}, nil)
 
 	tests := []struct {
 		name        string
@@ -148,7 +150,7 @@ func TestServerConfigPolicy(t *testing.T) {
 				src, wantSerial = rsaReloader, rsaSerial
 			}
 			client := tt.client.Clone()
-			client.RootCAs = ca.pool()
+			client.RootCAs = ca.Pool()
 			client.ServerName = "localhost"
 			res := handshake(t, ServerConfig(src, nil), client)
 			if !tt.wantOK {
@@ -185,8 +187,8 @@ func TestServerConfigPolicy(t *testing.T) {
 // handshake with a permissive server.
 func TestRefusedClientsWorkWithoutPolicy(t *testing.T) {
 	t.Setenv("GODEBUG", "tls10server=1")
-	ca := newCA(t, "server CA")
-	rsaReloader, _, _ := newTestReloader(t, ca, leafOpts{rsa: true}, nil)
+	ca := testtls.NewCA(t, "server CA")
+	rsaReloader, _, _ := newTestReloader(t, ca, testtls.LeafOptions{RSA: true}, nil)
 	tests := []struct {
 		name   string
 		client *tls.Config
@@ -203,7 +205,7 @@ func TestRefusedClientsWorkWithoutPolicy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			client := tt.client.Clone()
-			client.RootCAs = ca.pool()
+			client.RootCAs = ca.Pool()
 			client.ServerName = "localhost"
 			permissive := &tls.Config{GetCertificate: rsaReloader.GetCertificate}
 			if res := handshake(t, permissive, client); !res.ok() {
@@ -232,8 +234,8 @@ func oldClient(version uint16) *tls.Config {
 }
 
 func TestServerConfigFields(t *testing.T) {
-	ca := newCA(t, "server CA")
-	r, _, _ := newTestReloader(t, ca, leafOpts{}, nil)
+	ca := testtls.NewCA(t, "server CA")
+	r, _, _ := newTestReloader(t, ca, testtls.LeafOptions{}, nil)
 
 	c := ServerConfig(r, nil)
 	if c.MinVersion != tls.VersionTLS12 {
@@ -260,7 +262,7 @@ func TestServerConfigFields(t *testing.T) {
 		t.Error("changing a returned config changed the next one")
 	}
 
-	pool := ca.pool()
+	pool := ca.Pool()
 	m := ServerConfig(r, pool)
 	if m.ClientAuth != tls.RequireAndVerifyClientCert || m.ClientCAs != pool {
 		t.Errorf("ServerConfig(r, pool): ClientAuth = %v, want RequireAndVerifyClientCert with the pool", m.ClientAuth)
@@ -268,22 +270,14 @@ func TestServerConfigFields(t *testing.T) {
 }
 
 func TestServerConfigMTLS(t *testing.T) {
-	serverCA := newCA(t, "server CA")
-	clientCA := newCA(t, "client CA")
-	otherCA := newCA(t, "other CA")
-	r, _, _ := newTestReloader(t, serverCA, leafOpts{}, nil)
+	serverCA := testtls.NewCA(t, "server CA")
+	clientCA := testtls.NewCA(t, "client CA")
+	otherCA := testtls.NewCA(t, "other CA")
+	r, _, _ := newTestReloader(t, serverCA, testtls.LeafOptions{}, nil)
 
-	serverOnlyCert := func() tls.Certificate {
-		certPEM, keyPEM, _ := clientCA.issue(t, leafOpts{})
-		c, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}()
-
-	clientCert := clientCA.clientCert(t)
-	otherCert := otherCA.clientCert(t)
+	serverOnlyCert := clientCA.Issue(t, "leaf", testtls.LeafOptions{}).TLSCertificate(t)
+	clientCert := clientCA.Issue(t, "leaf", testtls.LeafOptions{Client: true}).TLSCertificate(t)
+	otherCert := otherCA.Issue(t, "leaf", testtls.LeafOptions{Client: true}).TLSCertificate(t)
 	// The client sends cert whatever CAs the server names, so that the
 	// server's own verification is what is tested.
 	tests := []struct {
@@ -300,7 +294,7 @@ func TestServerConfigMTLS(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tls.VersionName(version)+"/"+tt.name, func(t *testing.T) {
 				client := &tls.Config{
-					RootCAs:    serverCA.pool(),
+					RootCAs:    serverCA.Pool(),
 					ServerName: "localhost",
 					MaxVersion: version,
 					GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
@@ -310,7 +304,7 @@ func TestServerConfigMTLS(t *testing.T) {
 						return tt.cert, nil
 					},
 				}
-				res := handshake(t, ServerConfig(r, clientCA.pool()), client)
+				res := handshake(t, ServerConfig(r, clientCA.Pool()), client)
 				if tt.wantOK {
 					if !res.ok() {
 						t.Fatalf("handshake: client error %v, server error %v; want success", res.clientErr, res.serverErr)
@@ -329,9 +323,9 @@ func TestServerConfigMTLS(t *testing.T) {
 }
 
 func TestLoadClientCAs(t *testing.T) {
-	ca1 := newCA(t, "one")
-	ca2 := newCA(t, "two")
-	_, keyPEM, _ := ca1.issue(t, leafOpts{})
+	ca1 := testtls.NewCA(t, "one")
+	ca2 := testtls.NewCA(t, "two")
+	keyPEM := ca1.Issue(t, "leaf", testtls.LeafOptions{}).KeyPEM
 	badCert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("not DER")})
 
 	tests := []struct {
@@ -339,12 +333,12 @@ func TestLoadClientCAs(t *testing.T) {
 		data    []byte
 		wantErr error
 	}{
-		{name: "two CAs", data: append(append([]byte("# bundle\n"), ca1.pem...), ca2.pem...)},
-		{name: "one CA", data: ca1.pem},
+		{name: "two CAs", data: append(append([]byte("# bundle\n"), ca1.PEM...), ca2.PEM...)},
+		{name: "one CA", data: ca1.PEM},
 		{name: "empty", data: nil, wantErr: ErrNoCertificate},
 		{name: "text only", data: []byte("hello"), wantErr: ErrNoCertificate},
-		{name: "private key block", data: append(append([]byte(nil), ca1.pem...), keyPEM...), wantErr: ErrNoCertificate},
-		{name: "unparseable certificate", data: append(append([]byte(nil), ca1.pem...), badCert...), wantErr: ErrNoCertificate},
+		{name: "private key block", data: append(append([]byte(nil), ca1.PEM...), keyPEM...), wantErr: ErrNoCertificate},
+		{name: "unparseable certificate", data: append(append([]byte(nil), ca1.PEM...), badCert...), wantErr: ErrNoCertificate},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -359,7 +353,7 @@ func TestLoadClientCAs(t *testing.T) {
 			if tt.wantErr != nil {
 				return
 			}
-			leaf := ca1.clientCert(t).Leaf
+			leaf := ca1.Issue(t, "leaf", testtls.LeafOptions{Client: true}).Cert
 			_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 			if err != nil {
 				t.Errorf("verify client certificate of CA one against pool: %v", err)
@@ -375,10 +369,52 @@ func TestLoadClientCAs(t *testing.T) {
 	})
 }
 
+// TestTLS12CipherSuites checks that the exported list is the one
+// ServerConfig enables, and that callers get their own copy.
+func TestTLS12CipherSuites(t *testing.T) {
+	ca := testtls.NewCA(t, "server CA")
+	r, _, _ := newTestReloader(t, ca, testtls.LeafOptions{}, nil)
+	got := TLS12CipherSuites()
+	if want := ServerConfig(r, nil).CipherSuites; !slices.Equal(got, want) {
+		t.Fatalf("TLS12CipherSuites() = %v, want ServerConfig's %v", got, want)
+	}
+	got[0] = tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA
+	if TLS12CipherSuites()[0] == tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA {
+		t.Error("changing a returned list changed the next one")
+	}
+}
+
+// TestLoadCAs checks the loader the syslog sink and the Regula clients use:
+// as strict as LoadClientCAs, with errors that name the file but not the
+// client role.
+func TestLoadCAs(t *testing.T) {
+	ca := testtls.NewCA(t, "one")
+	pool, err := LoadCAs(ca.File)
+	if err != nil {
+		t.Fatalf("LoadCAs(CA file) error = %v, want nil", err)
+	}
+	if !pool.Equal(ca.Pool()) {
+		t.Error("LoadCAs(CA file) pool differs from the CA's")
+	}
+	keyOnly := filepath.Join(t.TempDir(), "key.pem")
+	testtls.WritePEM(t, keyOnly, "PRIVATE KEY", []byte("not a key"))
+	_, err = LoadCAs(keyOnly)
+	if !errors.Is(err, ErrNoCertificate) {
+		t.Fatalf("LoadCAs(key file) error = %v, want %v", err, ErrNoCertificate)
+	}
+	want := "CA file " + keyOnly + `: tlsconf: no valid certificate: PEM block 1 is "PRIVATE KEY"`
+	if got := err.Error(); got != want {
+		t.Errorf("LoadCAs(key file) error = %q, want %q", got, want)
+	}
+	if _, err := LoadClientCAs(keyOnly); err == nil || err.Error() != "client "+want {
+		t.Errorf("LoadClientCAs(key file) error = %v, want %q", err, "client "+want)
+	}
+}
+
 func FuzzParseCertPool(f *testing.F) {
-	ca := newCA(f, "fuzz")
-	f.Add(ca.pem)
-	f.Add(append(append([]byte(nil), ca.pem...), ca.pem...))
+	ca := testtls.NewCA(f, "fuzz")
+	f.Add(ca.PEM)
+	f.Add(append(append([]byte(nil), ca.PEM...), ca.PEM...))
 	f.Add([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -16,13 +16,16 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/idvault/idvault/internal/testenv/testlog"
+	"github.com/idvault/idvault/internal/testenv/testtls"
 )
 
 // serveSerial completes a handshake against r and returns the serial number
 // of the certificate the client saw.
-func serveSerial(t *testing.T, ca *testCA, r *Reloader) *big.Int {
+func serveSerial(t *testing.T, ca *testtls.CA, r *Reloader) *big.Int {
 	t.Helper()
-	res := handshake(t, ServerConfig(r, nil), &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	res := handshake(t, ServerConfig(r, nil), &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 	if !res.ok() {
 		t.Fatalf("handshake: client error %v, server error %v; want success", res.clientErr, res.serverErr)
 	}
@@ -30,9 +33,9 @@ func serveSerial(t *testing.T, ca *testCA, r *Reloader) *big.Int {
 }
 
 func TestNewReloaderErrors(t *testing.T) {
-	ca := newCA(t, "server CA")
-	certPEM, keyPEM, _ := ca.issue(t, leafOpts{})
-	_, otherKeyPEM, _ := ca.issue(t, leafOpts{})
+	ca := testtls.NewCA(t, "server CA")
+	leaf, other := ca.Issue(t, "leaf", testtls.LeafOptions{}), ca.Issue(t, "other", testtls.LeafOptions{})
+	certPEM, keyPEM, otherKeyPEM := leaf.CertPEM, leaf.KeyPEM, other.KeyPEM
 
 	tests := []struct {
 		name    string
@@ -64,8 +67,8 @@ func TestNewReloaderErrors(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var logs lockedBuffer
-			r, err := NewReloader(certFile, keyFile, logs.logger())
+			var logs testlog.Buffer
+			r, err := NewReloader(certFile, keyFile, logs.TextLogger())
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("NewReloader() error = %v, want %v", err, tt.wantErr)
 			}
@@ -79,15 +82,16 @@ func TestNewReloaderErrors(t *testing.T) {
 }
 
 func TestReloadSwapsCertificate(t *testing.T) {
-	ca := newCA(t, "server CA")
-	var logs lockedBuffer
-	r, dir, serialA := newTestReloader(t, ca, leafOpts{}, &logs)
+	ca := testtls.NewCA(t, "server CA")
+	var logs testlog.Buffer
+	r, dir, serialA := newTestReloader(t, ca, testtls.LeafOptions{}, &logs)
 	if got := serveSerial(t, ca, r); got.Cmp(serialA) != 0 {
 		t.Fatalf("serial before reload = %x, want %x", got, serialA)
 	}
 
-	certPEM, keyPEM, serialB := ca.issue(t, leafOpts{rsa: true})
-	writePair(t, dir, certPEM, keyPEM)
+	leafB := ca.Issue(t, "leaf", testtls.LeafOptions{RSA: true})
+	keyPEM, serialB := leafB.KeyPEM, leafB.Cert.SerialNumber
+	testtls.WritePair(t, dir, leafB.CertPEM, keyPEM)
 	if err := r.Reload(); err != nil {
 		t.Fatalf("Reload() error = %v, want nil", err)
 	}
@@ -101,9 +105,9 @@ func TestReloadSwapsCertificate(t *testing.T) {
 }
 
 func TestReloadKeepsCertificateOnBadPair(t *testing.T) {
-	ca := newCA(t, "server CA")
-	newCertPEM, newKeyPEM, _ := ca.issue(t, leafOpts{})
-	_, otherKeyPEM, _ := ca.issue(t, leafOpts{})
+	ca := testtls.NewCA(t, "server CA")
+	leaf, other := ca.Issue(t, "leaf", testtls.LeafOptions{}), ca.Issue(t, "other", testtls.LeafOptions{})
+	newCertPEM, newKeyPEM, otherKeyPEM := leaf.CertPEM, leaf.KeyPEM, other.KeyPEM
 
 	tests := []struct {
 		name    string
@@ -119,8 +123,8 @@ func TestReloadKeepsCertificateOnBadPair(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var logs lockedBuffer
-			r, dir, serialA := newTestReloader(t, ca, leafOpts{}, &logs)
+			var logs testlog.Buffer
+			r, dir, serialA := newTestReloader(t, ca, testtls.LeafOptions{}, &logs)
 			oldKeyPEM, err := os.ReadFile(filepath.Join(dir, "tls.key"))
 			if err != nil {
 				t.Fatal(err)
@@ -129,7 +133,7 @@ func TestReloadKeepsCertificateOnBadPair(t *testing.T) {
 			if key == nil {
 				key = oldKeyPEM
 			}
-			writePair(t, dir, tt.cert, key)
+			testtls.WritePair(t, dir, tt.cert, key)
 
 			err = r.Reload()
 			if !errors.Is(err, tt.wantErr) {
@@ -149,9 +153,9 @@ func TestReloadKeepsCertificateOnBadPair(t *testing.T) {
 
 func TestPoll(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	ca := newCA(t, "server CA")
-	var logs lockedBuffer
-	r, dir, serialA := newTestReloader(t, ca, leafOpts{}, &logs)
+	ca := testtls.NewCA(t, "server CA")
+	var logs testlog.Buffer
+	r, dir, serialA := newTestReloader(t, ca, testtls.LeafOptions{}, &logs)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	ticks := make(chan time.Time)
@@ -179,8 +183,9 @@ func TestPoll(t *testing.T) {
 		t.Errorf("serial after poll of unchanged files = %x, want %x", got, serialA)
 	}
 
-	certPEM, keyPEM, serialB := ca.issue(t, leafOpts{})
-	writePair(t, dir, certPEM, []byte("-----BEGIN PRIVATE KEY-----\n"))
+	leafB := ca.Issue(t, "leaf", testtls.LeafOptions{})
+	certPEM, keyPEM, serialB := leafB.CertPEM, leafB.KeyPEM, leafB.Cert.SerialNumber
+	testtls.WritePair(t, dir, certPEM, []byte("-----BEGIN PRIVATE KEY-----\n"))
 	pollOnce()
 	pollOnce()
 	if got := serveSerial(t, ca, r); got.Cmp(serialA) != 0 {
@@ -199,7 +204,7 @@ func TestPoll(t *testing.T) {
 		t.Errorf("after polls of a missing key: %d warnings, want %d:\n%s", got, want, logs.String())
 	}
 
-	writePair(t, dir, certPEM, keyPEM)
+	testtls.WritePair(t, dir, certPEM, keyPEM)
 	pollOnce()
 	if got := serveSerial(t, ca, r); got.Cmp(serialB) != 0 {
 		t.Errorf("serial after poll of repaired pair = %x, want %x", got, serialB)
@@ -209,8 +214,8 @@ func TestPoll(t *testing.T) {
 
 func TestRunStopsOnCancel(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	ca := newCA(t, "server CA")
-	r, _, _ := newTestReloader(t, ca, leafOpts{}, nil)
+	ca := testtls.NewCA(t, "server CA")
+	r, _, _ := newTestReloader(t, ca, testtls.LeafOptions{}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -225,7 +230,7 @@ func TestReloaderKeyFileMode(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("file modes are not checked on Windows")
 	}
-	ca := newCA(t, "server CA")
+	ca := testtls.NewCA(t, "server CA")
 	tests := []struct {
 		name     string
 		mode     os.FileMode
@@ -239,13 +244,13 @@ func TestReloaderKeyFileMode(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			certPEM, keyPEM, _ := ca.issue(t, leafOpts{})
-			certFile, keyFile := writePair(t, dir, certPEM, keyPEM)
+			leaf := ca.Issue(t, "leaf", testtls.LeafOptions{})
+			certFile, keyFile := testtls.WritePair(t, dir, leaf.CertPEM, leaf.KeyPEM)
 			if err := os.Chmod(keyFile, tt.mode); err != nil {
 				t.Fatal(err)
 			}
-			var logs lockedBuffer
-			if _, err := NewReloader(certFile, keyFile, logs.logger()); err != nil {
+			var logs testlog.Buffer
+			if _, err := NewReloader(certFile, keyFile, logs.TextLogger()); err != nil {
 				t.Fatalf("NewReloader() error = %v, want nil", err)
 			}
 			if got := strings.Contains(logs.String(), "accessible to group or others"); got != tt.wantWarn {
@@ -256,10 +261,10 @@ func TestReloaderKeyFileMode(t *testing.T) {
 }
 
 func TestReloaderConcurrentUse(t *testing.T) {
-	ca := newCA(t, "server CA")
-	r, dir, _ := newTestReloader(t, ca, leafOpts{}, nil)
-	certPEM, keyPEM, _ := ca.issue(t, leafOpts{})
-	writePair(t, dir, certPEM, keyPEM)
+	ca := testtls.NewCA(t, "server CA")
+	r, dir, _ := newTestReloader(t, ca, testtls.LeafOptions{}, nil)
+	leaf := ca.Issue(t, "leaf", testtls.LeafOptions{})
+	testtls.WritePair(t, dir, leaf.CertPEM, leaf.KeyPEM)
 
 	var wg sync.WaitGroup
 	for range 4 {
@@ -304,8 +309,8 @@ func assertNoKeyMaterial(t *testing.T, s string, keys ...[]byte) {
 }
 
 func BenchmarkGetCertificate(b *testing.B) {
-	ca := newCA(b, "server CA")
-	r, _, _ := newTestReloader(b, ca, leafOpts{}, nil)
+	ca := testtls.NewCA(b, "server CA")
+	r, _, _ := newTestReloader(b, ca, testtls.LeafOptions{}, nil)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -319,8 +324,8 @@ func BenchmarkGetCertificate(b *testing.B) {
 // BenchmarkPoll measures one poll of unchanged files, the steady-state cost
 // of Run per interval.
 func BenchmarkPoll(b *testing.B) {
-	ca := newCA(b, "server CA")
-	r, dir, _ := newTestReloader(b, ca, leafOpts{}, nil)
+	ca := testtls.NewCA(b, "server CA")
+	r, dir, _ := newTestReloader(b, ca, testtls.LeafOptions{}, nil)
 	var n int64
 	for _, name := range []string{"tls.crt", "tls.key"} {
 		fi, err := os.Stat(filepath.Join(dir, name))

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/idvault/idvault/internal/testenv/testtls"
 )
 
 var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -152,7 +154,7 @@ func TestEnsureSelfSignedRegenerates(t *testing.T) {
 			}
 		}},
 		{name: "mismatched key", now: testNow, damage: func(t *testing.T, _, keyFile string) {
-			_, otherKey, _ := newCA(t, "other").issue(t, leafOpts{})
+			otherKey := testtls.NewCA(t, "other").Issue(t, "leaf", testtls.LeafOptions{}).KeyPEM
 			writeTestFile(t, keyFile, otherKey)
 		}},
 	}
@@ -204,11 +206,11 @@ func TestEnsureSelfSignedInvalidHost(t *testing.T) {
 }
 
 func TestFingerprint(t *testing.T) {
-	ca := newCA(t, "fp")
-	block, _ := pem.Decode(ca.pem)
+	ca := testtls.NewCA(t, "fp")
+	block, _ := pem.Decode(ca.PEM)
 	sum := sha256.Sum256(block.Bytes)
 	want := strings.ToUpper(hex.EncodeToString(sum[:]))
-	_, keyPEM, _ := ca.issue(t, leafOpts{})
+	keyPEM := ca.Issue(t, "leaf", testtls.LeafOptions{}).KeyPEM
 
 	tests := []struct {
 		name    string
@@ -216,8 +218,8 @@ func TestFingerprint(t *testing.T) {
 		want    string
 		wantErr error
 	}{
-		{name: "certificate", data: ca.pem, want: want},
-		{name: "key then certificate", data: append(append([]byte(nil), keyPEM...), ca.pem...), want: want},
+		{name: "certificate", data: ca.PEM, want: want},
+		{name: "key then certificate", data: append(append([]byte(nil), keyPEM...), ca.PEM...), want: want},
 		{name: "key only", data: keyPEM, wantErr: ErrNoCertificate},
 		{name: "empty", data: nil, wantErr: ErrNoCertificate},
 		{name: "bad certificate", data: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1, 2}}), wantErr: ErrNoCertificate},

@@ -247,30 +247,21 @@ func (s *Service) publish(ctx context.Context, tenant string, r deliveryRecord) 
 	}
 }
 
-// Enqueue records the delivery of ev to every active subscription of tenant
-// that takes ev's type, and hands each to the worker. It returns the
-// delivery ids once the deliveries are durable; from then on each is
-// attempted until delivered or failed, even if this process dies. It is
-// idempotent by (subscription, ev.ID): enqueuing an event again adds no
-// delivery and sends nothing twice that was delivered.
-func (s *Service) Enqueue(ctx context.Context, tenant string, ev Event) ([]string, error) {
-	v, err := s.view(tenant)
-	if err != nil {
-		return nil, err
-	}
-	now := s.now()
+// prepare completes and checks ev and returns its payload and the
+// subscriptions of tenant that take it.
+func (s *Service) prepare(ctx context.Context, v *store.View, tenant string, ev *Event) ([]byte, []string, error) {
 	if ev.ID == "" {
 		ev.ID = uuid.NewString()
 	}
 	if ev.CreatedAt.IsZero() {
-		ev.CreatedAt = now
+		ev.CreatedAt = s.now()
 	}
 	if err := ev.validate(); err != nil {
-		return nil, fmt.Errorf("enqueue webhook event: %w", err)
+		return nil, nil, err
 	}
 	payload, err := ev.payload(tenant)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var subs []string
 	err = v.Each(ctx, store.Query{Collection: CollSubscriptions, Limit: store.MaxLimit}, func(rec store.Record) error {
@@ -284,16 +275,42 @@ func (s *Service) Enqueue(ctx context.Context, tenant string, ev Event) ([]strin
 		return nil
 	})
 	if err != nil {
+		return nil, nil, err
+	}
+	return payload, subs, nil
+}
+
+// newDelivery returns the pending delivery of event ev to subscription sub
+// and the writes of its schedule record.
+func (s *Service) newDelivery(ctx context.Context, tenant, sub string, ev Event, payload []byte, now time.Time) (deliveryRecord, []store.Write, error) {
+	r := deliveryRecord{
+		Delivery: Delivery{ID: deliveryID(sub, ev.ID), Subscription: sub, EventID: ev.ID, EventType: ev.Type,
+			Status: DeliveryPending, CreatedAt: now},
+		Payload: payload, WindowStart: now, NextAt: now,
+	}
+	ws, err := s.reschedule(ctx, tenant, &r, now.Add(s.o.Republish))
+	return r, ws, err
+}
+
+// Enqueue records the delivery of ev to every active subscription of tenant
+// that takes ev's type, and hands each to the worker. It returns the
+// delivery ids once the deliveries are durable; from then on each is
+// attempted until delivered or failed, even if this process dies. It is
+// idempotent by (subscription, ev.ID): enqueuing an event again adds no
+// delivery and sends nothing twice that was delivered.
+func (s *Service) Enqueue(ctx context.Context, tenant string, ev Event) ([]string, error) {
+	v, err := s.view(tenant)
+	if err != nil {
+		return nil, err
+	}
+	payload, subs, err := s.prepare(ctx, v, tenant, &ev)
+	if err != nil {
 		return nil, fmt.Errorf("enqueue webhook event: %w", err)
 	}
+	now := s.now()
 	ids := make([]string, 0, len(subs))
 	for _, sub := range subs {
-		r := deliveryRecord{
-			Delivery: Delivery{ID: deliveryID(sub, ev.ID), Subscription: sub, EventID: ev.ID, EventType: ev.Type,
-				Status: DeliveryPending, CreatedAt: now},
-			Payload: payload, WindowStart: now, NextAt: now,
-		}
-		ws, err := s.reschedule(ctx, tenant, &r, now.Add(s.o.Republish))
+		r, ws, err := s.newDelivery(ctx, tenant, sub, ev, payload, now)
 		if err != nil {
 			return nil, err
 		}
@@ -315,6 +332,63 @@ func (s *Service) Enqueue(ctx context.Context, tenant string, ev Event) ([]strin
 		ids = append(ids, r.ID)
 	}
 	return ids, nil
+}
+
+// Attach returns ctx carrying the deliveries of ev to tenant's
+// subscriptions (store.Attach): they commit in the same transaction as the
+// next write to collection made with the returned context, so subscribers
+// hear of a change if and only if it is made. The subscriptions are those
+// active when Attach is called. Like Enqueue it is idempotent by
+// (subscription, ev.ID): a delivery of the event already stored is left as
+// it is and not written again (one stored between that check and the
+// commit makes the write fail with store.ErrConflict, and a
+// compare-and-swap retry skips it).
+//
+// After that write has succeeded, call publish to hand the deliveries to
+// the worker at once; a process that dies first leaves them to their
+// schedule records, which hand them over after Options.Republish. Do not
+// call publish when the write did not happen.
+func (s *Service) Attach(ctx context.Context, tenant, collection string, ev Event) (actx context.Context, publish func(context.Context), err error) {
+	v, err := s.view(tenant)
+	if err != nil {
+		return nil, nil, err
+	}
+	payload, subs, err := s.prepare(ctx, v, tenant, &ev)
+	if err != nil {
+		return nil, nil, fmt.Errorf("attach webhook event: %w", err)
+	}
+	if len(subs) == 0 {
+		return ctx, func(context.Context) {}, nil
+	}
+	var built []deliveryRecord
+	actx, _ = store.Attach(ctx, collection, func(store.Write) ([]store.Write, error) {
+		now := s.now()
+		built = built[:0]
+		var writes []store.Write
+		for _, sub := range subs {
+			if _, _, err := getDelivery(ctx, v, deliveryID(sub, ev.ID)); err == nil {
+				continue
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return nil, err
+			}
+			r, ws, err := s.newDelivery(ctx, tenant, sub, ev, payload, now)
+			if err != nil {
+				return nil, err
+			}
+			w, err := v.Sealed(ctx, store.OpPut, CollDeliveries, r.ID, 0, r.index(), r)
+			if err != nil {
+				return nil, err
+			}
+			built = append(built, r)
+			writes = append(append(writes, w), ws...)
+		}
+		return writes, nil
+	})
+	return actx, func(ctx context.Context) {
+		for _, r := range built {
+			s.publish(ctx, tenant, r)
+		}
+	}, nil
 }
 
 // Delivery returns tenant's delivery id, or store.ErrNotFound.

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/idvault/idvault/internal/testenv/testtls"
 )
 
 // benchEntries returns n entries with events of about 500 bytes, the size of
@@ -44,7 +46,7 @@ func BenchmarkFile(b *testing.B) {
 // BenchmarkSyslog measures delivery to a real rsyslog over TLS (loopback;
 // rsyslog writes each message to a file).
 func BenchmarkSyslog(b *testing.B) {
-	ca := newCA(b, "bench CA")
+	ca := testtls.NewCA(b, "bench CA")
 	srv := startRsyslog(b, ca, rsyslogOptions{})
 	for _, batch := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {

@@ -2,28 +2,21 @@ package sink
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"github.com/idvault/idvault/internal/tlsconf"
 	"net"
 	"syscall"
 	"testing"
+
+	"github.com/idvault/idvault/internal/testenv/testtls"
 )
 
 // TestPeerClosed checks the liveness probe against a crypto/tls server
 // (TLS 1.3, which sends session tickets after the handshake) that stays up,
 // closes with close_notify, closes the socket without it, or resets it.
 func TestPeerClosed(t *testing.T) {
-	ca := newCA(t, "probe CA")
-	certFile, keyFile := ca.issue(t, "probe-server", x509.ExtKeyUsageServerAuth)
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := tlsconf.LoadCAs(ca.file)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := testtls.NewCA(t, "probe CA")
+	cert := ca.Issue(t, "probe-server", testtls.LeafOptions{}).TLSCertificate(t)
+	pool := ca.Pool()
 	tests := []struct {
 		name  string
 		close func(*tls.Conn) error

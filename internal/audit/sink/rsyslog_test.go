@@ -2,7 +2,6 @@ package sink
 
 import (
 	"bytes"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/idvault/idvault/internal/testenv/testtls"
 )
 
 // rsyslogd finds the rsyslogd binary. Without one it skips the test, or
@@ -58,14 +59,14 @@ type rsyslog struct {
 
 // startRsyslog starts rsyslogd with a server certificate issued by ca and
 // stops it when the test ends.
-func startRsyslog(t testing.TB, ca *testCA, opts rsyslogOptions) *rsyslog {
+func startRsyslog(t testing.TB, ca *testtls.CA, opts rsyslogOptions) *rsyslog {
 	t.Helper()
 	bin := rsyslogd(t)
 	if opts.authMode == "" {
 		opts.authMode = "anon"
 	}
 	dir := t.TempDir()
-	certFile, keyFile := ca.issue(t, "rsyslog-server", x509.ExtKeyUsageServerAuth)
+	certFile, keyFile := ca.Issue(t, "rsyslog-server", testtls.LeafOptions{}).Files(t)
 	r := &rsyslog{
 		bin:  bin,
 		dir:  dir,
@@ -107,7 +108,7 @@ template(name="fields" type="list" option.jsonf="on") {
 if $inputname == "imtcp" then {
   action(type="omfile" file=%q template="fields")
 }
-`, work, ca.file, certFile, keyFile, opts.authMode, port, priority, r.out)
+`, work, ca.File, certFile, keyFile, opts.authMode, port, priority, r.out)
 	if err := os.WriteFile(r.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

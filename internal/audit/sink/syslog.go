@@ -5,13 +5,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/idvault/idvault/internal/tlsconf"
 	"log/slog"
 	"net"
 	"os"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/idvault/idvault/internal/tlsconf"
 )
 
 // Defaults of SyslogConfig.

@@ -6,13 +6,16 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/idvault/idvault/internal/tlsconf"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/idvault/idvault/internal/testenv/testclock"
+	"github.com/idvault/idvault/internal/testenv/testtls"
+	"github.com/idvault/idvault/internal/tlsconf"
 )
 
 const testHost = "idvault-test-host"
@@ -21,9 +24,9 @@ var testTime = time.Date(2025, 3, 4, 5, 6, 7, 123456789, time.UTC)
 
 // newTestSyslog returns a sink for addr trusting ca, closed when the test
 // ends. edit may change the configuration first.
-func newTestSyslog(t testing.TB, addr string, ca *testCA, edit func(*SyslogConfig)) *Syslog {
+func newTestSyslog(t testing.TB, addr string, ca *testtls.CA, edit func(*SyslogConfig)) *Syslog {
 	t.Helper()
-	cfg := SyslogConfig{Address: addr, CAFile: ca.file, Hostname: testHost}
+	cfg := SyslogConfig{Address: addr, CAFile: ca.File, Hostname: testHost}
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -48,7 +51,7 @@ func event(tenant string, index int64, action, outcome string) Entry {
 // TestSyslogDeliversToRsyslog sends events to a real rsyslog over TLS and
 // checks every header field as rsyslog parsed it.
 func TestSyslogDeliversToRsyslog(t *testing.T) {
-	ca := newCA(t, "syslog CA")
+	ca := testtls.NewCA(t, "syslog CA")
 	srv := startRsyslog(t, ca, rsyslogOptions{})
 	s := newTestSyslog(t, srv.addr, ca, nil)
 
@@ -102,7 +105,7 @@ func TestSyslogDeliversToRsyslog(t *testing.T) {
 // TestSyslogSplitsLongEvents sends an event several times the message size
 // limit and rebuilds it from the fragments rsyslog received.
 func TestSyslogSplitsLongEvents(t *testing.T) {
-	ca := newCA(t, "syslog CA")
+	ca := testtls.NewCA(t, "syslog CA")
 	srv := startRsyslog(t, ca, rsyslogOptions{})
 	s := newTestSyslog(t, srv.addr, ca, func(c *SyslogConfig) { c.MaxMessageSize = 1024 })
 
@@ -145,10 +148,10 @@ func TestSyslogSplitsLongEvents(t *testing.T) {
 // batch, when the server hangs up on a client without one or with one from
 // another CA (rsyslog checks the certificate after the handshake).
 func TestSyslogMutualTLS(t *testing.T) {
-	ca := newCA(t, "syslog CA")
+	ca := testtls.NewCA(t, "syslog CA")
 	srv := startRsyslog(t, ca, rsyslogOptions{authMode: "x509/certvalid"})
-	certFile, keyFile := ca.issue(t, "idvault-client", x509.ExtKeyUsageClientAuth)
-	otherCert, otherKey := newCA(t, "other CA").issue(t, "other-client", x509.ExtKeyUsageClientAuth)
+	certFile, keyFile := ca.Issue(t, "idvault-client", testtls.LeafOptions{Client: true}).Files(t)
+	otherCert, otherKey := testtls.NewCA(t, "other CA").Issue(t, "other-client", testtls.LeafOptions{Client: true}).Files(t)
 
 	for _, tt := range []struct{ name, cert, key string }{
 		{"no client certificate", "", ""},
@@ -178,7 +181,7 @@ func TestSyslogMutualTLS(t *testing.T) {
 // that only speaks TLS 1.1, a certificate from another CA and a certificate
 // for another name: each Write fails with the matching TLS error.
 func TestSyslogRefusesWeakOrUntrustedServers(t *testing.T) {
-	ca := newCA(t, "syslog CA")
+	ca := testtls.NewCA(t, "syslog CA")
 	tests := []struct {
 		name string
 		opts rsyslogOptions
@@ -198,7 +201,7 @@ func TestSyslogRefusesWeakOrUntrustedServers(t *testing.T) {
 		},
 		{
 			name: "server certificate from another CA",
-			edit: func(c *SyslogConfig) { c.CAFile = newCA(t, "other CA").file },
+			edit: func(c *SyslogConfig) { c.CAFile = testtls.NewCA(t, "other CA").File },
 			want: func(err error) bool { var e x509.UnknownAuthorityError; return errors.As(err, &e) },
 		},
 		{
@@ -211,7 +214,7 @@ func TestSyslogRefusesWeakOrUntrustedServers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := startRsyslog(t, ca, tt.opts)
 			if tt.control != nil {
-				pool, err := tlsconf.LoadCAs(ca.file)
+				pool, err := tlsconf.LoadCAs(ca.File)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -239,11 +242,11 @@ func TestSyslogRefusesWeakOrUntrustedServers(t *testing.T) {
 // instead of losing the batch, waits out its backoff, and delivers once the
 // server is back.
 func TestSyslogServerRestart(t *testing.T) {
-	ca := newCA(t, "syslog CA")
+	ca := testtls.NewCA(t, "syslog CA")
 	srv := startRsyslog(t, ca, rsyslogOptions{})
 	s := newTestSyslog(t, srv.addr, ca, func(c *SyslogConfig) { c.MinBackoff = time.Second })
-	clock := &fakeClock{t: testTime}
-	s.now = clock.now
+	clock := testclock.New(testTime)
+	s.now = clock.Now
 	ctx := t.Context()
 
 	first, second := event("acme", 0, "session.signin", "success"), event("acme", 1, "session.signout", "success")
@@ -259,17 +262,17 @@ func TestSyslogServerRestart(t *testing.T) {
 	if err := s.Write(ctx, []Entry{second}); !errors.Is(err, ErrBackoff) {
 		t.Fatalf("Write right after a failure = %v, want ErrBackoff", err)
 	}
-	clock.advance(time.Second)
+	clock.Advance(time.Second)
 	if err := s.Write(ctx, []Entry{second}); err == nil || errors.Is(err, ErrBackoff) {
 		t.Fatalf("second attempt with the server down = %v, want a connection error", err)
 	}
-	clock.advance(time.Second) // the backoff doubled: 2s from the last failure
+	clock.Advance(time.Second) // the backoff doubled: 2s from the last failure
 	if err := s.Write(ctx, []Entry{second}); !errors.Is(err, ErrBackoff) {
 		t.Fatalf("Write 1s into a 2s backoff = %v, want ErrBackoff", err)
 	}
 
 	srv.start(t)
-	clock.advance(time.Second)
+	clock.Advance(time.Second)
 	if err := s.Write(ctx, []Entry{second}); err != nil {
 		t.Fatalf("Write after restart: %v", err)
 	}
@@ -295,7 +298,7 @@ func TestSyslogServerRestart(t *testing.T) {
 // every field an event controls; rsyslog must see exactly one message per
 // entry, with the fields sanitized as the package doc says.
 func TestSyslogInjection(t *testing.T) {
-	ca := newCA(t, "syslog CA")
+	ca := testtls.NewCA(t, "syslog CA")
 	srv := startRsyslog(t, ca, rsyslogOptions{})
 	s := newTestSyslog(t, srv.addr, ca, nil)
 
@@ -407,10 +410,10 @@ func TestSyslogContextAndClose(t *testing.T) {
 func TestNewSyslogRejectsBadConfig(t *testing.T) {
 	dir := t.TempDir()
 	keyOnly := dir + "/key-only.pem"
-	writePEM(t, keyOnly, "PRIVATE KEY", []byte("not a key"))
-	ca := newCA(t, "CA")
-	certFile, keyFile := ca.issue(t, "client", x509.ExtKeyUsageClientAuth)
-	_, otherKey := newCA(t, "other").issue(t, "other", x509.ExtKeyUsageClientAuth)
+	testtls.WritePEM(t, keyOnly, "PRIVATE KEY", []byte("not a key"))
+	ca := testtls.NewCA(t, "CA")
+	certFile, keyFile := ca.Issue(t, "client", testtls.LeafOptions{Client: true}).Files(t)
+	_, otherKey := testtls.NewCA(t, "other").Issue(t, "other", testtls.LeafOptions{Client: true}).Files(t)
 
 	tests := []struct {
 		name string

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/idvault/idvault/internal/regula/httpx"
+	"github.com/idvault/idvault/internal/regula/httpx/httpxtest"
 	"github.com/idvault/idvault/internal/regula/regulatest"
 )
 
@@ -22,11 +22,7 @@ var ladder = [][2]int{{320, 240}, {1280, 960}, {2560, 1920}}
 // (which carries the image back as the document front) are included.
 func BenchmarkProcess(b *testing.B) {
 	stand := regulatest.NewDocReader(b, regulatest.Options{})
-	c, err := New(httpx.Config{URL: stand.URL(), AllowLoopbackHTTP: true}, httpx.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(c.Close)
+	c := httpxtest.Plain(b, stand.URL(), New)
 	ctx := context.Background()
 	for _, size := range ladder {
 		img := regulatest.JPEG(size[0], size[1])

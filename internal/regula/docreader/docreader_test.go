@@ -6,9 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -17,41 +14,22 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/idvault/idvault/internal/regula/httpx"
+	"github.com/idvault/idvault/internal/regula/httpx/httpxtest"
 	"github.com/idvault/idvault/internal/regula/regulatest"
+	"github.com/idvault/idvault/internal/testenv/testlog"
+	"github.com/idvault/idvault/internal/testenv/testtls"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-type env struct {
-	stand  *regulatest.DocReader
-	client *Client
-	clock  *regulatest.Clock
-	sleep  *regulatest.Sleeper
-}
+type env = httpxtest.Env[*regulatest.DocReader, *Client]
 
 // newEnv starts a stand-in and a client for it; edit changes the config.
 func newEnv(t *testing.T, opts regulatest.Options, edit func(*httpx.Config)) env {
 	t.Helper()
-	e := env{stand: regulatest.NewDocReader(t, opts), clock: regulatest.NewClock(time.Now()), sleep: &regulatest.Sleeper{}}
-	cfg := httpx.Config{
-		URL:               e.stand.URL(),
-		AllowLoopbackHTTP: true,
-		CAFile:            e.stand.CAFile(),
-		Retries:           2,
-		Breaker:           httpx.Breaker{Failures: 3, CoolDown: time.Minute},
-	}
-	if edit != nil {
-		edit(&cfg)
-	}
-	c, err := New(cfg, httpx.Options{Now: e.clock.Now, Sleep: e.sleep.Sleep})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(c.Close)
-	e.client = c
-	return e
+	return httpxtest.Wire(t, regulatest.NewDocReader(t, opts), New, edit)
 }
 
 var (
@@ -61,9 +39,9 @@ var (
 
 func TestProcess(t *testing.T) {
 	e := newEnv(t, regulatest.Options{}, nil)
-	r, err := e.client.Process(context.Background(), [][]byte{page1, page2}, "FullProcess")
+	r, err := e.Client.Process(context.Background(), [][]byte{page1, page2}, "FullProcess")
 	if err != nil {
-		t.Fatalf("Process: %v (stand-in rejections: %q)", err, e.stand.Rejections())
+		t.Fatalf("Process: %v (stand-in rejections: %q)", err, e.Stand.Rejections())
 	}
 	if r.OverallStatus != CheckOK || !r.Passed() {
 		t.Errorf("OverallStatus = %d, Passed %t; want %d, true", r.OverallStatus, r.Passed(), CheckOK)
@@ -87,7 +65,7 @@ func TestProcess(t *testing.T) {
 	if _, err := uuid.Parse(r.TransactionID); err != nil {
 		t.Errorf("TransactionID = %q, want a uuid", r.TransactionID)
 	}
-	if n := e.stand.Requests(); n != 1 {
+	if n := e.Stand.Requests(); n != 1 {
 		t.Errorf("requests = %d, want 1", n)
 	}
 }
@@ -95,8 +73,8 @@ func TestProcess(t *testing.T) {
 func TestProcessDocumentOutcomes(t *testing.T) {
 	t.Run("bad overall status", func(t *testing.T) {
 		e := newEnv(t, regulatest.Options{}, nil)
-		e.stand.Inject(regulatest.BadDocument())
-		r, err := e.client.Process(context.Background(), [][]byte{page1}, "FullProcess")
+		e.Stand.Inject(regulatest.BadDocument())
+		r, err := e.Client.Process(context.Background(), [][]byte{page1}, "FullProcess")
 		if err != nil {
 			t.Fatalf("Process: %v; a failed document is a result, not an error", err)
 		}
@@ -109,8 +87,8 @@ func TestProcessDocumentOutcomes(t *testing.T) {
 	})
 	t.Run("no portrait", func(t *testing.T) {
 		e := newEnv(t, regulatest.Options{}, nil)
-		e.stand.Inject(regulatest.NoFace())
-		r, err := e.client.Process(context.Background(), [][]byte{page1}, "FullProcess")
+		e.Stand.Inject(regulatest.NoFace())
+		r, err := e.Client.Process(context.Background(), [][]byte{page1}, "FullProcess")
 		if err != nil {
 			t.Fatalf("Process: %v", err)
 		}
@@ -140,8 +118,8 @@ func TestProcessFaults(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, regulatest.Options{}, nil)
-			e.stand.Inject(tt.faults...)
-			r, err := e.client.Process(context.Background(), [][]byte{page1}, "MrzOrOcr")
+			e.Stand.Inject(tt.faults...)
+			r, err := e.Client.Process(context.Background(), [][]byte{page1}, "MrzOrOcr")
 			switch {
 			case tt.wantStatus != 0:
 				var se *httpx.StatusError
@@ -157,11 +135,11 @@ func TestProcessFaults(t *testing.T) {
 					t.Errorf("Process = %v, %v; want success after retries", r, err)
 				}
 			}
-			if n := e.stand.Requests(); n != tt.wantRequests {
+			if n := e.Stand.Requests(); n != tt.wantRequests {
 				t.Errorf("requests = %d, want %d", n, tt.wantRequests)
 			}
-			if tt.wantWaits != nil && fmt.Sprint(e.sleep.Waits()) != fmt.Sprint(tt.wantWaits) {
-				t.Errorf("waits = %v, want %v", e.sleep.Waits(), tt.wantWaits)
+			if tt.wantWaits != nil && fmt.Sprint(e.Sleep.Waits()) != fmt.Sprint(tt.wantWaits) {
+				t.Errorf("waits = %v, want %v", e.Sleep.Waits(), tt.wantWaits)
 			}
 		})
 	}
@@ -170,20 +148,20 @@ func TestProcessFaults(t *testing.T) {
 func TestProcessTimeout(t *testing.T) {
 	t.Run("context", func(t *testing.T) {
 		e := newEnv(t, regulatest.Options{}, nil)
-		e.stand.SetFault(regulatest.Delay(time.Hour))
+		e.Stand.SetFault(regulatest.Delay(time.Hour))
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
-		if _, err := e.client.Process(ctx, [][]byte{page1}, "FullProcess"); !errors.Is(err, context.DeadlineExceeded) {
+		if _, err := e.Client.Process(ctx, [][]byte{page1}, "FullProcess"); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Process = %v, want context.DeadlineExceeded", err)
 		}
-		if n := e.stand.Requests(); n != 1 {
+		if n := e.Stand.Requests(); n != 1 {
 			t.Errorf("requests = %d, want 1: a timeout is not retried", n)
 		}
 	})
 	t.Run("config", func(t *testing.T) {
 		e := newEnv(t, regulatest.Options{}, func(c *httpx.Config) { c.Timeout = 100 * time.Millisecond })
-		e.stand.SetFault(regulatest.Delay(time.Hour))
-		if _, err := e.client.Process(context.Background(), [][]byte{page1}, "FullProcess"); !errors.Is(err, context.DeadlineExceeded) {
+		e.Stand.SetFault(regulatest.Delay(time.Hour))
+		if _, err := e.Client.Process(context.Background(), [][]byte{page1}, "FullProcess"); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Process = %v, want context.DeadlineExceeded", err)
 		}
 	})
@@ -191,25 +169,25 @@ func TestProcessTimeout(t *testing.T) {
 
 func TestProcessBreaker(t *testing.T) {
 	e := newEnv(t, regulatest.Options{}, func(c *httpx.Config) { c.Retries = 0 })
-	e.stand.SetFault(regulatest.Status(503))
+	e.Stand.SetFault(regulatest.Status(503))
 	ctx := context.Background()
 	for i := range 3 {
-		if _, err := e.client.Process(ctx, [][]byte{page1}, "FullProcess"); err == nil || errors.Is(err, httpx.ErrUnavailable) {
+		if _, err := e.Client.Process(ctx, [][]byte{page1}, "FullProcess"); err == nil || errors.Is(err, httpx.ErrUnavailable) {
 			t.Fatalf("call %d = %v, want a 503", i, err)
 		}
 	}
-	if _, err := e.client.Process(ctx, [][]byte{page1}, "FullProcess"); !errors.Is(err, httpx.ErrUnavailable) {
+	if _, err := e.Client.Process(ctx, [][]byte{page1}, "FullProcess"); !errors.Is(err, httpx.ErrUnavailable) {
 		t.Fatalf("after 3 failures: %v, want ErrUnavailable", err)
 	}
-	if n := e.stand.Requests(); n != 3 {
+	if n := e.Stand.Requests(); n != 3 {
 		t.Errorf("requests = %d, want 3", n)
 	}
-	e.stand.SetFault(regulatest.Fault{})
-	e.clock.Advance(time.Minute)
-	if _, err := e.client.Process(ctx, [][]byte{page1}, "FullProcess"); err != nil {
+	e.Stand.SetFault(regulatest.Fault{})
+	e.Clock.Advance(time.Minute)
+	if _, err := e.Client.Process(ctx, [][]byte{page1}, "FullProcess"); err != nil {
 		t.Fatalf("probe after the cool-down: %v, want success", err)
 	}
-	if got := e.client.BreakerState(); got != httpx.Closed {
+	if got := e.Client.BreakerState(); got != httpx.Closed {
 		t.Errorf("breaker = %v, want closed", got)
 	}
 }
@@ -230,12 +208,12 @@ func TestProcessRefusesBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := e.client.Process(context.Background(), tt.images, tt.scenario); !errors.Is(err, tt.want) {
+			if _, err := e.Client.Process(context.Background(), tt.images, tt.scenario); !errors.Is(err, tt.want) {
 				t.Errorf("Process = %v, want %v", err, tt.want)
 			}
 		})
 	}
-	if n := e.stand.Requests(); n != 0 {
+	if n := e.Stand.Requests(); n != 0 {
 		t.Errorf("requests = %d, want 0: bad input is refused before sending", n)
 	}
 }
@@ -245,11 +223,6 @@ func TestProcessRefusesBadInput(t *testing.T) {
 // client that dropped a required field would fail these tests, not pass.
 func TestStandInRejectsIncompleteRequests(t *testing.T) {
 	stand := regulatest.NewDocReader(t, regulatest.Options{})
-	c, err := httpx.New(httpx.Config{URL: stand.URL(), AllowLoopbackHTTP: true}, httpx.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
 	img := map[string]any{"ImageData": map[string]any{"image": page1}}
 	tests := []struct {
 		name   string
@@ -263,41 +236,32 @@ func TestStandInRejectsIncompleteRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out json.RawMessage
-			err := c.Do(context.Background(), http.MethodPost, "/api/process", nil, tt.body, &out)
-			var se *httpx.StatusError
-			if !errors.As(err, &se) || se.StatusCode != http.StatusBadRequest {
-				t.Fatalf("Do = %v, want status 400", err)
-			}
-			rej := stand.Rejections()
-			if !strings.Contains(rej[len(rej)-1], tt.reason) {
-				t.Errorf("rejection = %q, want it to name %q", rej[len(rej)-1], tt.reason)
-			}
+			httpxtest.WantRejected(t, stand.Server, "/api/process", tt.body, tt.reason)
 		})
 	}
 }
 
 func TestProcessMutualTLS(t *testing.T) {
-	ca := regulatest.NewCA(t, "idvault client CA")
-	certFile, keyFile := ca.ClientCert(t, "idvault workflow")
+	ca := testtls.NewCA(t, "idvault client CA")
+	certFile, keyFile := ca.Issue(t, "idvault workflow", testtls.LeafOptions{Client: true}).Files(t)
 	opts := regulatest.Options{ClientCAs: ca.Pool()}
 
 	e := newEnv(t, opts, func(c *httpx.Config) {
 		c.AllowLoopbackHTTP = false
 		c.CertFile, c.KeyFile = certFile, keyFile
 	})
-	if !strings.HasPrefix(e.stand.URL(), "https://") {
-		t.Fatalf("stand-in URL %s is not https", e.stand.URL())
+	if !strings.HasPrefix(e.Stand.URL(), "https://") {
+		t.Fatalf("stand-in URL %s is not https", e.Stand.URL())
 	}
-	if _, err := e.client.Process(context.Background(), [][]byte{page1}, "FullProcess"); err != nil {
+	if _, err := e.Client.Process(context.Background(), [][]byte{page1}, "FullProcess"); err != nil {
 		t.Errorf("with a client certificate: %v, want success", err)
 	}
 
 	anon := newEnv(t, opts, func(c *httpx.Config) { c.AllowLoopbackHTTP = false })
-	if _, err := anon.client.Process(context.Background(), [][]byte{page1}, "FullProcess"); err == nil {
+	if _, err := anon.Client.Process(context.Background(), [][]byte{page1}, "FullProcess"); err == nil {
 		t.Error("without a client certificate: success, want a handshake failure")
 	}
-	if n := anon.stand.Requests(); n != 0 {
+	if n := anon.Stand.Requests(); n != 0 {
 		t.Errorf("requests without a certificate = %d, want 0", n)
 	}
 }
@@ -307,12 +271,12 @@ func TestProcessMutualTLS(t *testing.T) {
 // do not quote the value that broke them.
 func TestNoPersonalDataLeaks(t *testing.T) {
 	e := newEnv(t, regulatest.Options{}, nil)
-	r, err := e.client.Process(context.Background(), [][]byte{page1}, "FullProcess")
+	r, err := e.Client.Process(context.Background(), [][]byte{page1}, "FullProcess")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
-	slog.New(slog.NewJSONHandler(&logs, nil)).Info("processed", "result", r)
+	var logs testlog.Buffer
+	logs.JSONLogger().Info("processed", "result", r)
 	printed := fmt.Sprintf("%v %+v %s %#v %d", r, r, r, r, r) + logs.String()
 	for _, secret := range []string{"ERIKSSON", "L898902C3", "1974-08-12", "ANNA"} {
 		if strings.Contains(printed, secret) {
@@ -324,16 +288,7 @@ func TestNoPersonalDataLeaks(t *testing.T) {
 	}
 
 	const marker = "ERIKSSON-MARKER"
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"ProcessingFinished":1,"ContainerList":{"List":[{"result_type":36,"Text":{"fieldList":[{"fieldName":"Surname","value":{"` + marker + `":"` + marker + `"}}]}}]}}`))
-	}))
-	t.Cleanup(srv.Close)
-	c, err := New(httpx.Config{URL: srv.URL, AllowLoopbackHTTP: true}, httpx.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := httpxtest.Answering(t, `{"ProcessingFinished":1,"ContainerList":{"List":[{"result_type":36,"Text":{"fieldList":[{"fieldName":"Surname","value":{"`+marker+`":"`+marker+`"}}]}}]}}`, New)
 	_, err = c.Process(context.Background(), [][]byte{page1}, "FullProcess")
 	if !errors.Is(err, httpx.ErrMalformed) {
 		t.Fatalf("Process = %v, want ErrMalformed", err)

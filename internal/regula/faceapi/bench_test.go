@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/idvault/idvault/internal/regula/httpx"
+	"github.com/idvault/idvault/internal/regula/httpx/httpxtest"
 	"github.com/idvault/idvault/internal/regula/regulatest"
 )
 
@@ -14,11 +14,7 @@ import (
 // selfies of growing size.
 func BenchmarkMatch(b *testing.B) {
 	stand := regulatest.NewFaceAPI(b, regulatest.Options{})
-	c, err := New(httpx.Config{URL: stand.URL(), AllowLoopbackHTTP: true}, httpx.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(c.Close)
+	c := httpxtest.Plain(b, stand.URL(), New)
 	ctx := context.Background()
 	doc := regulatest.JPEG(240, 320)
 	for _, size := range [][2]int{{320, 240}, {1280, 960}, {2560, 1920}} {

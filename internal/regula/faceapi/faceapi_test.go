@@ -2,11 +2,8 @@ package faceapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,40 +11,21 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/idvault/idvault/internal/regula/httpx"
+	"github.com/idvault/idvault/internal/regula/httpx/httpxtest"
 	"github.com/idvault/idvault/internal/regula/regulatest"
+	"github.com/idvault/idvault/internal/testenv/testtls"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-type env struct {
-	stand  *regulatest.FaceAPI
-	client *Client
-	clock  *regulatest.Clock
-	sleep  *regulatest.Sleeper
-}
+type env = httpxtest.Env[*regulatest.FaceAPI, *Client]
 
+// newEnv starts a stand-in and a client for it; edit changes the config.
 func newEnv(t *testing.T, opts regulatest.Options, edit func(*httpx.Config)) env {
 	t.Helper()
-	e := env{stand: regulatest.NewFaceAPI(t, opts), clock: regulatest.NewClock(time.Now()), sleep: &regulatest.Sleeper{}}
-	cfg := httpx.Config{
-		URL:               e.stand.URL(),
-		AllowLoopbackHTTP: true,
-		CAFile:            e.stand.CAFile(),
-		Retries:           2,
-		Breaker:           httpx.Breaker{Failures: 3, CoolDown: time.Minute},
-	}
-	if edit != nil {
-		edit(&cfg)
-	}
-	c, err := New(cfg, httpx.Options{Now: e.clock.Now, Sleep: e.sleep.Sleep})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(c.Close)
-	e.client = c
-	return e
+	return httpxtest.Wire(t, regulatest.NewFaceAPI(t, opts), New, edit)
 }
 
 var (
@@ -60,18 +38,18 @@ const txID = "4f0c2f9e-6c1b-4a53-9b8e-2d6f5b1a7c3e"
 func TestMatch(t *testing.T) {
 	e := newEnv(t, regulatest.Options{}, nil)
 	ctx := context.Background()
-	s, err := e.client.Match(ctx, portrait, selfie)
+	s, err := e.Client.Match(ctx, portrait, selfie)
 	if err != nil {
-		t.Fatalf("Match: %v (rejections %q)", err, e.stand.Rejections())
+		t.Fatalf("Match: %v (rejections %q)", err, e.Stand.Rejections())
 	}
 	if s != 0.9372 {
 		t.Errorf("similarity = %v, want the stand-in's 0.9372", s)
 	}
-	if s, err := e.client.Match(ctx, portrait, portrait); err != nil || s != 1 {
+	if s, err := e.Client.Match(ctx, portrait, portrait); err != nil || s != 1 {
 		t.Errorf("Match(same image) = %v, %v; want 1", s, err)
 	}
-	e.stand.SetSimilarity(0.12)
-	if s, err := e.client.Match(ctx, portrait, selfie); err != nil || s != 0.12 {
+	e.Stand.SetSimilarity(0.12)
+	if s, err := e.Client.Match(ctx, portrait, selfie); err != nil || s != 0.12 {
 		t.Errorf("Match after SetSimilarity(0.12) = %v, %v; want 0.12", s, err)
 	}
 }
@@ -94,8 +72,8 @@ func TestMatchResultCodes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, regulatest.Options{}, nil)
-			e.stand.Inject(tt.fault)
-			s, err := e.client.Match(context.Background(), portrait, selfie)
+			e.Stand.Inject(tt.fault)
+			s, err := e.Client.Match(context.Background(), portrait, selfie)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Match = %v, %v; want %v", s, err, tt.want)
 			}
@@ -103,7 +81,7 @@ func TestMatchResultCodes(t *testing.T) {
 			if !errors.As(err, &rce) || rce.Code != tt.code || rce.Image != tt.image {
 				t.Errorf("Match error = %#v, want ResultCodeError code %d image %d", err, tt.code, tt.image)
 			}
-			if n := e.stand.Requests(); n != 1 {
+			if n := e.Stand.Requests(); n != 1 {
 				t.Errorf("requests = %d, want 1: result codes are answers, not retried", n)
 			}
 		})
@@ -113,19 +91,19 @@ func TestMatchResultCodes(t *testing.T) {
 func TestDetect(t *testing.T) {
 	e := newEnv(t, regulatest.Options{}, nil)
 	ctx := context.Background()
-	if n, err := e.client.Detect(ctx, selfie); err != nil || n != 1 {
+	if n, err := e.Client.Detect(ctx, selfie); err != nil || n != 1 {
 		t.Errorf("Detect = %d, %v; want 1", n, err)
 	}
-	e.stand.SetFaces(3)
-	if n, err := e.client.Detect(ctx, selfie); err != nil || n != 3 {
+	e.Stand.SetFaces(3)
+	if n, err := e.Client.Detect(ctx, selfie); err != nil || n != 3 {
 		t.Errorf("Detect = %d, %v; want 3", n, err)
 	}
-	e.stand.Inject(regulatest.NoFace())
-	if n, err := e.client.Detect(ctx, selfie); !errors.Is(err, ErrNoFace) {
+	e.Stand.Inject(regulatest.NoFace())
+	if n, err := e.Client.Detect(ctx, selfie); !errors.Is(err, ErrNoFace) {
 		t.Errorf("Detect with no face = %d, %v; want ErrNoFace, never a silent zero", n, err)
 	}
-	e.stand.Inject(regulatest.ResultCode(2))
-	if _, err := e.client.Detect(ctx, selfie); !errors.Is(err, ErrNoFace) {
+	e.Stand.Inject(regulatest.ResultCode(2))
+	if _, err := e.Client.Detect(ctx, selfie); !errors.Is(err, ErrNoFace) {
 		t.Errorf("Detect with code 2 = %v; want ErrNoFace", err)
 	}
 }
@@ -150,9 +128,9 @@ func TestLiveness(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, regulatest.Options{}, nil)
-			e.stand.SetLiveness(tt.status)
-			e.stand.Inject(tt.fault)
-			r, err := e.client.Liveness(context.Background(), txID)
+			e.Stand.SetLiveness(tt.status)
+			e.Stand.Inject(tt.fault)
+			r, err := e.Client.Liveness(context.Background(), txID)
 			switch want := tt.wantErr.(type) {
 			case nil:
 				if err != nil {
@@ -180,11 +158,11 @@ func TestLiveness(t *testing.T) {
 func TestLivenessRefusesBadID(t *testing.T) {
 	e := newEnv(t, regulatest.Options{}, nil)
 	for _, id := range []string{"", "12345", txID + "&tag=x", "../../api/match"} {
-		if _, err := e.client.Liveness(context.Background(), id); !errors.Is(err, ErrInvalidTransactionID) {
+		if _, err := e.Client.Liveness(context.Background(), id); !errors.Is(err, ErrInvalidTransactionID) {
 			t.Errorf("Liveness(%q) = %v, want ErrInvalidTransactionID", id, err)
 		}
 	}
-	if n := e.stand.Requests(); n != 0 {
+	if n := e.Stand.Requests(); n != 0 {
 		t.Errorf("requests = %d, want 0", n)
 	}
 }
@@ -193,16 +171,16 @@ func TestRefusesNonImages(t *testing.T) {
 	e := newEnv(t, regulatest.Options{}, nil)
 	ctx := context.Background()
 	svg := []byte(`<svg xmlns="http://www.w3.org/2000/svg"/>`)
-	if _, err := e.client.Match(ctx, portrait, svg); !errors.Is(err, ErrInvalidImage) {
+	if _, err := e.Client.Match(ctx, portrait, svg); !errors.Is(err, ErrInvalidImage) {
 		t.Errorf("Match(SVG) = %v, want ErrInvalidImage", err)
 	}
-	if _, err := e.client.Match(ctx, nil, selfie); !errors.Is(err, ErrInvalidImage) {
+	if _, err := e.Client.Match(ctx, nil, selfie); !errors.Is(err, ErrInvalidImage) {
 		t.Errorf("Match(nil) = %v, want ErrInvalidImage", err)
 	}
-	if _, err := e.client.Detect(ctx, []byte("GIF89a")); !errors.Is(err, ErrInvalidImage) {
+	if _, err := e.Client.Detect(ctx, []byte("GIF89a")); !errors.Is(err, ErrInvalidImage) {
 		t.Errorf("Detect(GIF) = %v, want ErrInvalidImage", err)
 	}
-	if n := e.stand.Requests(); n != 0 {
+	if n := e.Stand.Requests(); n != 0 {
 		t.Errorf("requests = %d, want 0", n)
 	}
 }
@@ -225,8 +203,8 @@ func TestFaults(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, regulatest.Options{}, nil)
-			e.stand.Inject(tt.faults...)
-			s, err := e.client.Match(context.Background(), portrait, selfie)
+			e.Stand.Inject(tt.faults...)
+			s, err := e.Client.Match(context.Background(), portrait, selfie)
 			switch {
 			case tt.wantStatus != 0:
 				var se *httpx.StatusError
@@ -242,11 +220,11 @@ func TestFaults(t *testing.T) {
 					t.Errorf("Match = %v, %v; want success", s, err)
 				}
 			}
-			if n := e.stand.Requests(); n != tt.wantRequests {
+			if n := e.Stand.Requests(); n != tt.wantRequests {
 				t.Errorf("requests = %d, want %d", n, tt.wantRequests)
 			}
-			if tt.wantWaits != "" && fmt.Sprint(e.sleep.Waits()) != tt.wantWaits {
-				t.Errorf("waits = %v, want %s", e.sleep.Waits(), tt.wantWaits)
+			if tt.wantWaits != "" && fmt.Sprint(e.Sleep.Waits()) != tt.wantWaits {
+				t.Errorf("waits = %v, want %s", e.Sleep.Waits(), tt.wantWaits)
 			}
 		})
 	}
@@ -254,38 +232,38 @@ func TestFaults(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	e := newEnv(t, regulatest.Options{}, nil)
-	e.stand.SetFault(regulatest.Delay(time.Hour))
+	e.Stand.SetFault(regulatest.Delay(time.Hour))
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if _, err := e.client.Liveness(ctx, txID); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := e.Client.Liveness(ctx, txID); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Liveness = %v, want context.DeadlineExceeded", err)
 	}
-	if n := e.stand.Requests(); n != 1 {
+	if n := e.Stand.Requests(); n != 1 {
 		t.Errorf("requests = %d, want 1", n)
 	}
 }
 
 func TestBreaker(t *testing.T) {
 	e := newEnv(t, regulatest.Options{}, func(c *httpx.Config) { c.Retries = 0 })
-	e.stand.SetFault(regulatest.Status(502))
+	e.Stand.SetFault(regulatest.Status(502))
 	ctx := context.Background()
 	for range 3 {
-		if _, err := e.client.Detect(ctx, selfie); err == nil {
+		if _, err := e.Client.Detect(ctx, selfie); err == nil {
 			t.Fatal("Detect succeeded against a failing service")
 		}
 	}
-	if _, err := e.client.Match(ctx, portrait, selfie); !errors.Is(err, httpx.ErrUnavailable) {
+	if _, err := e.Client.Match(ctx, portrait, selfie); !errors.Is(err, httpx.ErrUnavailable) {
 		t.Fatalf("after 3 failures: %v, want ErrUnavailable", err)
 	}
-	if n := e.stand.Requests(); n != 3 {
+	if n := e.Stand.Requests(); n != 3 {
 		t.Errorf("requests = %d, want 3", n)
 	}
-	e.stand.SetFault(regulatest.Fault{})
-	e.clock.Advance(time.Minute)
-	if _, err := e.client.Liveness(ctx, txID); err != nil {
+	e.Stand.SetFault(regulatest.Fault{})
+	e.Clock.Advance(time.Minute)
+	if _, err := e.Client.Liveness(ctx, txID); err != nil {
 		t.Fatalf("probe = %v, want success", err)
 	}
-	if got := e.client.BreakerState(); got != httpx.Closed {
+	if got := e.Client.BreakerState(); got != httpx.Closed {
 		t.Errorf("breaker = %v, want closed", got)
 	}
 }
@@ -294,11 +272,6 @@ func TestBreaker(t *testing.T) {
 // the real service would: a client that dropped a required field fails.
 func TestStandInRejectsIncompleteRequests(t *testing.T) {
 	stand := regulatest.NewFaceAPI(t, regulatest.Options{})
-	c, err := httpx.New(httpx.Config{URL: stand.URL(), AllowLoopbackHTTP: true}, httpx.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
 	tests := []struct {
 		name   string
 		path   string
@@ -312,33 +285,24 @@ func TestStandInRejectsIncompleteRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out json.RawMessage
-			err := c.Do(context.Background(), http.MethodPost, tt.path, nil, tt.body, &out)
-			var se *httpx.StatusError
-			if !errors.As(err, &se) || se.StatusCode != http.StatusBadRequest {
-				t.Fatalf("Do = %v, want 400", err)
-			}
-			rej := stand.Rejections()
-			if !strings.Contains(rej[len(rej)-1], tt.reason) {
-				t.Errorf("rejection = %q, want %q", rej[len(rej)-1], tt.reason)
-			}
+			httpxtest.WantRejected(t, stand.Server, tt.path, tt.body, tt.reason)
 		})
 	}
 }
 
 func TestMutualTLS(t *testing.T) {
-	ca := regulatest.NewCA(t, "idvault client CA")
-	certFile, keyFile := ca.ClientCert(t, "idvault workflow")
+	ca := testtls.NewCA(t, "idvault client CA")
+	certFile, keyFile := ca.Issue(t, "idvault workflow", testtls.LeafOptions{Client: true}).Files(t)
 	opts := regulatest.Options{ClientCAs: ca.Pool()}
 	e := newEnv(t, opts, func(c *httpx.Config) {
 		c.AllowLoopbackHTTP = false
 		c.CertFile, c.KeyFile = certFile, keyFile
 	})
-	if _, err := e.client.Match(context.Background(), portrait, selfie); err != nil {
+	if _, err := e.Client.Match(context.Background(), portrait, selfie); err != nil {
 		t.Errorf("with a client certificate: %v", err)
 	}
 	anon := newEnv(t, opts, func(c *httpx.Config) { c.AllowLoopbackHTTP = false })
-	if _, err := anon.client.Match(context.Background(), portrait, selfie); err == nil {
+	if _, err := anon.Client.Match(context.Background(), portrait, selfie); err == nil {
 		t.Error("without a client certificate: success, want a handshake failure")
 	}
 }
@@ -346,17 +310,7 @@ func TestMutualTLS(t *testing.T) {
 // fixed starts a real server answering every request with body.
 func fixed(t *testing.T, body string) *Client {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(body))
-	}))
-	t.Cleanup(srv.Close)
-	c, err := New(httpx.Config{URL: srv.URL, AllowLoopbackHTTP: true}, httpx.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return httpxtest.Answering(t, body, New)
 }
 
 // TestAnswersOutsideTheSpec feeds answers the stand-in never sends, each

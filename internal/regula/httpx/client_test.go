@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/idvault/idvault/internal/regula/regulatest"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/idvault/idvault/internal/regula/regulatest"
+	"github.com/idvault/idvault/internal/testenv/testlog"
 )
 
 type payload struct {
@@ -557,8 +558,8 @@ func TestResponseChecks(t *testing.T) {
 // malformed body; no error string and no log line may show it.
 func TestNoPersonalDataInErrorsOrLogs(t *testing.T) {
 	const marker = "ERIKSSON-L898902C3"
-	var logs bytes.Buffer
-	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var logs testlog.Buffer
+	logger := logs.TextLogger()
 	statuses := []int{400, 503, 500, 429, 200}
 	for _, status := range statuses {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

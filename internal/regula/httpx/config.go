@@ -5,12 +5,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/idvault/idvault/internal/tlsconf"
 	"log/slog"
 	"net"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/idvault/idvault/internal/tlsconf"
 )
 
 // Defaults applied by New to zero fields of Config.

@@ -2,7 +2,6 @@ package httpx
 
 import (
 	"context"
-	"github.com/idvault/idvault/internal/regula/regulatest"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -10,6 +9,9 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/idvault/idvault/internal/regula/regulatest"
+	"github.com/idvault/idvault/internal/testenv/testclock"
 )
 
 func TestMain(m *testing.M) {
@@ -80,9 +82,9 @@ func testConfig(url string) Config {
 }
 
 // newTestClient builds a client with a manual clock and a recording sleeper.
-func newTestClient(t *testing.T, cfg Config) (*Client, *regulatest.Clock, *regulatest.Sleeper) {
+func newTestClient(t *testing.T, cfg Config) (*Client, *testclock.Clock, *regulatest.Sleeper) {
 	t.Helper()
-	clk, slp := regulatest.NewClock(time.Date(2026, 1, 13, 10, 0, 0, 0, time.UTC)), &regulatest.Sleeper{}
+	clk, slp := testclock.New(time.Date(2026, 1, 13, 10, 0, 0, 0, time.UTC)), &regulatest.Sleeper{}
 	c, err := New(cfg, Options{Service: "test", Now: clk.Now, Sleep: slp.Sleep})
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -4,39 +4,22 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
-	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/idvault/idvault/internal/regula/regulatest"
+	"github.com/idvault/idvault/internal/testenv/testtls"
 )
 
 // tlsServer starts an https server answering JSON with the TLS settings
 // that configure gives, and returns it with a CA file for its certificate.
 func tlsServer(t *testing.T, configure func(*tls.Config)) (*httptest.Server, string) {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return testtls.NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"ok":true}`))
-	}))
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.TLS = &tls.Config{}
-	if configure != nil {
-		configure(srv.TLS)
-	}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return srv, caFile
+	}), configure)
 }
 
 func doOnce(t *testing.T, cfg Config) error {
@@ -56,8 +39,8 @@ func doOnce(t *testing.T, cfg Config) error {
 
 func TestTLSVerifiesServer(t *testing.T) {
 	srv, caFile := tlsServer(t, nil)
-	other := regulatest.NewCA(t, "other CA")
-	wrongCA, _ := other.ClientCert(t, "not the server's issuer")
+	other := testtls.NewCA(t, "other CA")
+	wrongCA, _ := other.Issue(t, "not the server's issuer", testtls.LeafOptions{Client: true}).Files(t)
 
 	if err := doOnce(t, Config{URL: srv.URL, CAFile: caFile}); err != nil {
 		t.Errorf("with the server's CA: %v, want success", err)
@@ -100,10 +83,10 @@ func TestTLSRefusesWeakServers(t *testing.T) {
 }
 
 func TestMutualTLS(t *testing.T) {
-	ca := regulatest.NewCA(t, "client CA")
-	certFile, keyFile := ca.ClientCert(t, "idvault workflow")
-	rogue := regulatest.NewCA(t, "rogue CA")
-	rogueCert, rogueKey := rogue.ClientCert(t, "idvault workflow")
+	ca := testtls.NewCA(t, "client CA")
+	certFile, keyFile := ca.Issue(t, "idvault workflow", testtls.LeafOptions{Client: true}).Files(t)
+	rogue := testtls.NewCA(t, "rogue CA")
+	rogueCert, rogueKey := rogue.Issue(t, "idvault workflow", testtls.LeafOptions{Client: true}).Files(t)
 	srv, caFile := tlsServer(t, func(c *tls.Config) {
 		c.ClientCAs = ca.Pool()
 		c.ClientAuth = tls.RequireAndVerifyClientCert

@@ -4,19 +4,18 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
 	"mime"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/idvault/idvault/internal/testenv/testtls"
 )
 
 // Options configure a stand-in's transport.
@@ -100,29 +99,26 @@ type Server struct {
 func start(tb testing.TB, opts Options, h func(s *Server, w http.ResponseWriter, r *http.Request)) *Server {
 	tb.Helper()
 	s := &Server{}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.requests++
 		s.mu.Unlock()
 		h(s, w, r)
-	}))
-	// Refused handshakes are what some tests want; keep them out of the log.
-	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	})
 	if opts.TLS || opts.ClientCAs != nil {
-		s.srv.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
-		if opts.ClientCAs != nil {
-			s.srv.TLS.ClientCAs = opts.ClientCAs
-			s.srv.TLS.ClientAuth = tls.RequireAndVerifyClientCert
-		}
-		s.srv.StartTLS()
-		s.caFile = filepath.Join(tb.TempDir(), "server-ca.pem")
-		pemData := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw})
-		if err := os.WriteFile(s.caFile, pemData, 0o600); err != nil {
-			tb.Fatalf("write server CA file: %v", err)
-		}
-	} else {
-		s.srv.Start()
+		s.srv, s.caFile = testtls.NewServer(tb, handler, func(c *tls.Config) {
+			c.MinVersion = tls.VersionTLS12
+			if opts.ClientCAs != nil {
+				c.ClientCAs = opts.ClientCAs
+				c.ClientAuth = tls.RequireAndVerifyClientCert
+			}
+		})
+		return s
 	}
+	s.srv = httptest.NewUnstartedServer(handler)
+	// Keep the server's own errors out of the log, as testtls.NewServer does.
+	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	s.srv.Start()
 	tb.Cleanup(s.srv.Close)
 	return s
 }

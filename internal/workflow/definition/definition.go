@@ -176,8 +176,9 @@ type Step struct {
 	// (StatusOK or StatusNotError), or "" for no requirement.
 	RequiredStatus string
 	// Threshold is the smallest similarity, 0 to 1, at which a face_match
-	// step passes.
-	Threshold float64
+	// step passes; nil when the definition leaves it to the platform
+	// (regula.faceAPI.matchThreshold when the step runs).
+	Threshold *float64
 	// Cases are the cases of a rule step, tried in order.
 	Cases []Case
 	// Default is where a rule step goes when no case matches.
@@ -321,10 +322,12 @@ func canonicalStep(s Step) map[string]any {
 		set("scenario", s.Scenario)
 		set("required_status", s.RequiredStatus)
 	case TypeFaceMatch:
-		if math.IsNaN(s.Threshold) || math.IsInf(s.Threshold, 0) {
-			m["threshold"] = strconv.FormatFloat(s.Threshold, 'g', -1, 64) // Parse rejects it, as it should
-		} else {
-			m["threshold"] = s.Threshold
+		switch t := s.Threshold; {
+		case t == nil:
+		case math.IsNaN(*t) || math.IsInf(*t, 0):
+			m["threshold"] = strconv.FormatFloat(*t, 'g', -1, 64) // Parse rejects it, as it should
+		default:
+			m["threshold"] = *t
 		}
 	case TypeRule:
 		cases := make([]map[string]any, len(s.Cases))

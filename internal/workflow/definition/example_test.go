@@ -25,7 +25,7 @@ steps:
 		fmt.Println(p)
 	}
 	// Output:
-	// steps[0]: face_match step "match" needs a selfie or liveness step before it on every path from start (line 6, column 5)
+	// steps[0]: face_match step "match" needs a selfie step before it on every path from start (line 6, column 5)
 	// steps[0]: face_match step "match" needs a docreader or document step before it on every path from start (line 6, column 5)
 	// steps[0].threshold: must be between 0 and 1 (line 8, column 16)
 }

@@ -121,7 +121,7 @@ func checkGraph(ps *problems, d Definition, dc *decoder) graph {
 		case TypeDocReader:
 			need("a document", TypeDocument)
 		case TypeFaceMatch:
-			need("a selfie or liveness", TypeSelfie, TypeLiveness)
+			need("a selfie", TypeSelfie)
 			need("a docreader or document", TypeDocReader, TypeDocument)
 		}
 	}

@@ -501,23 +501,24 @@ func (dc *decoder) timeout(f *fields) time.Duration {
 	return d
 }
 
-func (dc *decoder) threshold(f *fields) float64 {
+// threshold returns the threshold of a face_match step, nil when the
+// step leaves it to the platform.
+func (dc *decoder) threshold(f *fields) *float64 {
 	n, ok := f.vals["threshold"]
 	if !ok {
-		dc.missing(f, "threshold")
-		return 0
+		return nil
 	}
 	path := join(f.path, "threshold")
 	var v float64
 	if n.Kind != yaml.ScalarNode || (n.Tag != "!!float" && n.Tag != "!!int") || n.Decode(&v) != nil {
 		dc.ps.at(at(n), path, "must be a number, not %s", kindName(n))
-		return 0
+		return nil
 	}
 	if !(v >= 0 && v <= 1) { // also rejects NaN
 		dc.ps.at(at(n), path, "must be between 0 and 1")
-		return 0
+		return nil
 	}
-	return v
+	return &v
 }
 
 func (dc *decoder) pages(f *fields) []Page {

@@ -88,7 +88,7 @@ func TestParseExample(t *testing.T) {
 	if s := step("docreader"); s.Scenario != "FullProcess" || s.RequiredStatus != definition.StatusNotError || s.OnFail != "notify-review" {
 		t.Errorf("docreader step = %+v", s)
 	}
-	if s := step("face-match"); s.Threshold != 0.75 || s.Next != "checks" {
+	if s := step("face-match"); s.Threshold == nil || *s.Threshold != 0.75 || s.Next != "checks" {
 		t.Errorf("face-match step = %+v", s)
 	}
 	if s := step("checks"); len(s.Cases) != 3 || s.Cases[0].Decision != definition.Rejected || s.Cases[0].Reason != "under 18" || s.Default.Next != "approved" {
@@ -145,7 +145,8 @@ func TestRoundTrip(t *testing.T) {
 		"base":    base,
 		"zero threshold and optional back page": edit(t, edit(t, base, "threshold: 0.8", "threshold: 0"),
 			"pages: [{side: front}]", "pages: [{side: back, required: false}, {side: front}]"),
-		"text with markup": edit(t, base, "name: KYC", `name: "<b>KYC</b> & \"more\" \u2028 é"`),
+		"text with markup":               edit(t, base, "name: KYC", `name: "<b>KYC</b> & \"more\" \u2028 é"`),
+		"threshold left to the platform": edit(t, base, "    threshold: 0.8\n", ""),
 	}
 	for name, doc := range docs {
 		t.Run(name, func(t *testing.T) {
@@ -171,6 +172,25 @@ func TestRoundTrip(t *testing.T) {
 				t.Errorf("json round trip = %s, want %s", got, c)
 			}
 		})
+	}
+}
+
+// TestThresholdOptional: a face_match step without threshold leaves it to
+// the platform (nil), and its canonical form has none; 0 is a threshold
+// of its own, not the absence of one.
+func TestThresholdOptional(t *testing.T) {
+	d := mustParse(t, []byte(edit(t, base, "    threshold: 0.8\n", "")))
+	zero := mustParse(t, []byte(edit(t, base, "threshold: 0.8", "threshold: 0")))
+	for _, st := range d.Steps {
+		if st.Type == definition.TypeFaceMatch && st.Threshold != nil {
+			t.Errorf("step %s threshold = %v, want nil", st.ID, *st.Threshold)
+		}
+	}
+	if strings.Contains(string(d.Canonical()), "threshold") {
+		t.Errorf("Canonical() = %s, want no threshold", d.Canonical())
+	}
+	if d.Hash() == zero.Hash() {
+		t.Error("a step without threshold hashes like one with threshold 0")
 	}
 }
 
@@ -213,8 +233,6 @@ func problemCases(t testing.TB) []problemCase {
 			[]string{"steps[2].threshold: must be between 0 and 1 (line 15, column 16)"}},
 		{"threshold a string", e("threshold: 0.8", "threshold: high"),
 			[]string{"steps[2].threshold: must be a number, not a string (line 15, column 16)"}},
-		{"threshold missing", e("    threshold: 0.8\n", ""),
-			[]string{"steps[2].threshold: required (line 13, column 5)"}},
 		{"unknown top-level field", e("name: KYC", "nam: KYC"),
 			[]string{"name: required (line 1, column 1)", "nam: unknown field (line 3, column 1)"}},
 		{"unknown step field", e("    next: match", "    nxt: match"),
@@ -299,7 +317,9 @@ func problemCases(t testing.TB) []problemCase {
 			[]string{"steps[2].next: required (line 13, column 5)"}},
 		{"face match without selfie", e("    next: selfie", "    next: match"),
 			[]string{`steps[1]: step "selfie" is not reachable from start "doc" (line 10, column 5)`,
-				`steps[2]: face_match step "match" needs a selfie or liveness step before it on every path from start (line 13, column 5)`}},
+				`steps[2]: face_match step "match" needs a selfie step before it on every path from start (line 13, column 5)`}},
+		{"face match after liveness only", e("    type: selfie\n    next: match", "    type: liveness\n    next: match\n    on_fail: ko"),
+			[]string{`steps[2]: face_match step "match" needs a selfie step before it on every path from start (line 14, column 5)`}},
 		{"face match without document", e("start: doc", "start: selfie"),
 			[]string{`steps[0]: step "doc" is not reachable from start "selfie" (line 6, column 5)`,
 				`steps[2]: face_match step "match" needs a docreader or document step before it on every path from start (line 13, column 5)`}},
@@ -333,14 +353,14 @@ steps:
   - id: ko
     type: decision
     decision: rejected
-`, []string{`steps[3]: face_match step "match" needs a selfie or liveness step before it on every path from start (line 20, column 5)`}},
+`, []string{`steps[3]: face_match step "match" needs a selfie step before it on every path from start (line 20, column 5)`}},
 		{"docreader without document", e("    type: document\n    pages: [{side: front}]", "    type: docreader\n    scenario: FullProcess"),
 			[]string{`steps[0]: docreader step "doc" needs a document step before it on every path from start (line 6, column 5)`}},
 		{"docreader scenario unknown", e("    type: selfie\n    next: match", "    type: docreader\n    scenario: Full"),
 			[]string{"steps[1].next: required (line 10, column 5)", `steps[1].scenario: must be one of ` + strings.Join(definition.Scenarios, ", ") + `, not "Full" (line 12, column 15)`}},
 		{"docreader on_fail without required_status", e("    type: selfie\n", "    type: docreader\n    scenario: Ocr\n    on_fail: ko\n"),
 			[]string{"steps[1].on_fail: only a docreader step with required_status can fail; set required_status or remove on_fail (line 13, column 14)",
-				`steps[2]: face_match step "match" needs a selfie or liveness step before it on every path from start (line 15, column 5)`}},
+				`steps[2]: face_match step "match" needs a selfie step before it on every path from start (line 15, column 5)`}},
 		{"docreader required_status without on_fail", e("    type: selfie\n", "    type: docreader\n    scenario: Ocr\n    required_status: ok\n"),
 			[]string{"steps[1].on_fail: required (line 10, column 5)"}},
 		{"review outcomes", e("    next: ok", "    next: rev") + "  - id: rev\n    type: review\n    on_approve: ko\n    on_reject: ok\n",

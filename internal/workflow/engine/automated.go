@@ -254,6 +254,10 @@ func (e *Engine) faceMatch(ctx context.Context, tenant string, s *session.Sessio
 	if err != nil {
 		return outcome{}, err
 	}
+	threshold := e.cfg.MatchThreshold
+	if st.Threshold != nil {
+		threshold = *st.Threshold
+	}
 	sim, err := e.cfg.FaceAPI.Match(ctx, portrait, live)
 	for _, unmatched := range []struct {
 		err    error
@@ -261,14 +265,14 @@ func (e *Engine) faceMatch(ctx context.Context, tenant string, s *session.Sessio
 	}{{faceapi.ErrNoFace, "face not detected"}, {faceapi.ErrFaceQuality, "face unusable"}, {faceapi.ErrNotMatched, "faces not matched"}} {
 		if errors.Is(err, unmatched.err) {
 			zero := 0.0
-			return outcome{next: st.OnFail, result: StepResult{Status: definition.StepFailed, Similarity: &zero, Detail: unmatched.detail}}, nil
+			return outcome{next: st.OnFail, result: StepResult{Status: definition.StepFailed, Similarity: &zero, Threshold: &threshold, Detail: unmatched.detail}}, nil
 		}
 	}
 	if err != nil {
 		return outcome{}, err
 	}
-	status, next := passedOrFailed(sim >= st.Threshold, st)
-	return outcome{next: next, result: StepResult{Status: status, Similarity: &sim}}, nil
+	status, next := passedOrFailed(sim >= threshold, st)
+	return outcome{next: next, result: StepResult{Status: status, Similarity: &sim, Threshold: &threshold}}, nil
 }
 
 func (e *Engine) liveness(ctx context.Context, s *session.Session, st definition.Step) (outcome, error) {

@@ -37,10 +37,16 @@ type FaceAPI interface {
 	Liveness(ctx context.Context, transactionID string) (faceapi.LivenessResult, error)
 }
 
-// Notifier sends a webhook event about a session to the tenant's
-// subscriptions.
+// Notifier tells the tenant's webhook subscriptions of an event about a
+// session (webhook.Service). Both are idempotent by (session, event type).
 type Notifier interface {
+	// Notify enqueues the event at once: a webhook step's.
 	Notify(ctx context.Context, tenant, eventType, sessionID string, status session.Status) error
+	// Attach returns ctx carrying the event, to commit with the next write
+	// to the session collection made with it, so the event is sent if and
+	// only if the status it announces is written; publish hands it over
+	// once that write is made.
+	Attach(ctx context.Context, tenant, eventType, sessionID string, status session.Status) (actx context.Context, publish func(context.Context), err error)
 }
 
 // Errors of the engine.
@@ -82,7 +88,15 @@ type Config struct {
 	// take the step over, for a process that died during the call; zero
 	// means 30s.
 	Grace time.Duration
+	// MatchThreshold is the similarity at which a face_match step without
+	// a threshold of its own passes (regula.faceAPI.matchThreshold); zero
+	// means DefaultMatchThreshold.
+	MatchThreshold float64
 }
+
+// DefaultMatchThreshold is Config.MatchThreshold's default, the same as
+// regula.faceAPI.matchThreshold's.
+const DefaultMatchThreshold = 0.75
 
 // Engine runs workflow definitions for sessions. It is safe for concurrent
 // use, and several engines (processes) may run against one store: every
@@ -108,6 +122,12 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.Grace <= 0 {
 		cfg.Grace = 30 * time.Second
+	}
+	if cfg.MatchThreshold == 0 {
+		cfg.MatchThreshold = DefaultMatchThreshold
+	}
+	if !(cfg.MatchThreshold > 0 && cfg.MatchThreshold <= 1) {
+		return nil, fmt.Errorf("engine: match threshold %v: must be above 0 and at most 1", cfg.MatchThreshold)
 	}
 	return &Engine{cfg: cfg}, nil
 }
@@ -278,32 +298,55 @@ func (e *Engine) step(ctx context.Context, t tenantRepos, cur *state) (bool, err
 	switch st.Type {
 	case definition.TypeDocument, definition.TypeSelfie:
 		if !collected(s, st) {
-			return true, e.wait(ctx, t, cur)
+			deadline := e.waitDeadline(cur, st)
+			if overdue(deadline, e.cfg.Now()) {
+				return true, e.timeOut(ctx, t, cur, st)
+			}
+			return true, e.wait(ctx, t, cur, deadline)
 		}
 		return false, e.complete(ctx, t, cur, st, StepResult{Status: definition.StepCompleted}, st.Next, "", "")
 	case definition.TypeReview:
+		deadline := e.waitDeadline(cur, st)
+		if overdue(deadline, e.cfg.Now()) {
+			return true, e.timeOut(ctx, t, cur, st)
+		}
 		if err := e.flush(ctx, t, cur); err != nil || cur.stale {
 			return false, err
 		}
-		if s.Status == session.StatusReview && !s.Advance {
+		waiting := func(s *session.Session) bool {
+			return s.Status == session.StatusReview && !s.Advance && s.StepDeadline.Equal(deadline)
+		}
+		if waiting(s) {
 			return true, nil
 		}
-		if err := e.cfg.Notifier.Notify(ctx, t.tenant, "review.required", s.ID, session.StatusReview); err != nil {
+		actx, published, err := e.cfg.Notifier.Attach(ctx, t.tenant, "review.required", s.ID, session.StatusReview)
+		if err != nil {
 			return false, fmt.Errorf("notify review.required: %w", err)
 		}
-		_, err := e.writeSession(ctx, t, s.ID, "session.advance", map[string]string{"step": st.ID}, func(s *session.Session) error {
-			if terminal(s.Status) || (s.Status == session.StatusReview && !s.Advance) {
+		entered := false
+		_, err = e.writeSession(actx, t, s.ID, "session.advance", map[string]string{"step": st.ID}, func(s *session.Session) error {
+			entered = false // a compare-and-swap retry decides again
+			if terminal(s.Status) || waiting(s) {
 				return session.ErrUnchanged
 			}
-			s.Status, s.Advance = session.StatusReview, false
+			entered = s.Status != session.StatusReview
+			s.Status, s.Advance, s.StepDeadline = session.StatusReview, false, deadline
 			return nil
 		})
+		if err == nil && entered {
+			published(ctx)
+		}
 		return true, err
 	case definition.TypeDecision:
 		return false, e.complete(ctx, t, cur, st, StepResult{Status: definition.StepCompleted}, "", st.Decision, st.Reason)
 	}
 	if s.Status == session.StatusPending {
-		return false, e.setInProgress(ctx, t, cur, st.ID, true)
+		return false, e.setInProgress(ctx, t, cur, st.ID, true, time.Time{})
+	}
+	if !s.StepDeadline.IsZero() {
+		// The session no longer waits: the deadline of the step it waited
+		// at must not expire it.
+		return false, e.clearDeadline(ctx, t, cur)
 	}
 	if st.Type == definition.TypeRule {
 		next, decision, reason, err := def.Evaluate(st.ID, e.vars(s, run))
@@ -414,23 +457,110 @@ func (e *Engine) writeOutcome(ctx context.Context, t tenantRepos, cur *state) er
 	case run.Decision == definition.Approved:
 		status = session.StatusApproved
 	}
-	// Subscribers hear of the outcome before it is written: a crash in
-	// between notifies again (the webhook service keeps one delivery per
-	// event id), never not at all.
-	if !terminal(cur.s.Status) {
-		event := "session.completed"
-		if status == session.StatusError {
-			event = "session.error"
-		}
-		if err := e.cfg.Notifier.Notify(ctx, t.tenant, event, run.SessionID, status); err != nil {
-			return fmt.Errorf("notify %s: %w", event, err)
-		}
+	// Subscribers hear of the outcome in the transaction that writes it:
+	// never of an outcome a concurrent change (a cancellation) kept from
+	// being written.
+	event := "session.completed"
+	if status == session.StatusError {
+		event = "session.error"
 	}
-	s, err := e.writeSession(ctx, t, run.SessionID, action, details, func(s *session.Session) error {
+	actx, published, err := e.cfg.Notifier.Attach(ctx, t.tenant, event, run.SessionID, status)
+	if err != nil {
+		return fmt.Errorf("notify %s: %w", event, err)
+	}
+	written := false
+	s, err := e.writeSession(actx, t, run.SessionID, action, details, func(s *session.Session) error {
+		written = false // a compare-and-swap retry decides again
 		if terminal(s.Status) {
 			return session.ErrUnchanged
 		}
-		s.Status, s.Reason, s.Advance = status, reason, false
+		s.Status, s.Reason, s.Advance, s.StepDeadline = status, reason, false, time.Time{}
+		written = true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if written {
+		published(ctx)
+	}
+	cur.s = s
+	return nil
+}
+
+// wait leaves the session waiting for files: in_progress once it holds
+// one, with its Advance flag cleared.
+func (e *Engine) wait(ctx context.Context, t tenantRepos, cur *state, deadline time.Time) error {
+	if err := e.flush(ctx, t, cur); err != nil {
+		return err
+	}
+	if cur.s.Status == session.StatusPending && len(cur.s.Files) > 0 {
+		return e.setInProgress(ctx, t, cur, "", false, deadline)
+	}
+	return e.clearAdvanceSeen(ctx, t, cur.s, deadline)
+}
+
+// waitDeadline returns when waiting step st times out, zero when it has
+// no timeout. The timeout runs from when the run first found itself
+// waiting at st, recorded in the run (stored with its next write).
+func (e *Engine) waitDeadline(cur *state, st definition.Step) time.Time {
+	run := cur.run
+	if run.WaitStep != st.ID {
+		run.WaitStep, run.WaitSince = st.ID, e.cfg.Now().UTC()
+		cur.dirty = true
+	}
+	if st.Timeout <= 0 {
+		return time.Time{}
+	}
+	return run.WaitSince.Add(st.Timeout)
+}
+
+// overdue reports whether deadline is set and not after now.
+func overdue(deadline, now time.Time) bool {
+	return !deadline.IsZero() && !now.Before(deadline)
+}
+
+// timeOut expires the session, whose waiting step st has passed its
+// timeout. Subscribers hear of it (session.expired) in the transaction that
+// writes it, as of every outcome; the event id is the one of an expiry by
+// TTL, so a session is announced expired once.
+func (e *Engine) timeOut(ctx context.Context, t tenantRepos, cur *state, st definition.Step) error {
+	if err := e.flush(ctx, t, cur); err != nil || cur.stale {
+		return err
+	}
+	actx, published, err := e.cfg.Notifier.Attach(ctx, t.tenant, "session.expired", cur.s.ID, session.StatusExpired)
+	if err != nil {
+		return fmt.Errorf("notify session.expired: %w", err)
+	}
+	reason := fmt.Sprintf("step %s timed out", st.ID)
+	written := false
+	s, err := e.writeSession(actx, t, cur.s.ID, "session.expire", map[string]string{"step": st.ID, "reason": "step_timeout"}, func(s *session.Session) error {
+		written = false // a compare-and-swap retry decides again
+		if terminal(s.Status) {
+			return session.ErrUnchanged
+		}
+		s.Status, s.Reason, s.Advance, s.StepDeadline = session.StatusExpired, reason, false, time.Time{}
+		written = true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if written {
+		published(ctx)
+	}
+	cur.s = s
+	return nil
+}
+
+// clearDeadline clears the step deadline of a session that no longer
+// waits at a step.
+func (e *Engine) clearDeadline(ctx context.Context, t tenantRepos, cur *state) error {
+	s, err := e.writeSession(ctx, t, cur.s.ID, "", nil, func(s *session.Session) error {
+		if s.StepDeadline.IsZero() {
+			return session.ErrUnchanged
+		}
+		s.StepDeadline = time.Time{}
 		return nil
 	})
 	if err != nil {
@@ -440,24 +570,12 @@ func (e *Engine) writeOutcome(ctx context.Context, t tenantRepos, cur *state) er
 	return nil
 }
 
-// wait leaves the session waiting for files: in_progress once it holds
-// one, with its Advance flag cleared.
-func (e *Engine) wait(ctx context.Context, t tenantRepos, cur *state) error {
-	if err := e.flush(ctx, t, cur); err != nil {
-		return err
-	}
-	if cur.s.Status == session.StatusPending && len(cur.s.Files) > 0 {
-		return e.setInProgress(ctx, t, cur, "", false)
-	}
-	return e.clearAdvanceSeen(ctx, t, cur.s)
-}
-
 // setInProgress moves a pending session to in_progress. Before an automated
 // step (automated) it leaves the Advance flag as it is: while automated
 // steps remain, the flag stays set, so the scheduler republishes the session
 // if its messages are lost or a process holding a step dies. The flag is
 // cleared when the session waits for files or a reviewer, or ends.
-func (e *Engine) setInProgress(ctx context.Context, t tenantRepos, cur *state, step string, automated bool) error {
+func (e *Engine) setInProgress(ctx context.Context, t tenantRepos, cur *state, step string, automated bool, deadline time.Time) error {
 	details := map[string]string{}
 	if step != "" {
 		details["step"] = step
@@ -466,7 +584,7 @@ func (e *Engine) setInProgress(ctx context.Context, t tenantRepos, cur *state, s
 		if s.Status != session.StatusPending {
 			return session.ErrUnchanged
 		}
-		s.Status = session.StatusInProgress
+		s.Status, s.StepDeadline = session.StatusInProgress, deadline
 		if !automated && len(s.Files) == len(cur.s.Files) {
 			s.Advance = false // no file arrived since the evaluation
 		}
@@ -479,19 +597,25 @@ func (e *Engine) setInProgress(ctx context.Context, t tenantRepos, cur *state, s
 	return nil
 }
 
-// clearAdvanceSeen clears the Advance flag of a session that waits for
-// files, unless a file arrived after seen was read: its upload set the flag
-// and published a message, and clearing it now could leave the session
-// waiting for good if that message is lost.
-func (e *Engine) clearAdvanceSeen(ctx context.Context, t tenantRepos, seen *session.Session) error {
-	if !seen.Advance {
+// clearAdvanceSeen sets the step deadline of a session that waits for
+// files and clears its Advance flag, unless a file arrived after seen was
+// read: its upload set the flag and published a message, and clearing it
+// now could leave the session waiting for good if that message is lost.
+func (e *Engine) clearAdvanceSeen(ctx context.Context, t tenantRepos, seen *session.Session, deadline time.Time) error {
+	if !seen.Advance && seen.StepDeadline.Equal(deadline) {
 		return nil
 	}
 	_, err := e.writeSession(ctx, t, seen.ID, "", nil, func(s *session.Session) error {
-		if !s.Advance || len(s.Files) != len(seen.Files) {
+		changed := false
+		if s.Advance && len(s.Files) == len(seen.Files) {
+			s.Advance, changed = false, true
+		}
+		if !s.StepDeadline.Equal(deadline) && !terminal(s.Status) {
+			s.StepDeadline, changed = deadline, true
+		}
+		if !changed {
 			return session.ErrUnchanged
 		}
-		s.Advance = false
 		return nil
 	})
 	return err
@@ -607,6 +731,13 @@ func (e *Engine) Decide(ctx context.Context, tenant, sessionID, reviewer string,
 		}
 		st, ok := def.Step(run.Step)
 		if !ok || st.Type != definition.TypeReview {
+			return ErrNotInReview
+		}
+		if run.WaitStep == st.ID && st.Timeout > 0 && overdue(run.WaitSince.Add(st.Timeout), e.cfg.Now()) {
+			// Too late: the review timed out, and the session expires.
+			if err := e.Advance(ctx, tenant, sessionID); err != nil {
+				return fmt.Errorf("decide: %w", err)
+			}
 			return ErrNotInReview
 		}
 		decision, next := definition.Rejected, st.OnReject

@@ -589,3 +589,46 @@ steps:
 		t.Errorf("session = %s %q, want error: rule evaluation failed", s.Status, s.Reason)
 	}
 }
+
+// TestPlatformMatchThreshold: a face_match step without a threshold of its
+// own takes the engine's (regula.faceAPI.matchThreshold), and the result
+// records the threshold applied; a step's own threshold wins over it.
+func TestPlatformMatchThreshold(t *testing.T) {
+	noThreshold := strings.Replace(kycYAML, "    threshold: 0.8\n", "", 1)
+	for _, tc := range []struct {
+		name      string
+		doc       string
+		platform  float64
+		want      float64
+		wantState string
+	}{
+		{"platform threshold passes", noThreshold, 0.6, 0.6, definition.StepPassed},
+		{"platform threshold fails", noThreshold, 0.7, 0.7, definition.StepFailed},
+		{"default platform threshold fails", noThreshold, 0, engine.DefaultMatchThreshold, definition.StepFailed},
+		{"the step's own threshold wins", kycYAML, 0.6, 0.8, definition.StepFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.define(t, tc.doc)
+			f.fa.SetSimilarity(0.65)
+			eng, err := engine.New(engine.Config{Backend: f.env.Backend, Barrier: f.env.Barrier, Definitions: f.defs, Audit: f.emitter,
+				DocReader: f.drc, FaceAPI: f.fac, Files: f.files, Notifier: f.notifier, MatchThreshold: tc.platform})
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := f.newSession(t, "kyc", nil, docAndSelfie...)
+			handleUntilDone(t, eng, id)
+			fm := f.run(t, id).Results["face-match"]
+			if fm.Status != tc.wantState || fm.Threshold == nil || *fm.Threshold != tc.want || fm.Similarity == nil || *fm.Similarity != 0.65 {
+				t.Errorf("face-match result = %+v (threshold %v), want %s at threshold %v", fm, fm.Threshold, tc.wantState, tc.want)
+			}
+		})
+	}
+	f := newFixture(t)
+	for _, bad := range []float64{-0.1, 1.5} {
+		if _, err := engine.New(engine.Config{Backend: f.env.Backend, Barrier: f.env.Barrier, Definitions: f.defs, Audit: f.emitter,
+			DocReader: f.drc, FaceAPI: f.fac, Files: f.files, Notifier: f.notifier, MatchThreshold: bad}); err == nil {
+			t.Errorf("engine.New(MatchThreshold %v) = nil error, want refused", bad)
+		}
+	}
+}

@@ -114,6 +114,22 @@ func (r *recorder) Notify(_ context.Context, tenant, eventType, sessionID string
 	return nil
 }
 
+// Attach records the event when publish is called, that is once the
+// engine has written the change it announces; it fails as Notify does.
+func (r *recorder) Attach(ctx context.Context, tenant, eventType, sessionID string, status session.Status) (context.Context, func(context.Context), error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fails > 0 {
+		r.fails--
+		return nil, nil, errors.New("webhook receiver unavailable")
+	}
+	return ctx, func(context.Context) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.sent = append(r.sent, notification{tenant, eventType, sessionID, status})
+	}, nil
+}
+
 func (r *recorder) events() []notification {
 	r.mu.Lock()
 	defer r.mu.Unlock()

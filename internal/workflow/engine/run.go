@@ -47,6 +47,11 @@ type Run struct {
 	LastError string `json:"lastError,omitempty"`
 	// Review is the verifier's decision, once made.
 	Review *Review `json:"review,omitempty"`
+	// WaitStep is the last step the run waited at (for files or a
+	// verifier) and WaitSince when it began to wait there: the start of
+	// that step's timeout.
+	WaitStep  string    `json:"waitStep,omitempty"`
+	WaitSince time.Time `json:"waitSince,omitzero"`
 	// PortraitFile is the sealed document portrait DocReader extracted,
 	// stored as session file PortraitID (PortraitRef).
 	PortraitFile *files.Sealed `json:"portraitFile,omitempty"`
@@ -82,8 +87,11 @@ type StepResult struct {
 	OverallStatus *int              `json:"overallStatus,omitempty"`
 	DocumentType  string            `json:"documentType,omitempty"`
 	Fields        map[string]string `json:"fields,omitempty"`
-	// Similarity is FaceAPI's match similarity.
+	// Similarity is FaceAPI's match similarity, and Threshold the
+	// similarity the step required (its own, or the platform's when the
+	// definition left it out).
 	Similarity *float64 `json:"similarity,omitempty"`
+	Threshold  *float64 `json:"threshold,omitempty"`
 	// LivenessPassed is FaceAPI's liveness verdict.
 	LivenessPassed *bool `json:"livenessPassed,omitempty"`
 	// Detail says, without personal data, why a step failed its

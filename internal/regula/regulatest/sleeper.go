@@ -6,29 +6,6 @@ import (
 	"time"
 )
 
-// Clock is a manual clock for tests of the clients' circuit breaker.
-type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-// NewClock returns a Clock set to now.
-func NewClock(now time.Time) *Clock { return &Clock{now: now} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock on by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // Sleeper records the retry waits the clients ask for and returns at once,
 // so retry tests take no time and can check the waits exactly.
 type Sleeper struct {

@@ -30,14 +30,29 @@
 // queue.ErrLeaseLost. Nack makes the message ready again after
 // Options.RetryDelay(attempt), or, when the delivery was its
 // Options.MaxAttempts-th, moves it to queue.DeadLetter(topic) with its
-// attempts reset. A lease that runs out on the last attempt is dead-lettered
-// by the next claim on any topic of the database instead of being delivered
-// again. A dead-lettered message keeps its id.
+// attempts reset. A lease that runs out on the last attempt is never
+// delivered again: claims skip it, and it is dead-lettered by a sweep of
+// every topic of the database, which each Broker runs in one of its claims
+// at most once per sweepInterval (1s), or at once by a claim on its own
+// topic that finds nothing else ready. A Receive waiting on a dead-letter topic
+// therefore sees such a message within about sweepInterval plus
+// pollInterval of its lease running out. A dead-lettered message keeps its
+// id.
 //
 // Waiting: a Receive that finds nothing ready sleeps until a Publish or Nack
 // on its topic in this process wakes it, until the earliest pending row of the
 // topic becomes ready, or at most pollInterval, so messages published by
 // another process (or another Broker) on the same database file are seen too.
+//
+// # Statements
+//
+// New prepares the queue's fixed statements once, on the database; Close
+// closes them. Inside a transaction they run through tx.StmtContext, which
+// prepares a statement on the transaction's own connection the first time
+// that connection needs it. A transaction therefore never asks the pool
+// for a second connection while it holds the write lock: a writer that
+// waited for a connection held by the writers queued behind its lock would
+// stall them all, and with a pool of one connection would wait forever.
 //
 // # Durability
 //
@@ -60,6 +75,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -73,15 +89,92 @@ import (
 // table, which is how it sees rows written by other processes.
 const pollInterval = 250 * time.Millisecond
 
+// sweepInterval is how often at most a Broker's claims look, across every
+// topic, for leases that ran out on their last attempt, to dead-letter them.
+const sweepInterval = time.Second
+
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
+
+// The queue's fixed statements, prepared by New.
+const (
+	insertSQL = `INSERT INTO queue_messages (id, topic, body, available_at, created_at) VALUES (?, ?, ?, ?, ?)`
+	// claimSQL leases the first ready message of topic ?3 at ?4, skipping a
+	// lease that ran out on its last attempt (?5): that one waits for the
+	// dead-letter sweep.
+	claimSQL = `UPDATE queue_messages
+		SET lease_token = ?1, available_at = ?2, attempts = attempts + 1
+		WHERE seq = (SELECT seq FROM queue_messages
+			WHERE topic = ?3 AND available_at <= ?4 AND (lease_token IS NULL OR attempts < ?5)
+			ORDER BY seq LIMIT 1)
+		RETURNING id, body, attempts`
+	nextSQL    = `SELECT MIN(available_at) FROM queue_messages WHERE topic = ?`
+	expiredSQL = `SELECT seq, topic FROM queue_messages
+		WHERE lease_token IS NOT NULL AND available_at <= ? AND attempts >= ?`
+	deadLetterSQL = `UPDATE queue_messages
+		SET topic = ?, attempts = 0, available_at = ?, lease_token = NULL WHERE seq = ?`
+	ackSQL = `DELETE FROM queue_messages
+		WHERE id = ? AND lease_token = ? AND available_at > ?`
+	releaseSQL = `UPDATE queue_messages
+		SET available_at = ?, lease_token = NULL
+		WHERE id = ? AND lease_token = ? AND available_at > ?`
+	nackDeadSQL = `UPDATE queue_messages
+		SET topic = ?, attempts = 0, available_at = ?, lease_token = NULL
+		WHERE id = ? AND lease_token = ? AND available_at > ?`
+)
+
+// statements holds the prepared statements of the queries above. They are
+// prepared on the *sql.DB; inside a transaction they MUST be used through
+// tx.StmtContext, never through a query text or the DB, so that the
+// transaction never asks the pool for a connection (see the package doc).
+type statements struct {
+	insert, claim, next, expired, deadLetter, ack, release, nackDead *sql.Stmt
+
+	all []*sql.Stmt // every statement prepared, for close
+}
+
+// prepareStatements prepares the queue's statements on db.
+func prepareStatements(ctx context.Context, db *sql.DB) (*statements, error) {
+	s := &statements{}
+	for _, p := range []struct {
+		stmt  **sql.Stmt
+		query string
+	}{
+		{&s.insert, insertSQL},
+		{&s.claim, claimSQL},
+		{&s.next, nextSQL},
+		{&s.expired, expiredSQL},
+		{&s.deadLetter, deadLetterSQL},
+		{&s.ack, ackSQL},
+		{&s.release, releaseSQL},
+		{&s.nackDead, nackDeadSQL},
+	} {
+		st, err := db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("prepare: %w", err), s.close())
+		}
+		*p.stmt = st
+		s.all = append(s.all, st)
+	}
+	return s, nil
+}
+
+// close closes every prepared statement.
+func (s *statements) close() error {
+	var errs []error
+	for _, st := range s.all {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(errs...)
+}
 
 // Broker is a queue.Broker over a SQLite database. It is safe for concurrent
 // use, and several Brokers (in one process or many) may share one database
 // file: each message is delivered to one of them at a time.
 type Broker struct {
-	db   *sql.DB
-	opts queue.Options
+	db    *sql.DB
+	opts  queue.Options
+	stmts *statements
 
 	done chan struct{} // closed by Close
 
@@ -89,6 +182,10 @@ type Broker struct {
 	closed  bool
 	waiters map[string]chan struct{} // per topic, closed to wake its Receive calls
 	calls   sync.WaitGroup           // calls in flight, awaited by Close
+
+	// sweepAt is the time, in unix nanoseconds, from which the next claim
+	// runs the dead-letter sweep of every topic.
+	sweepAt atomic.Int64
 
 	// Group commit: concurrent Publish calls share one transaction, so N
 	// publishers pay for one commit (one fsync) instead of N.
@@ -103,8 +200,8 @@ type publishReq struct {
 var _ queue.Broker = (*Broker)(nil)
 
 // New returns a Broker storing its messages in db, after applying the
-// queue's schema migrations. opts take the defaults of queue.Options where
-// zero.
+// queue's schema migrations and preparing its statements. opts take the
+// defaults of queue.Options where zero.
 //
 // The caller keeps ownership of db, which it may share with other
 // components: the Broker never closes it, and db MUST stay open until Close
@@ -121,9 +218,14 @@ func New(ctx context.Context, db *sql.DB, opts queue.Options) (*Broker, error) {
 	if err := sqlitedb.Migrate(ctx, db, "queue", migrations); err != nil {
 		return nil, fmt.Errorf("sqlitequeue: %w", err)
 	}
+	stmts, err := prepareStatements(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitequeue: %w", err)
+	}
 	b := &Broker{
 		db:      db,
 		opts:    opts.WithDefaults(),
+		stmts:   stmts,
 		done:    make(chan struct{}),
 		waiters: make(map[string]chan struct{}),
 	}
@@ -166,12 +268,7 @@ func (b *Broker) insert(batch []publishReq) error {
 		return fmt.Errorf("sqlitequeue: publish: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	stmt, err := tx.PrepareContext(ctx,
-		`INSERT INTO queue_messages (id, topic, body, available_at, created_at) VALUES (?, ?, ?, ?, ?)`)
-	if err != nil {
-		return fmt.Errorf("sqlitequeue: publish: %w", err)
-	}
-	defer stmt.Close()
+	stmt := tx.StmtContext(ctx, b.stmts.insert)
 	now := time.Now().UnixNano()
 	for _, r := range batch {
 		if _, err := stmt.ExecContext(ctx, uuid.NewString(), r.topic, r.body, now, now); err != nil {
@@ -234,8 +331,10 @@ func (b *Broker) Receive(ctx context.Context, topic string) (queue.Delivery, err
 
 // claim leases the first ready message of topic. When there is none it
 // returns the time, in unix nanoseconds, at which the earliest pending
-// message of topic becomes ready, if any. Before claiming it dead-letters the
-// messages of every topic whose lease ran out on their last attempt.
+// message of topic becomes ready, if any. It runs the dead-letter sweep of
+// every topic first when sweepInterval has passed since the last one, and
+// after finding nothing to claim when a message of topic is ready but was
+// skipped, which only a lease that ran out on its last attempt is.
 func (b *Broker) claim(ctx context.Context, topic string) (*delivery, sql.NullInt64, error) {
 	var next sql.NullInt64
 	tx, err := b.db.BeginTx(ctx, nil)
@@ -244,22 +343,32 @@ func (b *Broker) claim(ctx context.Context, topic string) (*delivery, sql.NullIn
 	}
 	defer func() { _ = tx.Rollback() }()
 	now := time.Now().UnixNano()
-	dead, err := b.deadLetterExpired(ctx, tx, now)
-	if err != nil {
-		return nil, next, err
+	var dead []string
+	swept := false
+	if at := b.sweepAt.Load(); now >= at && b.sweepAt.CompareAndSwap(at, now+sweepInterval.Nanoseconds()) {
+		if dead, err = b.deadLetterExpired(ctx, tx, now); err != nil {
+			return nil, next, err
+		}
+		swept = true
 	}
 	d := &delivery{b: b, topic: topic, token: rand.Text()}
-	err = tx.QueryRowContext(ctx, `UPDATE queue_messages
-		SET lease_token = ?, available_at = ?, attempts = attempts + 1
-		WHERE seq = (SELECT seq FROM queue_messages WHERE topic = ? AND available_at <= ? ORDER BY seq LIMIT 1)
-		RETURNING id, body, attempts`,
-		d.token, now+b.opts.Visibility.Nanoseconds(), topic, now).Scan(&d.id, &d.body, &d.attempt)
+	err = tx.StmtContext(ctx, b.stmts.claim).QueryRowContext(ctx,
+		d.token, now+b.opts.Visibility.Nanoseconds(), topic, now, b.opts.MaxAttempts).
+		Scan(&d.id, &d.body, &d.attempt)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		d = nil
-		if err := tx.QueryRowContext(ctx,
-			`SELECT MIN(available_at) FROM queue_messages WHERE topic = ?`, topic).Scan(&next); err != nil {
+		nextStmt := tx.StmtContext(ctx, b.stmts.next)
+		if err := nextStmt.QueryRowContext(ctx, topic).Scan(&next); err != nil {
 			return nil, next, err
+		}
+		if next.Valid && next.Int64 <= now && !swept {
+			if dead, err = b.deadLetterExpired(ctx, tx, now); err != nil {
+				return nil, next, err
+			}
+			if err := nextStmt.QueryRowContext(ctx, topic).Scan(&next); err != nil {
+				return nil, next, err
+			}
 		}
 	case err != nil:
 		return nil, next, err
@@ -276,8 +385,7 @@ func (b *Broker) claim(ctx context.Context, topic string) (*delivery, sql.NullIn
 // deadLetterExpired moves to their dead-letter topics the messages whose
 // lease ran out at now on their last attempt, and returns those topics.
 func (b *Broker) deadLetterExpired(ctx context.Context, tx *sql.Tx, now int64) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT seq, topic FROM queue_messages
-		WHERE lease_token IS NOT NULL AND available_at <= ? AND attempts >= ?`, now, b.opts.MaxAttempts)
+	rows, err := tx.StmtContext(ctx, b.stmts.expired).QueryContext(ctx, now, b.opts.MaxAttempts)
 	if err != nil {
 		return nil, err
 	}
@@ -300,12 +408,14 @@ func (b *Broker) deadLetterExpired(ctx context.Context, tx *sql.Tx, now int64) (
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	if len(all) == 0 {
+		return nil, nil
+	}
+	deadLetter := tx.StmtContext(ctx, b.stmts.deadLetter)
 	topics := make([]string, 0, len(all))
 	for _, e := range all {
 		dead := queue.DeadLetter(e.topic)
-		if _, err := tx.ExecContext(ctx, `UPDATE queue_messages
-			SET topic = ?, attempts = 0, available_at = ?, lease_token = NULL WHERE seq = ?`,
-			dead, now, e.seq); err != nil {
+		if _, err := deadLetter.ExecContext(ctx, dead, now, e.seq); err != nil {
 			return nil, err
 		}
 		topics = append(topics, dead)
@@ -326,18 +436,26 @@ func (b *Broker) Ping(ctx context.Context) error {
 }
 
 // Close stops the Broker: blocked and later Receive calls, and every later
-// call, return queue.ErrClosed. Close waits for the calls in flight to return
-// and does not close the database, which stays the caller's. Messages stay
-// stored; leased ones are delivered again, by a later Broker on the same
-// database, once their visibility timeout runs out. Close is idempotent.
+// call, return queue.ErrClosed. Close waits for the calls in flight to return,
+// then closes the Broker's prepared statements; it does not close the
+// database, which stays the caller's. Messages stay stored; leased ones are
+// delivered again, by a later Broker on the same database, once their
+// visibility timeout runs out. Close is idempotent.
 func (b *Broker) Close() error {
 	b.mu.Lock()
-	if !b.closed {
+	first := !b.closed
+	if first {
 		b.closed = true
 		close(b.done)
 	}
 	b.mu.Unlock()
 	b.calls.Wait()
+	if !first {
+		return nil
+	}
+	if err := b.stmts.close(); err != nil {
+		return fmt.Errorf("sqlitequeue: close: %w", err)
+	}
 	return nil
 }
 
@@ -391,8 +509,7 @@ func (d *delivery) Attempt() int  { return d.attempt }
 
 // Ack deletes the message while the delivery still holds its lease.
 func (d *delivery) Ack(ctx context.Context) error {
-	return d.settle(ctx, "ack", "", `DELETE FROM queue_messages
-		WHERE id = ? AND lease_token = ? AND available_at > ?`, d.id, d.token, time.Now().UnixNano())
+	return d.settle(ctx, "ack", "", d.b.stmts.ack, d.id, d.token, time.Now().UnixNano())
 }
 
 // Nack releases the message for redelivery after the retry delay, or moves
@@ -401,24 +518,22 @@ func (d *delivery) Nack(ctx context.Context) error {
 	now := time.Now().UnixNano()
 	if d.attempt >= d.b.opts.MaxAttempts {
 		dead := queue.DeadLetter(d.topic)
-		return d.settle(ctx, "nack", dead, `UPDATE queue_messages
-			SET topic = ?, attempts = 0, available_at = ?, lease_token = NULL
-			WHERE id = ? AND lease_token = ? AND available_at > ?`, dead, now, d.id, d.token, now)
+		return d.settle(ctx, "nack", dead, d.b.stmts.nackDead, dead, now, d.id, d.token, now)
 	}
-	return d.settle(ctx, "nack", d.topic, `UPDATE queue_messages
-		SET available_at = ?, lease_token = NULL
-		WHERE id = ? AND lease_token = ? AND available_at > ?`,
+	return d.settle(ctx, "nack", d.topic, d.b.stmts.release,
 		now+d.b.opts.RetryDelay(d.attempt).Nanoseconds(), d.id, d.token, now)
 }
 
-// settle runs the statement that ends the delivery, which must touch exactly
-// its row, and then wakes the waiters of topic when topic is not empty.
-func (d *delivery) settle(ctx context.Context, op, topic, stmt string, args ...any) error {
+// settle runs stmt, the statement that ends the delivery, which must touch
+// exactly its row, and then wakes the waiters of topic when topic is not
+// empty. stmt runs on its own, in no transaction, so it may take any
+// connection of the pool.
+func (d *delivery) settle(ctx context.Context, op, topic string, stmt *sql.Stmt, args ...any) error {
 	if err := d.b.enter(); err != nil {
 		return err
 	}
 	defer d.b.calls.Done()
-	res, err := d.b.db.ExecContext(ctx, stmt, args...)
+	res, err := stmt.ExecContext(ctx, args...)
 	if err != nil {
 		return fmt.Errorf("sqlitequeue: %s: %w", op, err)
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -262,6 +264,100 @@ func TestEmptyBody(t *testing.T) {
 		}
 		if err := d.Ack(ctx); err != nil {
 			t.Errorf("Ack() = %v, want nil", err)
+		}
+	}
+}
+
+// TestOneConnection runs publishers and consumers that ack and nack at once
+// on a database pool of a single connection. A transaction that asked the
+// pool for a second connection (to prepare a statement, say) would wait for
+// itself forever; here every call must still return.
+func TestOneConnection(t *testing.T) {
+	const (
+		publishers = 3
+		consumers  = 3
+		perPub     = 50
+		total      = publishers * perPub
+	)
+	db := openDB(t, filepath.Join(t.TempDir(), "idvault.db"))
+	db.SetMaxOpenConns(1)
+	b := newBroker(t, db, queue.Options{Visibility: time.Minute, Backoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	defer closeBroker(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+
+	var (
+		mu    sync.Mutex
+		acked = make(map[string]int)
+		errs  []error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+		cancel()
+	}
+	var wg sync.WaitGroup
+	for p := range publishers {
+		wg.Go(func() {
+			for i := range perPub {
+				if err := b.Publish(ctx, "t", fmt.Appendf(nil, "p%d-m%03d", p, i)); err != nil {
+					fail(fmt.Errorf("Publish() = %w", err))
+					return
+				}
+			}
+		})
+	}
+	for range consumers {
+		wg.Go(func() {
+			for {
+				d, err := b.Receive(ctx, "t")
+				if err != nil {
+					if ctx.Err() == nil {
+						fail(fmt.Errorf("Receive() = %w", err))
+					}
+					return
+				}
+				// Every other message is nacked once, then acked.
+				if body := d.Body(); d.Attempt() == 1 && body[len(body)-1]%2 == 0 {
+					if err := d.Nack(ctx); err != nil {
+						fail(fmt.Errorf("Nack() = %w", err))
+						return
+					}
+					continue
+				}
+				if err := d.Ack(ctx); err != nil {
+					fail(fmt.Errorf("Ack() = %w", err))
+					return
+				}
+				mu.Lock()
+				acked[string(d.Body())]++
+				if len(acked) == total {
+					cancel()
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * patience):
+		t.Fatalf("publishers and consumers still running after %v on one connection", 2*patience)
+	}
+	for _, err := range errs {
+		t.Error(err)
+	}
+	if len(acked) != total {
+		t.Errorf("acked %d distinct messages, want %d", len(acked), total)
+	}
+	for body, n := range acked {
+		if n != 1 {
+			t.Errorf("message %q acked %d times, want 1", body, n)
 		}
 	}
 }

@@ -24,6 +24,21 @@
 // reads with one statement and Query in one read transaction, so a record's
 // body and index always come from the same snapshot.
 //
+// # Prepared statements
+//
+// Compiling SQL text took a fifth of the CPU of a Query page, so no call
+// compiles its SQL anew in the steady state. New prepares the fixed texts:
+// Get's, the writes', and the index lookup of a Query page, whose IN list
+// is padded (with the page's last id) to one of a few lengths, 1, 2, 4, …,
+// 512 and store.MaxLimit. Query prepares its generated text on first use
+// and keeps it, up to maxCachedQueries texts; a text beyond that runs
+// unprepared. Every statement is prepared on the pool (db.PrepareContext)
+// before a transaction opens, never while one is held, and runs in the
+// transaction through tx.StmtContext, which prepares it again, at most once
+// per connection, on the transaction's own connection: a caller holding a
+// connection — a writer holding the write lock above all — never waits
+// for the pool to give it another one, which callers waiting on it may hold.
+//
 // Index field names are 1 to 64 characters of [A-Za-z0-9_.]; collection,
 // tenant and id are 1 to 256 bytes. Anything else fails with store.ErrInvalid.
 // A Query with Limit <= 0 returns at most store.DefaultLimit records; a larger
@@ -66,6 +81,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,10 +99,14 @@ var errClosed = errors.New("sqlite store: closed")
 type Store struct {
 	db     *sql.DB
 	closed atomic.Bool
-	// stmts caches prepared statements by SQL text: parsing a statement
-	// anew cost a quarter of a read's CPU. Only the fixed statements of
-	// Get, Put, Update and Delete are cached, so the map stays small.
-	stmts sync.Map // string -> *sql.Stmt
+	// fixed holds the prepared statements of fixedStatements, by text.
+	// New fills it; it is read-only after.
+	fixed map[string]*sql.Stmt
+	// index holds the prepared index lookups of a page, one for each
+	// length of indexSizes. New fills it; it is read-only after.
+	index []*sql.Stmt
+	// queries caches the prepared statements of Query's generated texts.
+	queries stmtCache
 }
 
 const getSQL = `SELECT version, body, NULL, NULL FROM store_records WHERE collection = ?1 AND tenant = ?2 AND id = ?3
@@ -102,8 +122,25 @@ const (
 	insertIndexSQL = `INSERT INTO store_index (collection, tenant, id, field, value) VALUES (?, ?, ?, ?, ?)`
 )
 
-// writeStatements lists them.
-var writeStatements = []string{putSQL, updateSQL, deleteIndexSQL, deleteSQL, insertIndexSQL}
+// existsSQL tells a compare-and-swap that changed no row whether the record
+// exists (see casResult).
+const existsSQL = `SELECT 1 FROM store_records WHERE collection = ? AND tenant = ? AND id = ?`
+
+// fixedStatements lists the texts New prepares into Store.fixed.
+var fixedStatements = []string{getSQL, putSQL, updateSQL, deleteIndexSQL, deleteSQL, insertIndexSQL, existsSQL}
+
+// indexSizes are the lengths of the IN lists of indexSQL, ascending; the
+// last is store.MaxLimit, the longest page. A page's ids are padded to the
+// next length, so a few statements serve every page size.
+var indexSizes = []int{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, store.MaxLimit}
+
+// indexSQL returns the text selecting (id, field, value) of the index rows
+// of n ids of one collection and tenant; its arguments are collection,
+// tenant and the n ids.
+func indexSQL(n int) string {
+	return `SELECT id, field, value FROM store_index WHERE collection = ? AND tenant = ? AND id IN (` +
+		strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + `)`
+}
 
 var _ store.Backend = (*Store)(nil)
 
@@ -130,55 +167,121 @@ func New(ctx context.Context, db *sql.DB) (*Store, error) {
 	if fk != 1 {
 		return nil, errors.New("new sqlite store: foreign keys are off; open the database with sqlitedb.Open")
 	}
-	st := &Store{db: db}
-	for _, q := range writeStatements {
-		if _, err := st.stmt(ctx, q); err != nil {
+	st := &Store{db: db, fixed: make(map[string]*sql.Stmt, len(fixedStatements))}
+	for _, text := range fixedStatements {
+		p, err := db.PrepareContext(ctx, text)
+		if err != nil {
 			_ = st.Close()
 			return nil, fmt.Errorf("new sqlite store: prepare: %w", err)
 		}
+		st.fixed[text] = p
+	}
+	for _, n := range indexSizes {
+		p, err := db.PrepareContext(ctx, indexSQL(n))
+		if err != nil {
+			_ = st.Close()
+			return nil, fmt.Errorf("new sqlite store: prepare index lookup of %d ids: %w", n, err)
+		}
+		st.index = append(st.index, p)
 	}
 	return st, nil
 }
 
-// Close marks the Store closed: later calls fail. It does not close the
-// *sql.DB, which the caller owns. Close is idempotent.
+// Close marks the Store closed, so later calls fail, and closes its
+// prepared statements; a call still in flight may fail too. It does not
+// close the *sql.DB, which the caller owns. Close is idempotent.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
 	var errs []error
-	s.stmts.Range(func(_, v any) bool {
-		errs = append(errs, v.(*sql.Stmt).Close())
-		return true
-	})
+	for _, st := range s.fixed {
+		errs = append(errs, st.Close())
+	}
+	for _, st := range s.index {
+		errs = append(errs, st.Close())
+	}
+	errs = append(errs, s.queries.close())
 	return errors.Join(errs...)
 }
 
-// stmt returns the prepared statement of query, preparing it on first use.
-func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	if v, ok := s.stmts.Load(query); ok {
-		return v.(*sql.Stmt), nil
+// txExec runs query, one of fixedStatements, within tx through its prepared
+// statement. It never asks the pool for a connection: a writer holding the
+// write lock must not wait for a connection that other writers, waiting for
+// that lock, hold.
+func (s *Store) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	return tx.StmtContext(ctx, s.fixed[query]).ExecContext(ctx, args...)
+}
+
+// maxCachedQueries bounds the statements a stmtCache keeps. Each is
+// prepared again on every pooled connection that runs it, so the bound
+// also caps the SQLite memory they take.
+const maxCachedQueries = 256
+
+// stmtCache keeps prepared statements by SQL text, at most
+// maxCachedQueries of them; it never evicts one. Its zero value is empty and
+// ready; it is safe for concurrent use.
+type stmtCache struct {
+	mu     sync.Mutex
+	closed bool
+	stmts  map[string]*sql.Stmt
+}
+
+// get returns the prepared statement of text, preparing it on db if the
+// cache has room for it, or nil if it has none or is closed: the caller then
+// runs text unprepared. Preparing takes a connection from db's pool, so get
+// MUST NOT be called while holding one, as inside a transaction.
+func (c *stmtCache) get(ctx context.Context, db *sql.DB, text string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	st, ok := c.stmts[text]
+	full := c.closed || len(c.stmts) >= maxCachedQueries
+	c.mu.Unlock()
+	if ok || full {
+		return st, nil
 	}
-	st, err := s.db.PrepareContext(ctx, query)
+	st, err := db.PrepareContext(ctx, text)
 	if err != nil {
 		return nil, err
 	}
-	if v, loaded := s.stmts.LoadOrStore(query, st); loaded {
-		_ = st.Close()
-		return v.(*sql.Stmt), nil
+	c.mu.Lock()
+	cur, ok := c.stmts[text]
+	keep := !ok && !c.closed && len(c.stmts) < maxCachedQueries
+	if keep {
+		if c.stmts == nil {
+			c.stmts = make(map[string]*sql.Stmt)
+		}
+		c.stmts[text] = st
 	}
-	return st, nil
+	c.mu.Unlock()
+	if keep {
+		return st, nil
+	}
+	// Another call cached text first, or the cache filled or closed
+	// meanwhile.
+	_ = st.Close()
+	return cur, nil
 }
 
-// txExec runs query within tx, through its cached statement. It never asks
-// the pool for a connection: a writer holding the write lock must not wait
-// for a connection that other writers, waiting for that lock, hold. The write
-// statements are prepared by New; any other query runs unprepared.
-func (s *Store) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
-	if v, ok := s.stmts.Load(query); ok {
-		return tx.StmtContext(ctx, v.(*sql.Stmt)).ExecContext(ctx, args...)
+// close closes the cached statements and makes get cache no more.
+func (c *stmtCache) close() error {
+	c.mu.Lock()
+	stmts := c.stmts
+	c.stmts, c.closed = nil, true
+	c.mu.Unlock()
+	var errs []error
+	for _, st := range stmts {
+		errs = append(errs, st.Close())
 	}
-	return tx.ExecContext(ctx, query, args...)
+	return errors.Join(errs...)
+}
+
+// txQuery runs text with args within tx, through st, its prepared statement,
+// or unprepared when st is nil.
+func txQuery(ctx context.Context, tx *sql.Tx, st *sql.Stmt, text string, args ...any) (*sql.Rows, error) {
+	if st != nil {
+		return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return tx.QueryContext(ctx, text, args...)
 }
 
 // Ping reports whether the database answers.
@@ -208,11 +311,7 @@ func (s *Store) Get(ctx context.Context, collection, tenant, id string) (store.R
 // from one snapshot without a transaction: the record row carries a version,
 // each index row a field.
 func (s *Store) get(ctx context.Context, collection, tenant, id string) (store.Record, error) {
-	st, err := s.stmt(ctx, getSQL)
-	if err != nil {
-		return store.Record{}, err
-	}
-	rows, err := st.QueryContext(ctx, collection, tenant, id)
+	rows, err := s.fixed[getSQL].QueryContext(ctx, collection, tenant, id)
 	if err != nil {
 		return store.Record{}, err
 	}
@@ -356,7 +455,7 @@ func (s *Store) update(ctx context.Context, tx *sql.Tx, rec store.Record) error 
 	if err != nil {
 		return err
 	}
-	if err := casResult(ctx, tx, res, rec.Collection, rec.Tenant, rec.ID); err != nil {
+	if err := s.casResult(ctx, tx, res, rec.Collection, rec.Tenant, rec.ID); err != nil {
 		return err
 	}
 	if _, err := s.txExec(ctx, tx,
@@ -374,7 +473,7 @@ func (s *Store) delete(ctx context.Context, tx *sql.Tx, rec store.Record) error 
 	if err != nil {
 		return err
 	}
-	return casResult(ctx, tx, res, rec.Collection, rec.Tenant, rec.ID)
+	return s.casResult(ctx, tx, res, rec.Collection, rec.Tenant, rec.ID)
 }
 
 // Query returns one page of the records of q.Collection in q.Tenant that
@@ -398,11 +497,16 @@ func (s *Store) Query(ctx context.Context, q store.Query) (store.Page, error) {
 		after = &c
 	}
 	text, args := buildQuery(q, after, limit+1)
+	// Prepare before the transaction holds a connection (see stmtCache.get).
+	st, err := s.queries.get(ctx, s.db, text)
+	if err != nil {
+		return store.Page{}, fmt.Errorf("query %s: prepare: %w", q.Collection, err)
+	}
 
 	var page store.Page
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err = s.read(ctx, func(tx *sql.Tx) error {
 		page = store.Page{}
-		rows, err := tx.QueryContext(ctx, text, args...)
+		rows, err := txQuery(ctx, tx, st, text, args...)
 		if err != nil {
 			return err
 		}
@@ -433,7 +537,7 @@ func (s *Store) Query(ctx context.Context, q store.Query) (store.Page, error) {
 		for i, r := range page.Records {
 			ids[i] = r.ID
 		}
-		idx, err := loadIndex(ctx, tx, q.Collection, q.Tenant, ids)
+		idx, err := s.loadIndex(ctx, tx, q.Collection, q.Tenant, ids)
 		if err != nil {
 			return err
 		}
@@ -476,8 +580,12 @@ func buildQuery(q store.Query, after *cursor, limit int) (string, []any) {
 	} else {
 		b.WriteString(`SELECT r.id, r.version, r.body, '' FROM store_records r`)
 	}
+	// Aliases are numbered by join, not by condition, so the text does not
+	// depend on where the conditions on OrderBy stand: fewer texts to
+	// prepare.
 	var onOrder []store.Cond
-	for i, c := range q.Where {
+	i := 0
+	for _, c := range q.Where {
 		if c.Field == q.OrderBy {
 			onOrder = append(onOrder, c)
 			continue
@@ -485,6 +593,7 @@ func buildQuery(q store.Query, after *cursor, limit int) (string, []any) {
 		fmt.Fprintf(&b, "\nJOIN store_index c%[1]d ON c%[1]d.collection = %[2]s.collection AND c%[1]d.tenant = %[2]s.tenant"+
 			" AND c%[1]d.id = %[2]s.id AND c%[1]d.field = ? AND c%[1]d.value %[3]s ?", i, base, ops[c.Op])
 		args = append(args, c.Field, c.Value)
+		i++
 	}
 	fmt.Fprintf(&b, "\nWHERE %[1]s.collection = ? AND %[1]s.tenant = ?", base)
 	args = append(args, q.Collection, q.Tenant)
@@ -513,19 +622,26 @@ func buildQuery(q store.Query, after *cursor, limit int) (string, []any) {
 }
 
 // loadIndex returns the index fields of the records ids of (collection,
-// tenant), by id. A record without index fields gets an empty map.
-func loadIndex(ctx context.Context, tx *sql.Tx, collection, tenant string, ids []string) (map[string]map[string]string, error) {
+// tenant), by id. A record without index fields gets an empty map. ids holds
+// 1 to store.MaxLimit ids; they are padded with the last one to the next
+// length of indexSizes, which changes no result.
+func (s *Store) loadIndex(ctx context.Context, tx *sql.Tx, collection, tenant string, ids []string) (map[string]map[string]string, error) {
+	k, _ := slices.BinarySearch(indexSizes, len(ids))
+	if len(ids) == 0 || k == len(indexSizes) {
+		return nil, fmt.Errorf("load index of %d records: not in 1..%d", len(ids), store.MaxLimit)
+	}
 	out := make(map[string]map[string]string, len(ids))
-	args := make([]any, 0, 2+len(ids))
+	n := 2 + indexSizes[k]
+	args := make([]any, 0, n)
 	args = append(args, collection, tenant)
 	for _, id := range ids {
 		out[id] = map[string]string{}
 		args = append(args, id)
 	}
-	placeholders := strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")
-	rows, err := tx.QueryContext(ctx,
-		`SELECT id, field, value FROM store_index WHERE collection = ? AND tenant = ? AND id IN (`+placeholders+`)`,
-		args...)
+	for len(args) < n {
+		args = append(args, ids[len(ids)-1])
+	}
+	rows, err := tx.StmtContext(ctx, s.index[k]).QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -554,7 +670,7 @@ func (s *Store) insertIndex(ctx context.Context, tx *sql.Tx, rec store.Record) e
 
 // casResult turns a compare-and-swap statement that changed no row into
 // store.ErrNotFound or store.ErrConflict, by whether the record exists.
-func casResult(ctx context.Context, tx *sql.Tx, res sql.Result, collection, tenant, id string) error {
+func (s *Store) casResult(ctx context.Context, tx *sql.Tx, res sql.Result, collection, tenant, id string) error {
 	n, err := res.RowsAffected()
 	if err != nil {
 		return err
@@ -563,9 +679,7 @@ func casResult(ctx context.Context, tx *sql.Tx, res sql.Result, collection, tena
 		return nil
 	}
 	var one int
-	err = tx.QueryRowContext(ctx,
-		`SELECT 1 FROM store_records WHERE collection = ? AND tenant = ? AND id = ?`,
-		collection, tenant, id).Scan(&one)
+	err = tx.StmtContext(ctx, s.fixed[existsSQL]).QueryRowContext(ctx, collection, tenant, id).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ErrNotFound
 	}

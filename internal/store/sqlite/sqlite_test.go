@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -273,5 +275,206 @@ func TestWritersOutnumberConnections(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Errorf("Apply() = %v, want nil", err)
 		}
+	}
+}
+
+// TestQueryCacheBounded runs more query texts than the statement cache
+// keeps: every query, prepared or not, returns the right records; the cache
+// stops at maxCachedQueries; Close closes every cached statement and caches
+// no more.
+func TestQueryCacheBounded(t *testing.T) {
+	ctx := t.Context()
+	db := openDB(t, filepath.Join(t.TempDir(), "idvault.db"))
+	s := newStore(t, db)
+	const n = 5
+	for i := range n {
+		v := fmt.Sprint("v", i)
+		if _, err := s.Put(ctx, store.Record{Collection: "c", Tenant: "t", ID: fmt.Sprint("r", i),
+			Index: map[string]string{"f0": v, "f1": v, "f2": v, "o": fmt.Sprint("v", n-1-i)}}); err != nil {
+			t.Fatalf("Put(r%d) = %v, want nil", i, err)
+		}
+	}
+	holds := func(op store.Op, a, b string) bool {
+		switch op {
+		case store.Eq:
+			return a == b
+		case store.Lt:
+			return a < b
+		case store.Lte:
+			return a <= b
+		case store.Gt:
+			return a > b
+		default:
+			return a >= b
+		}
+	}
+	allOps := []store.Op{store.Eq, store.Lt, store.Lte, store.Gt, store.Gte}
+	var queries []store.Query
+	for _, orderBy := range []string{"", "o"} {
+		for _, desc := range []bool{false, true} {
+			for _, op0 := range allOps {
+				for _, op1 := range allOps {
+					for _, op2 := range allOps {
+						queries = append(queries, store.Query{Collection: "c", Tenant: "t", OrderBy: orderBy, Desc: desc, Limit: 10,
+							Where: []store.Cond{{Field: "f0", Op: op0, Value: "v2"}, {Field: "f1", Op: op1, Value: "v2"}, {Field: "f2", Op: op2, Value: "v2"}}})
+					}
+				}
+			}
+		}
+	}
+	texts := map[string][]any{}
+	for _, q := range queries {
+		text, args := buildQuery(q, nil, q.Limit+1)
+		texts[text] = args
+		// Records ascend by id and descend by o: ordered by o ascending
+		// is by id descending.
+		var want []string
+		for i := range n {
+			v := fmt.Sprint("v", i)
+			if holds(q.Where[0].Op, v, "v2") && holds(q.Where[1].Op, v, "v2") && holds(q.Where[2].Op, v, "v2") {
+				want = append(want, fmt.Sprint("r", i))
+			}
+		}
+		if q.Desc != (q.OrderBy == "o") {
+			slices.Reverse(want)
+		}
+		page, err := s.Query(ctx, q)
+		if err != nil {
+			t.Fatalf("Query(%+v) = %v, want nil", q, err)
+		}
+		var got []string
+		for _, r := range page.Records {
+			got = append(got, r.ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("Query(%+v) = %v, want %v", q, got, want)
+		}
+	}
+	if len(texts) <= maxCachedQueries {
+		t.Fatalf("ran %d query texts, want more than %d", len(texts), maxCachedQueries)
+	}
+	cached := map[*sql.Stmt][]any{}
+	s.queries.mu.Lock()
+	for text, st := range s.queries.stmts {
+		cached[st] = texts[text]
+	}
+	s.queries.mu.Unlock()
+	if len(cached) != maxCachedQueries {
+		t.Errorf("cached statements = %d, want %d", len(cached), maxCachedQueries)
+	}
+	run := func(st *sql.Stmt, args []any) error {
+		rows, err := st.QueryContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		return rows.Close()
+	}
+	for st, args := range cached {
+		if err := run(st, args); err != nil {
+			t.Fatalf("cached statement before Close: Query() = %v, want nil", err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close() = %v, want nil", err)
+	}
+	for st, args := range cached {
+		if err := run(st, args); err == nil {
+			t.Fatalf("cached statement after Close: Query() = nil error, want an error (statement closed)")
+		}
+	}
+	text := slices.Collect(maps.Keys(texts))[0]
+	if st, err := s.queries.get(ctx, db, text); st != nil || err != nil {
+		t.Errorf("stmtCache.get after close = %v, %v; want nil, nil", st, err)
+	}
+	if s.queries.stmts != nil {
+		t.Errorf("cached statements after Close = %d, want none", len(s.queries.stmts))
+	}
+}
+
+// TestReadersOutnumberConnections runs concurrent queries of new texts
+// (each prepared on first use), reads and writes on a pool of one
+// connection: no caller holding the connection may wait for another one.
+// Every call must succeed in time.
+func TestReadersOutnumberConnections(t *testing.T) {
+	db := openDB(t, filepath.Join(t.TempDir(), "idvault.db"))
+	db.SetMaxOpenConns(1)
+	s := newStore(t, db)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const workers = 16
+	allOps := []store.Op{store.Eq, store.Lt, store.Lte, store.Gt, store.Gte}
+	errs := make(chan error, workers)
+	for i := range workers {
+		go func() {
+			errs <- func() error {
+				id := fmt.Sprint("r", i)
+				rec, err := s.Put(ctx, store.Record{Collection: "c", Tenant: "t", ID: id, Index: map[string]string{"k": id, "o": id}})
+				if err != nil {
+					return err
+				}
+				for j, op := range allOps {
+					// A text depends on the direction and second
+					// operator (by worker) and the first operator (by
+					// step): 50 texts, some shared by workers, each
+					// prepared while other workers hold the connection.
+					q := store.Query{Collection: "c", Tenant: "t", OrderBy: "o", Desc: i%2 == 1, Limit: 1 + j,
+						Where: []store.Cond{{Field: "k", Op: op, Value: id}, {Field: "k", Op: allOps[(i/2)%len(allOps)], Value: id}}}
+					if _, err := s.Query(ctx, q); err != nil {
+						return err
+					}
+					if _, err := s.Get(ctx, "c", "t", id); err != nil {
+						return err
+					}
+					if rec, err = s.Update(ctx, rec); err != nil {
+						return err
+					}
+				}
+				return nil
+			}()
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Errorf("worker: %v, want nil", err)
+		}
+	}
+}
+
+// TestCloseDuringQueries closes the Store while queries of new texts
+// prepare their statements: calls may fail, but none may leave a statement
+// in the cache.
+func TestCloseDuringQueries(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t, openDB(t, filepath.Join(t.TempDir(), "idvault.db")))
+	const workers = 8
+	start := make(chan struct{})
+	done := make(chan struct{}, workers)
+	for i := range workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			<-start
+			for j := range 20 {
+				// The texts differ by number of conditions and
+				// direction, so most are prepared while Close runs.
+				q := store.Query{Collection: "c", Tenant: fmt.Sprint("t", i)}
+				for range j % 8 {
+					q.Where = append(q.Where, store.Cond{Field: "k", Op: store.Eq, Value: "v"})
+				}
+				q.Desc = j >= 8
+				_, _ = s.Query(ctx, q)
+			}
+		}()
+	}
+	close(start)
+	if err := s.Close(); err != nil {
+		t.Errorf("Close() = %v, want nil", err)
+	}
+	for range workers {
+		<-done
+	}
+	s.queries.mu.Lock()
+	defer s.queries.mu.Unlock()
+	if len(s.queries.stmts) != 0 {
+		t.Errorf("cached statements after Close = %d, want none", len(s.queries.stmts))
 	}
 }

@@ -348,7 +348,9 @@ func (s *Scheduler) overdue(ctx context.Context, tenant string, repo *session.Re
 // references and that are older than the grace period: objects written by an
 // upload whose process died before it recorded them, and temporary objects
 // of writes that never completed. They are sealed and unreachable, so this
-// frees space; it never touches a referenced file.
+// frees space; it never touches a referenced file, nor a document portrait
+// of a session that still exists (session.PortraitFileID), which the
+// session's workflow run references.
 func (s *Scheduler) sweep(ctx context.Context, tenant string, repo *session.Repo, rep *Report) error {
 	var stale []string
 	err := s.d.Files.Stale(ctx, tenant, files.Sessions, s.d.Now().Add(-s.d.OrphanGrace), func(id string) error {
@@ -376,6 +378,12 @@ func (s *Scheduler) sweep(ctx context.Context, tenant string, repo *session.Repo
 	}
 	for _, id := range stale {
 		if referenced[id] {
+			continue
+		}
+		if owner, ok := session.PortraitSession(id); ok && live[owner] {
+			// A document portrait DocReader extracted: the session's
+			// workflow run references it, so it lives as long as the
+			// session does.
 			continue
 		}
 		err := s.d.Files.Delete(ctx, files.Ref{Tenant: tenant, Location: files.Sessions, ID: id})

@@ -375,6 +375,10 @@ func TestSweep(t *testing.T) {
 	}
 	put(a, "orphan")
 	put(b, "kept") // same id in another tenant, referenced by nobody there
+	// Document portraits are referenced by the session's workflow run: kept
+	// while their session exists.
+	put(a, session.PortraitFileID("s1", "attempt-1"))
+	put(a, session.PortraitFileID("gone", "attempt-1"))
 
 	// A scheduler on the real clock: every object is younger than the grace.
 	fresh := f.deps
@@ -387,11 +391,17 @@ func TestSweep(t *testing.T) {
 
 	// The fixture's clock is years ahead: every object is past the grace.
 	rep, err := f.scheduler.RunOnce(ctx)
-	if err != nil || rep.Swept != 2 {
-		t.Fatalf("RunOnce() = %+v, %v; want 2 swept", rep, err)
+	if err != nil || rep.Swept != 3 {
+		t.Fatalf("RunOnce() = %+v, %v; want 3 swept", rep, err)
 	}
 	if !exists(a, "kept") {
 		t.Error("the referenced object was swept")
+	}
+	if !exists(a, session.PortraitFileID("s1", "attempt-1")) {
+		t.Error("the document portrait of a live session was swept")
+	}
+	if exists(a, session.PortraitFileID("gone", "attempt-1")) {
+		t.Error("the document portrait of a session that is gone survived the sweep")
 	}
 	if exists(a, "orphan") || exists(b, "kept") {
 		t.Error("an unreferenced object survived the sweep")

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"github.com/idvault/idvault/internal/pii"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/idvault/idvault/internal/authz"
@@ -412,4 +413,25 @@ func (r *Repo) List(ctx context.Context, f Filter) ([]*Session, string, error) {
 		out = append(out, &s)
 	}
 	return out, page.Next, nil
+}
+
+// portraitInfix joins a session id and an attempt id in the id of a
+// document portrait file (PortraitFileID).
+const portraitInfix = "-portrait-"
+
+// PortraitFileID returns the id of the document portrait that attempt of a
+// workflow step extracted for session sessionID: a file of the session's
+// location that the session's workflow run references, not its Files.
+func PortraitFileID(sessionID, attempt string) string {
+	return sessionID + portraitInfix + attempt
+}
+
+// PortraitSession returns the session whose document portrait fileID is
+// (PortraitFileID), or false when fileID is no portrait's.
+func PortraitSession(fileID string) (string, bool) {
+	i := strings.Index(fileID, portraitInfix)
+	if i <= 0 {
+		return "", false
+	}
+	return fileID[:i], true
 }

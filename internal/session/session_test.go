@@ -496,3 +496,15 @@ func TestQuarantineReasonOf(t *testing.T) {
 		})
 	}
 }
+
+func TestPortraitFileID(t *testing.T) {
+	id := session.PortraitFileID("01a2260c-2723-72cf-897f-565201db2a4d", "01a2260c-aaaa-72cf-897f-565201db2a4d")
+	if got, ok := session.PortraitSession(id); !ok || got != "01a2260c-2723-72cf-897f-565201db2a4d" {
+		t.Errorf("PortraitSession(%q) = %q, %t", id, got, ok)
+	}
+	for _, notPortrait := range []string{"01a2260c-2723-72cf-897f-565201db2a4d", "-portrait-x", ""} {
+		if got, ok := session.PortraitSession(notPortrait); ok {
+			t.Errorf("PortraitSession(%q) = %q, true; want false", notPortrait, got)
+		}
+	}
+}

@@ -221,7 +221,7 @@ func (e *Engine) docReader(ctx context.Context, tenant string, s *session.Sessio
 		out.result.Detail = "document checks failed"
 	}
 	if res.Portrait != nil {
-		id := s.ID + "-portrait-" + attemptID
+		id := session.PortraitFileID(s.ID, attemptID)
 		sealed, err := e.cfg.Files.Put(ctx, PortraitRef(tenant, s.ID, id), bytes.NewReader(res.Portrait), maxPortraitBytes)
 		if err != nil {
 			return outcome{}, fmt.Errorf("store portrait: %w", err)

@@ -55,6 +55,7 @@ import (
 	"github.com/idvault/idvault/internal/sqlitedb"
 	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/store/sqlite"
+	"github.com/idvault/idvault/internal/testenv/testclock"
 	"github.com/idvault/idvault/internal/tlsconf"
 	"github.com/idvault/idvault/internal/webhook"
 	"github.com/idvault/idvault/internal/workflow/engine"
@@ -78,24 +79,6 @@ var testLimits = httpapi.Limits{
 // testEpoch is where the harness clock starts: far from the wall clock, so
 // that code reading time.Now instead of the injected clock shows.
 var testEpoch = time.Date(2031, time.March, 14, 15, 9, 26, 0, time.UTC)
-
-// clock is the injected clock of the harness. It moves only when told to.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // lockedBuffer is a log sink that is safe for concurrent use.
 type lockedBuffer struct {
@@ -132,7 +115,7 @@ func (tn tenant) Auth() string { return "ApiKey " + tn.Key }
 // harness is a real API over TLS on real SQLite, a real bucket directory,
 // the real barrier, identity service, audit emitter and queue.
 type harness struct {
-	clock     *clock
+	clock     *testclock.Clock
 	log       *lockedBuffer
 	dbDir     string
 	bucketDir string
@@ -170,7 +153,7 @@ func newHarness(t *testing.T, opts ...func(*httpapi.Deps)) *harness {
 	ctx := t.Context()
 	dir := t.TempDir()
 	h := &harness{
-		clock:     &clock{t: testEpoch},
+		clock:     testclock.New(testEpoch),
 		log:       &lockedBuffer{},
 		dbDir:     filepath.Join(dir, "db"),
 		bucketDir: filepath.Join(dir, "blobs"),

@@ -1,13 +1,11 @@
 package webhook_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,6 +24,8 @@ import (
 	"github.com/idvault/idvault/internal/session"
 	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/testenv"
+	"github.com/idvault/idvault/internal/testenv/testclock"
+	"github.com/idvault/idvault/internal/testenv/testlog"
 	"github.com/idvault/idvault/internal/webhook"
 )
 
@@ -35,42 +35,6 @@ func TestMain(m *testing.M) {
 
 // start is the fake clock's first reading.
 var start = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-
-// clock is a settable clock shared by the service and the receivers.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// lockedBuffer collects log output from many goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // loopback lets tests reach their receivers on 127.0.0.1 and ::1.
 var loopback = webhook.Policy{
@@ -83,8 +47,8 @@ var loopback = webhook.Policy{
 type fixture struct {
 	env   *testenv.Env
 	keys  *keyring.Keyring
-	clock *clock
-	log   *lockedBuffer
+	clock *testclock.Clock
+	log   *testlog.Buffer
 	audit *audit.Emitter
 	svc   *webhook.Service
 	deps  webhook.Deps
@@ -101,12 +65,12 @@ type setup struct {
 func newFixture(t testing.TB, s setup) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	f := &fixture{env: testenv.Open(t, s.queue), clock: &clock{now: start}, log: &lockedBuffer{}}
+	f := &fixture{env: testenv.Open(t, s.queue), clock: testclock.New(start), log: &testlog.Buffer{}}
 	now := f.clock.Now
 	if s.realTime {
 		now = time.Now
 	}
-	logger := slog.New(slog.NewJSONHandler(f.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := f.log.JSONLogger()
 	root, err := keyring.NewRootKey("root", testenv.RandomKey(t))
 	if err != nil {
 		t.Fatal(err)

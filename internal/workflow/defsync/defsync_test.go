@@ -1,11 +1,9 @@
 package defsync_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,6 +20,7 @@ import (
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/testenv"
+	"github.com/idvault/idvault/internal/testenv/testlog"
 	"github.com/idvault/idvault/internal/workflow/definition"
 	"github.com/idvault/idvault/internal/workflow/defsync"
 	"github.com/idvault/idvault/internal/workflow/engine"
@@ -34,24 +33,6 @@ func TestMain(m *testing.M) {
 // now is the clock of every test.
 var now = time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC)
 
-// logBuffer is a log destination safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type fixture struct {
 	dir     string
 	backend store.Backend
@@ -59,7 +40,7 @@ type fixture struct {
 	ids     *identity.Service
 	defs    *engine.Definitions
 	emitter *audit.Emitter
-	log     *logBuffer
+	log     *testlog.Buffer
 	syncer  *defsync.Syncer
 }
 
@@ -71,7 +52,7 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatalf("barrier.NewBlinder() = %v", err)
 	}
 	clock := func() time.Time { return now }
-	f := &fixture{dir: t.TempDir(), backend: e.Backend, barrier: e.Barrier, log: &logBuffer{},
+	f := &fixture{dir: t.TempDir(), backend: e.Backend, barrier: e.Barrier, log: &testlog.Buffer{},
 		ids:     identity.NewService(e.Backend, e.Barrier, blinder, clock),
 		defs:    engine.NewDefinitions(e.Backend, e.Barrier, clock),
 		emitter: audit.NewEmitter(e.Backend, e.Barrier, clock)}
@@ -81,7 +62,7 @@ func newFixture(t testing.TB) *fixture {
 
 func (f *fixture) newSyncer() *defsync.Syncer {
 	return defsync.New(defsync.Deps{Dir: f.dir, Definitions: f.defs, Tenants: f.ids, Audit: f.emitter,
-		Log: slog.New(slog.NewJSONHandler(f.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Log: f.log.JSONLogger(),
 		Now: func() time.Time { return now }})
 }
 

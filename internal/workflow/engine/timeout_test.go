@@ -4,32 +4,14 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/idvault/idvault/internal/session"
+	"github.com/idvault/idvault/internal/testenv/testclock"
 	"github.com/idvault/idvault/internal/workflow/definition"
 	"github.com/idvault/idvault/internal/workflow/engine"
 )
-
-// manualClock is a clock the test moves.
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // timedYAML is kycYAML with timeouts on the steps that wait: 10 minutes
 // for the document, 5 for the selfie, an hour for the review.
@@ -40,7 +22,7 @@ var timedYAML = strings.NewReplacer(
 ).Replace(kycYAML)
 
 // timedEngine returns an engine of f on clock c.
-func timedEngine(t *testing.T, f *fixture, c *manualClock) *engine.Engine {
+func timedEngine(t *testing.T, f *fixture, c *testclock.Clock) *engine.Engine {
 	t.Helper()
 	e, err := engine.New(engine.Config{Backend: f.env.Backend, Barrier: f.env.Barrier, Definitions: f.defs, Audit: f.emitter,
 		DocReader: f.drc, FaceAPI: f.fac, Files: f.files, Notifier: f.notifier, Now: c.Now})
@@ -91,7 +73,7 @@ func TestWaitingStepTimeouts(t *testing.T) {
 	t.Run("document", func(t *testing.T) {
 		f := newFixture(t)
 		f.define(t, timedYAML)
-		c := &manualClock{now: t0}
+		c := testclock.New(t0)
 		e := timedEngine(t, f, c)
 		id := f.newSession(t, "kyc", nil)
 		handleUntilDone(t, e, id)
@@ -117,7 +99,7 @@ func TestWaitingStepTimeouts(t *testing.T) {
 	t.Run("selfie timeout runs from the selfie step", func(t *testing.T) {
 		f := newFixture(t)
 		f.define(t, timedYAML)
-		c := &manualClock{now: t0}
+		c := testclock.New(t0)
 		e := timedEngine(t, f, c)
 		id := f.newSession(t, "kyc", nil)
 		handleUntilDone(t, e, id)
@@ -135,7 +117,7 @@ func TestWaitingStepTimeouts(t *testing.T) {
 	t.Run("in time: the deadline goes when the session moves on", func(t *testing.T) {
 		f := newFixture(t)
 		f.define(t, timedYAML)
-		c := &manualClock{now: t0}
+		c := testclock.New(t0)
 		e := timedEngine(t, f, c)
 		id := f.newSession(t, "kyc", nil, docAndSelfie...)
 		handleUntilDone(t, e, id)
@@ -154,7 +136,7 @@ func TestWaitingStepTimeouts(t *testing.T) {
 		f := newFixture(t)
 		f.define(t, timedYAML)
 		f.fa.SetSimilarity(0.5)
-		c := &manualClock{now: t0}
+		c := testclock.New(t0)
 		e := timedEngine(t, f, c)
 		id := f.newSession(t, "kyc", nil, docAndSelfie...)
 		handleUntilDone(t, e, id)
@@ -175,7 +157,7 @@ func TestWaitingStepTimeouts(t *testing.T) {
 		f := newFixture(t)
 		f.define(t, timedYAML)
 		f.fa.SetSimilarity(0.5)
-		c := &manualClock{now: t0}
+		c := testclock.New(t0)
 		e := timedEngine(t, f, c)
 		id := f.newSession(t, "kyc", nil, docAndSelfie...)
 		handleUntilDone(t, e, id)

@@ -21,6 +21,7 @@ import (
 	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/webhook"
 	"github.com/idvault/idvault/internal/workflow"
+	"github.com/idvault/idvault/internal/workflow/engine"
 )
 
 // maxMetadataBytes bounds the metadata object of a session.
@@ -119,8 +120,11 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) error {
 		Files:      []session.File{},
 	}
 	var fields []FieldError
+	var stored *engine.Stored
 	if req.WorkflowID != nil {
-		ok, err := a.validWorkflow(r, *req.WorkflowID)
+		var ok bool
+		var err error
+		stored, _, ok, err = a.startWorkflow(r, *req.WorkflowID)
 		if err != nil {
 			return err
 		}
@@ -157,16 +161,25 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("The session request is invalid.", fields...)
 	}
 	s.ExpiresAt = now.Add(ttl)
-	_, builtin := workflow.Lookup(s.WorkflowID)
-	// A session of a stored definition is handed to the engine at once,
-	// which pins it to the latest active version; the Advance flag makes
-	// the scheduler republish a message that gets lost.
-	s.Advance = !builtin
-	repo, err := a.repo(r)
+	v, err := a.view(r)
 	if err != nil {
 		return err
 	}
+	repo := session.NewRepo(v)
 	r, commit := a.change(r, audit.Event{Action: "session.create", Outcome: audit.Success, Resource: audit.Resource{Type: "session"}}, session.Collection)
+	// A session of a stored definition is pinned to its active version in
+	// the create's transaction. Unless it waits for the person's files
+	// first, it is handed to the workflow role at once; the Advance flag
+	// makes the scheduler republish a message that gets lost.
+	handOver := false
+	if stored != nil {
+		ctx, waits, err := engine.Start(r.Context(), v, *stored, s, now)
+		if err != nil {
+			return err
+		}
+		r, handOver = r.WithContext(ctx), !waits
+		s.Advance = handOver
+	}
 	r, published, err := a.announce(r, webhook.EventSessionCreated, s)
 	if err != nil {
 		return err
@@ -175,7 +188,7 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	published(r.Context())
-	if !builtin {
+	if handOver {
 		if err := workflow.Publish(r.Context(), a.d.Broker, principalOf(r.Context()).Tenant, s.ID); err != nil {
 			a.d.Log.Warn("workflow message not published; the scheduler will republish", "requestId", requestID(r.Context()), "err", err)
 		}

@@ -203,20 +203,24 @@ func (a *API) deactivateWorkflow(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, toWorkflowView(st))
 }
 
-// validWorkflow reports whether id names a workflow a new session may
-// start on: a built-in one, or a stored definition with an active version.
-func (a *API) validWorkflow(r *http.Request, id string) (bool, error) {
+// startWorkflow returns the workflow a new session on id starts on: a
+// built-in one (builtin), or the active version of a stored definition
+// (stored); ok is false when id names neither.
+func (a *API) startWorkflow(r *http.Request, id string) (stored *engine.Stored, builtin, ok bool, err error) {
 	if _, ok := workflow.Lookup(id); ok {
-		return true, nil
+		return nil, true, true, nil
 	}
 	if a.d.Definitions == nil {
-		return false, nil
+		return nil, false, false, nil
 	}
-	_, err := a.d.Definitions.Latest(r.Context(), principalOf(r.Context()).Tenant, id)
+	st, err := a.d.Definitions.Latest(r.Context(), principalOf(r.Context()).Tenant, id)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
-		return false, nil
+		return nil, false, false, nil
 	}
-	return err == nil, err
+	if err != nil {
+		return nil, false, false, err
+	}
+	return &st, false, true, nil
 }
 
 // maxReviewComment bounds a verifier's comment, in bytes.

@@ -12,6 +12,7 @@ import (
 	"github.com/idvault/idvault/internal/audit"
 	"github.com/idvault/idvault/internal/authz"
 	"github.com/idvault/idvault/internal/httpapi"
+	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/regula/docreader"
 	"github.com/idvault/idvault/internal/regula/faceapi"
 	"github.com/idvault/idvault/internal/regula/httpx"
@@ -308,5 +309,69 @@ func TestReviewBuiltin(t *testing.T) {
 	ev := h.auditEvent(t, h.a.ID, res.header.Get("X-Request-Id"), "review.decision")
 	if ev.Details["decision"] != "rejected" || ev.Resource.ID != s.ID {
 		t.Errorf("review.decision event = %+v, want decision rejected on the session", ev)
+	}
+}
+
+// TestWorkflowPinnedAtCreate: a session of a stored definition holds its
+// run, pinned to the active version, from its create on; one that starts
+// by waiting for the person's files is handed to the workflow role only by
+// its first upload, one that starts with an automated step at once. A
+// version stored afterwards does not move it.
+func TestWorkflowPinnedAtCreate(t *testing.T) {
+	w := newWorkflowHarness(t)
+	queued := func() int {
+		t.Helper()
+		var n int
+		if err := w.db.QueryRow(`SELECT COUNT(*) FROM queue_messages WHERE topic = ?`, queue.TopicWorkflow).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	wantStatus(t, w.do(t, "POST", "/api/v1/workflows", w.a.Auth(), "application/yaml", []byte(kycWorkflow)), http.StatusCreated)
+	before := queued()
+	s := w.createSession(t, w.a, `{"workflowId":"kyc"}`)
+	if n := queued(); n != before {
+		t.Errorf("workflow messages after creating a session waiting for its document = %d, want %d (none published)", n, before)
+	}
+	run := decodeJSON[runDoc](t, w.do(t, "GET", "/api/v1/sessions/"+s.ID+"/run", w.a.Auth(), "", nil))
+	if run.WorkflowID != "kyc" || run.Version != 1 || run.Step != "document" || run.Done {
+		t.Fatalf("run right after create = %+v, want kyc version 1 at step document", run)
+	}
+
+	// Version 2 is stored: the session stays on version 1.
+	wantStatus(t, w.do(t, "POST", "/api/v1/workflows", w.a.Auth(), "application/yaml",
+		[]byte(strings.Replace(kycWorkflow, "version: 1", "version: 2", 1))), http.StatusCreated)
+	w.upload(t, w.a, s.ID, "document_front", "image/jpeg", testJPEG(t, 64, 80))
+	if n := queued(); n != before+1 {
+		t.Errorf("workflow messages after the first upload = %d, want %d", n, before+1)
+	}
+	w.handle(t, w.a, s.ID)
+	if run := decodeJSON[runDoc](t, w.do(t, "GET", "/api/v1/sessions/"+s.ID+"/run", w.a.Auth(), "", nil)); run.Version != 1 || run.Step != "selfie" {
+		t.Errorf("run after the document = %+v, want version 1 at step selfie", run)
+	}
+
+	// A definition that starts with an automated step is handed over at
+	// once.
+	livenessFirst := `id: live
+version: 1
+name: Liveness first
+start: liveness
+steps:
+  - id: liveness
+    type: liveness
+    next: approved
+    on_fail: rejected
+  - id: approved
+    type: decision
+    decision: approved
+  - id: rejected
+    type: decision
+    decision: rejected
+`
+	wantStatus(t, w.do(t, "POST", "/api/v1/workflows", w.a.Auth(), "application/yaml", []byte(livenessFirst)), http.StatusCreated)
+	before = queued()
+	w.createSession(t, w.a, `{"workflowId":"live"}`)
+	if n := queued(); n != before+1 {
+		t.Errorf("workflow messages after creating a session starting with liveness = %d, want %d", n, before+1)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/idvault/idvault/internal/session"
+	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/testenv/testclock"
 	"github.com/idvault/idvault/internal/workflow/definition"
 	"github.com/idvault/idvault/internal/workflow/engine"
@@ -94,6 +95,35 @@ func TestWaitingStepTimeouts(t *testing.T) {
 		if s := f.session(t, id); s.Status != session.StatusExpired {
 			t.Errorf("session after a late upload = %s, want expired", s.Status)
 		}
+	})
+
+	t.Run("document pinned by Start at create", func(t *testing.T) {
+		f := newFixture(t)
+		st := f.define(t, timedYAML)
+		c := testclock.New(t0)
+		e := timedEngine(t, f, c)
+		v, err := store.NewView(f.env.Backend, f.env.Barrier, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &session.Session{ID: "started", WorkflowID: "kyc", Status: session.StatusPending, CreatedBy: "test",
+			CreatedAt: t0, UpdatedAt: t0, ExpiresAt: t0.Add(time.Hour), Files: []session.File{}}
+		actx, waits, err := engine.Start(ctx, v, st, s, t0)
+		if err != nil || !waits {
+			t.Fatalf("Start() = %t, %v; want a session waiting for its document", waits, err)
+		}
+		if err := f.repo(t).Create(actx, s); err != nil {
+			t.Fatal(err)
+		}
+		if r := f.run(t, s.ID); r.Version != 1 || r.Hash != st.Hash || r.Step != "document" || !r.WaitSince.Equal(t0) {
+			t.Fatalf("run after create = %+v, want pinned at the document step since %v", r, t0)
+		}
+		if got := f.session(t, s.ID); !got.StepDeadline.Equal(t0.Add(10 * time.Minute)) {
+			t.Fatalf("session deadline = %v, want %v", got.StepDeadline, t0.Add(10*time.Minute))
+		}
+		c.Advance(10 * time.Minute)
+		handleUntilDone(t, e, s.ID)
+		expiredBy(t, f, s.ID, "document")
 	})
 
 	t.Run("selfie timeout runs from the selfie step", func(t *testing.T) {

@@ -184,6 +184,10 @@ type Report struct {
 	// the step they wait at passed its timeout.
 	Overdue int
 	Swept   int
+	// Dropped counts records left behind by a session deleted in a process
+	// that died midway (its workflow run, its gateway call count) that the
+	// sweep removed.
+	Dropped int
 	// Rewrapped counts data keys re-wrapped under a new primary root key.
 	Rewrapped int
 	// Verified counts the files read back completely, Tampered those of
@@ -213,7 +217,7 @@ func (s *Scheduler) RunOnce(ctx context.Context) (Report, error) {
 		errs := []error{s.expire(ctx, t.ID, repo, &rep), s.republish(ctx, t.ID, repo, &rep), s.overdue(ctx, t.ID, repo, &rep),
 			s.retain(ctx, t.ID, repo, &rep)}
 		if sweep {
-			errs = append(errs, s.sweep(ctx, t.ID, repo, &rep))
+			errs = append(errs, s.sweep(ctx, t.ID, v, repo, &rep))
 		}
 		return errors.Join(errs...)
 	})
@@ -238,9 +242,9 @@ func (s *Scheduler) RunOnce(ctx context.Context) (Report, error) {
 		rep.Rewrapped = n
 		err = errors.Join(err, rerr)
 	}
-	if rep.Expired+rep.Destroyed+rep.Republished+rep.Overdue+rep.Swept+rep.Rewrapped > 0 {
+	if rep.Expired+rep.Destroyed+rep.Republished+rep.Overdue+rep.Swept+rep.Dropped+rep.Rewrapped > 0 {
 		s.d.Log.Info("scheduler: pass", "expired", rep.Expired, "destroyed", rep.Destroyed, "republished", rep.Republished,
-			"overdue", rep.Overdue, "swept", rep.Swept, "rewrapped", rep.Rewrapped)
+			"overdue", rep.Overdue, "swept", rep.Swept, "dropped", rep.Dropped, "rewrapped", rep.Rewrapped)
 	}
 	return rep, err
 }
@@ -351,7 +355,7 @@ func (s *Scheduler) overdue(ctx context.Context, tenant string, repo *session.Re
 // frees space; it never touches a referenced file, nor a document portrait
 // of a session that still exists (session.PortraitFileID), which the
 // session's workflow run references.
-func (s *Scheduler) sweep(ctx context.Context, tenant string, repo *session.Repo, rep *Report) error {
+func (s *Scheduler) sweep(ctx context.Context, tenant string, v *store.View, repo *session.Repo, rep *Report) error {
 	var stale []string
 	err := s.d.Files.Stale(ctx, tenant, files.Sessions, s.d.Now().Add(-s.d.OrphanGrace), func(id string) error {
 		stale = append(stale, id)
@@ -375,6 +379,9 @@ func (s *Scheduler) sweep(ctx context.Context, tenant string, repo *session.Repo
 		if err := s.shredOrphanKeys(ctx, tenant, live); err != nil {
 			return err
 		}
+	}
+	if err := s.dropOrphanRecords(ctx, v, repo, live, rep); err != nil {
+		return err
 	}
 	for _, id := range stale {
 		if referenced[id] {
@@ -536,6 +543,46 @@ func (s *Scheduler) verifyFile(ctx context.Context, tenant string, repo *session
 // a process that died between deleting a session's record and shredding
 // its key leaves such a key behind, and crypto-shredding must still happen.
 // A key younger than the grace period is left alone: its session may be
+// sessionRecords are the collections holding one record per session, by the
+// session's id, besides the session itself; session.Destroy deletes them.
+var sessionRecords = []string{session.RunsCollection, session.GatewayCallsCollection}
+
+// dropOrphanRecords deletes the records of sessionRecords whose session is
+// gone: left by a session.Destroy whose process died between its steps.
+// live holds the sessions listed before; a record of another session is
+// deleted only if its session is still not found when read again just
+// before, so a session created during the pass (its run commits with it)
+// keeps its records. A workflow run is unreadable once its session's key is
+// shredded; this frees the space.
+func (s *Scheduler) dropOrphanRecords(ctx context.Context, v *store.View, repo *session.Repo, live map[string]bool, rep *Report) error {
+	for _, coll := range sessionRecords {
+		var ids []string
+		err := v.Each(ctx, store.Query{Collection: coll, Limit: store.MaxLimit}, func(rec store.Record) error {
+			if !live[rec.ID] {
+				ids = append(ids, rec.ID)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("sweep %s: %w", coll, err)
+		}
+		for _, id := range ids {
+			_, err := repo.Get(ctx, id)
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("sweep %s: %w", coll, err)
+			}
+			if err := v.Delete(ctx, coll, id, 0); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("sweep %s: %w", coll, err)
+			}
+			rep.Dropped++
+		}
+	}
+	return nil
+}
+
 // being created (the key is made before the record is written).
 func (s *Scheduler) shredOrphanKeys(ctx context.Context, tenant string, live map[string]bool) error {
 	var orphans []string

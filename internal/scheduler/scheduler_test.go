@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -698,5 +699,39 @@ func TestOverdue(t *testing.T) {
 	f.runOnce(t)
 	if n := f.queued(t, queue.TopicWorkflow); n != 2 {
 		t.Errorf("workflow messages after a second pass = %d, want still 2", n)
+	}
+}
+
+// TestSweepDropsOrphanRecords: the sweep deletes the workflow run and the
+// gateway call count of a session that is gone (a Destroy that died
+// midway) and keeps those of a session that exists.
+func TestSweepDropsOrphanRecords(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	a := f.tenant(t, "Acme")
+	f.create(t, a, spec{id: "s1", status: session.StatusInProgress, expires: time.Hour})
+	v, err := store.NewView(f.backend, f.barrier, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, coll := range []string{session.RunsCollection, session.GatewayCallsCollection} {
+		for _, id := range []string{"s1", "gone"} {
+			if _, err := v.Put(ctx, coll, id, nil, map[string]string{"sessionId": id}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rep, err := f.scheduler.RunOnce(ctx)
+	if err != nil || rep.Dropped != 2 {
+		t.Fatalf("RunOnce() = %+v, %v; want 2 dropped", rep, err)
+	}
+	for _, coll := range []string{session.RunsCollection, session.GatewayCallsCollection} {
+		var body map[string]string
+		if _, err := v.Get(ctx, coll, "s1", &body); err != nil {
+			t.Errorf("%s record of the live session: %v, want kept", coll, err)
+		}
+		if _, err := v.Get(ctx, coll, "gone", &body); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s record of the deleted session: %v, want ErrNotFound", coll, err)
+		}
 	}
 }

@@ -29,10 +29,9 @@ type ObjectDeleter interface {
 // workflow run and its gateway call count, then the session's data key is
 // shredded, so its record and files are unreadable even from a backup, then
 // its stored objects are removed. A crash between the steps leaves only
-// unreadable leftovers, which the scheduler's sweep removes (or a gateway
-// call count, a number without personal data). Objects that cannot be
-// removed are reported as ErrObjectsLeft; the record and the key are gone
-// then.
+// unreadable leftovers (and a gateway call count, a number), which the
+// scheduler's sweep removes. Objects that cannot be removed are reported as
+// ErrObjectsLeft; the record and the key are gone then.
 func Destroy(ctx context.Context, repo *Repo, keys Shredder, objects ObjectDeleter, tenant string, s *Session) error {
 	if err := repo.Delete(ctx, s); err != nil {
 		return err

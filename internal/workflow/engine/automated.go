@@ -46,7 +46,11 @@ type outcome struct {
 // automated runs one attempt of an automated step: the attempt is
 // recorded in the run (compare-and-swap) before the external call, and its
 // outcome is written only while the attempt is still the run's current
-// one, so two processes never complete a step twice.
+// one, so two processes never complete a step twice. A result rides with
+// the run's next write (state.dirty), a compare-and-swap on the version
+// that recorded the attempt: it fails if another process has taken the
+// step over since. A failure is written at once (settle), as Advance then
+// returns.
 func (e *Engine) automated(ctx context.Context, t tenantRepos, cur *state, st definition.Step) (bool, error) {
 	s, run := cur.s, cur.run
 	now := e.cfg.Now().UTC()
@@ -73,13 +77,14 @@ func (e *Engine) automated(ctx context.Context, t tenantRepos, cur *state, st de
 	if callErr == nil {
 		out.result.AttemptID = att.ID
 		out.result.At = e.cfg.Now().UTC()
-		return false, e.settle(ctx, t, cur, att, func(r *Run) {
-			r.Results[st.ID] = out.result
-			r.Step = out.next
-			if out.portrait != nil {
-				r.PortraitFile, r.PortraitID = out.portrait, out.portraitID
-			}
-		})
+		run.Results[st.ID] = out.result
+		run.Step = out.next
+		if out.portrait != nil {
+			run.PortraitFile, run.PortraitID = out.portrait, out.portraitID
+		}
+		run.Attempt = nil
+		cur.dirty = true
+		return false, nil
 	}
 	reason := describe(callErr)
 	e.cfg.Log.Debug("workflow: step attempt failed", "tenant", t.tenant, "session", s.ID, "step", st.ID, "attempt", att.Number, "err", callErr)
@@ -96,9 +101,9 @@ func (e *Engine) automated(ctx context.Context, t tenantRepos, cur *state, st de
 	return true, fmt.Errorf("step %s attempt %d: %w", st.ID, att.Number, callErr)
 }
 
-// settle applies fn to the run and clears its attempt, if att is still
-// the run's attempt; otherwise (another process took the step over) it
-// does nothing.
+// settle applies fn to the run, clears its attempt and writes it, if att
+// is still the run's attempt; otherwise (another process took the step
+// over) it does nothing.
 func (e *Engine) settle(ctx context.Context, t tenantRepos, cur *state, att *Attempt, fn func(*Run)) error {
 	r := cur.run
 	for range 10 {

@@ -25,9 +25,19 @@
 // ErrInProgress (the queue redelivers later); after the deadline it takes
 // the step over with a new attempt, and a late result of the old attempt is
 // dropped. So a redelivered or duplicated message resumes from the stored
-// step, and two processes never complete a step twice. External calls are
-// at least once: a process that dies after the call and before the write
-// leaves the call to be made again.
+// step, and two processes never complete a step twice.
+//
+// A step's result is not written on its own. Like the steps without an
+// external call (document, selfie, rule, decision), it is stored with the
+// run's next write: the record of the next attempt (durable before that
+// attempt's call), the write before the run waits for files or a verifier,
+// or the run's end. That write is a compare-and-swap on
+// the version that recorded the attempt, so if another process took the
+// step over in between it fails and the result is dropped. A technical
+// failure of an attempt is written at once. External calls are at least
+// once: a process that dies after a call and before the run's next write
+// leaves the call to be made again by the process that takes the step over
+// after the attempt's deadline.
 //
 // The run is marked done with its outcome first; then the outcome is
 // written to the session, with its audit event in the same transaction. A

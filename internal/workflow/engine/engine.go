@@ -199,7 +199,7 @@ func (e *Engine) Advance(ctx context.Context, tenant, id string) error {
 			cur = &state{s: s, run: run, def: def}
 		}
 		stop, err := e.step(ctx, t, cur)
-		if err != nil || stop {
+		if err != nil || (stop && !cur.stale) {
 			return err
 		}
 	}
@@ -265,9 +265,13 @@ type state struct {
 	run   *Run
 	def   definition.Definition
 	stale bool
-	// dirty says run has changes not yet stored: steps without an
-	// external call (document, selfie, rule, decision) are saved with the
-	// next write, as they give the same result when run again.
+	// dirty says run has changes not yet stored, saved with its next
+	// write: steps without an external call (document, selfie, rule,
+	// decision), as they give the same result when run again, and the
+	// result of an automated step's attempt, whose call is made again if
+	// it is lost (at least once). The next write is a compare-and-swap on
+	// the version this process last wrote, so a process that lost the run
+	// to another writes none of them.
 	dirty bool
 }
 
@@ -491,7 +495,7 @@ func (e *Engine) writeOutcome(ctx context.Context, t tenantRepos, cur *state) er
 // wait leaves the session waiting for files: in_progress once it holds
 // one, with its Advance flag cleared.
 func (e *Engine) wait(ctx context.Context, t tenantRepos, cur *state, deadline time.Time) error {
-	if err := e.flush(ctx, t, cur); err != nil {
+	if err := e.flush(ctx, t, cur); err != nil || cur.stale {
 		return err
 	}
 	if cur.s.Status == session.StatusPending && len(cur.s.Files) > 0 {

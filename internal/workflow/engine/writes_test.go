@@ -1,0 +1,152 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/idvault/idvault/internal/regula/docreader"
+	"github.com/idvault/idvault/internal/session"
+	"github.com/idvault/idvault/internal/store"
+	"github.com/idvault/idvault/internal/workflow/engine"
+)
+
+// countingBackend counts the transactions (Put, Update, Delete, Apply)
+// made through it, by the collection of their first write.
+type countingBackend struct {
+	store.Backend
+	mu     sync.Mutex
+	writes map[string]int
+}
+
+func (c *countingBackend) count(collection string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes[collection]++
+}
+
+func (c *countingBackend) Put(ctx context.Context, rec store.Record) (store.Record, error) {
+	c.count(rec.Collection)
+	return c.Backend.Put(ctx, rec)
+}
+
+func (c *countingBackend) Update(ctx context.Context, rec store.Record) (store.Record, error) {
+	c.count(rec.Collection)
+	return c.Backend.Update(ctx, rec)
+}
+
+func (c *countingBackend) Delete(ctx context.Context, collection, tenant, id string, version int64) error {
+	c.count(collection)
+	return c.Backend.Delete(ctx, collection, tenant, id, version)
+}
+
+func (c *countingBackend) Apply(ctx context.Context, writes []store.Write) ([]store.Record, error) {
+	if len(writes) > 0 {
+		c.count(writes[0].Record.Collection)
+	}
+	return c.Backend.Apply(ctx, writes)
+}
+
+func (c *countingBackend) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.writes))
+	for k, v := range c.writes {
+		out[k] = v
+	}
+	return out
+}
+
+// TestStoreWritesPerSession counts the store transactions one delivery
+// makes for a session that holds its files and runs the four-step workflow
+// to approved: the session is written twice (in_progress, then its
+// outcome with its event), the run three times (created with the
+// docreader attempt, the face_match attempt with the docreader result,
+// done with the face_match result). A step's result rides with the run's
+// next write.
+func TestStoreWritesPerSession(t *testing.T) {
+	f := newFixture(t)
+	f.define(t, kycYAML)
+	cb := &countingBackend{Backend: f.env.Backend, writes: map[string]int{}}
+	e, err := engine.New(engine.Config{Backend: cb, Barrier: f.env.Barrier, Definitions: f.defs, Audit: f.emitter,
+		DocReader: f.drc, FaceAPI: f.fac, Files: f.files, Notifier: f.notifier})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := f.newSession(t, "kyc", nil, docAndSelfie...)
+	if err := e.Handle(context.Background(), message(id)); err != nil {
+		t.Fatalf("Handle() = %v", err)
+	}
+	if s := f.session(t, id); s.Status != session.StatusApproved {
+		t.Fatalf("session = %s %q, want approved", s.Status, s.Reason)
+	}
+	got := cb.snapshot()
+	t.Logf("transactions by collection: %v", got)
+	want := map[string]int{session.Collection: 2, engine.RunsCollection: 3}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("transactions = %v, want %v", got, want)
+	}
+	r := f.run(t, id)
+	if r.Results["docreader"].AttemptID == "" || r.Results["face-match"].AttemptID == "" || r.Attempt != nil || !r.Done {
+		t.Errorf("run = results %v, attempt %v, done %v, want both results of their attempts, no attempt, done", r.Results, r.Attempt, r.Done)
+	}
+}
+
+// takeover is the DocReader of a process that is overtaken during its
+// call: before its first call reaches the service, another process (run)
+// takes the step over and finishes the session.
+type takeover struct {
+	engine.DocReader
+	once sync.Once
+	run  func()
+}
+
+func (d *takeover) Process(ctx context.Context, images [][]byte, scenario string) (docreader.Result, error) {
+	d.once.Do(d.run)
+	return d.DocReader.Process(ctx, images, scenario)
+}
+
+// TestLateResultIsDropped: a process whose attempt was taken over during
+// its call gets its result after the step was completed by the other
+// process; the result, held for the run's next write, is never written, and
+// the process makes no further call.
+func TestLateResultIsDropped(t *testing.T) {
+	f := newFixture(t)
+	f.define(t, strings.Replace(kycYAML, "timeout: 1s", "timeout: 10s", 1))
+	id := f.newSession(t, "kyc", nil, docAndSelfie...)
+	later, err := engine.New(engine.Config{Backend: f.env.Backend, Barrier: f.env.Barrier, Definitions: f.defs, Audit: f.emitter,
+		DocReader: f.drc, FaceAPI: f.fac, Files: f.files, Notifier: f.notifier, Now: func() time.Time { return time.Now().Add(time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var laterErr error
+	slow := &takeover{DocReader: f.drc, run: func() { laterErr = later.Handle(context.Background(), message(id)) }}
+	e, err := engine.New(engine.Config{Backend: f.env.Backend, Barrier: f.env.Barrier, Definitions: f.defs, Audit: f.emitter,
+		DocReader: slow, FaceAPI: f.fac, Files: f.files, Notifier: f.notifier})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Handle(context.Background(), message(id)); err != nil {
+		t.Errorf("Handle() of the overtaken process = %v, want nil", err)
+	}
+	if laterErr != nil {
+		t.Errorf("Handle() of the process that took over = %v, want nil", laterErr)
+	}
+	if s := f.session(t, id); s.Status != session.StatusApproved {
+		t.Fatalf("session = %s %q, want approved", s.Status, s.Reason)
+	}
+	r := f.run(t, id)
+	if r.Attempts["docreader"] != 2 || r.Results["docreader"].AttemptID == "" || r.PortraitID != session.PortraitFileID(id, r.Results["docreader"].AttemptID) {
+		t.Errorf("run = attempts %v, docreader result of %q, portrait %q, want the result and portrait of the second attempt",
+			r.Attempts, r.Results["docreader"].AttemptID, r.PortraitID)
+	}
+	if f.dr.Requests() != 2 || f.fa.Requests() != 1 {
+		t.Errorf("requests = docreader %d, faceapi %d, want 2 (both attempts), 1 (the process that took over)", f.dr.Requests(), f.fa.Requests())
+	}
+	if got, want := summary(f, t, id), "session.advance=in_progress,session.decision=approved"; got != want {
+		t.Errorf("audit events = %s, want %s", got, want)
+	}
+}

@@ -454,20 +454,22 @@ func (e *Engine) writeOutcome(ctx context.Context, t tenantRepos, cur *state) er
 	run := cur.run
 	action, status, reason := "session.decision", session.StatusRejected, run.Reason
 	details := map[string]string{"decision": run.Decision}
+	event := "session.completed"
 	switch {
 	case run.Error != "":
-		action, status, reason = "session.advance", session.StatusError, run.Error
+		action, status, reason, event = "session.advance", session.StatusError, run.Error, "session.error"
 		details = map[string]string{"reason": run.Error}
+	case run.Expired:
+		// The event id is the one of an expiry by TTL, so a session is
+		// announced expired once.
+		action, status, event = "session.expire", session.StatusExpired, "session.expired"
+		details = map[string]string{"step": run.WaitStep, "reason": "step_timeout"}
 	case run.Decision == definition.Approved:
 		status = session.StatusApproved
 	}
 	// Subscribers hear of the outcome in the transaction that writes it:
 	// never of an outcome a concurrent change (a cancellation) kept from
 	// being written.
-	event := "session.completed"
-	if status == session.StatusError {
-		event = "session.error"
-	}
 	actx, published, err := e.cfg.Notifier.Attach(ctx, t.tenant, event, run.SessionID, status)
 	if err != nil {
 		return fmt.Errorf("notify %s: %w", event, err)
@@ -524,37 +526,19 @@ func overdue(deadline, now time.Time) bool {
 	return !deadline.IsZero() && !now.Before(deadline)
 }
 
-// timeOut expires the session, whose waiting step st has passed its
-// timeout. Subscribers hear of it (session.expired) in the transaction that
-// writes it, as of every outcome; the event id is the one of an expiry by
-// TTL, so a session is announced expired once.
+// timeOut ends the run of a session whose waiting step st has passed its
+// timeout, then expires the session (writeOutcome), as any outcome: the run
+// first, by compare-and-swap, so that a verifier's decision racing the
+// deadline either lands before it (and the step is no longer overdue) or
+// finds the run ended and is refused; a crash in between is repaired by
+// the next delivery, which finds a done run.
 func (e *Engine) timeOut(ctx context.Context, t tenantRepos, cur *state, st definition.Step) error {
-	if err := e.flush(ctx, t, cur); err != nil || cur.stale {
+	run := cur.run
+	run.Step, run.Done, run.Expired, run.Reason, run.Attempt = "", true, true, fmt.Sprintf("step %s timed out", st.ID), nil
+	if err := e.saveRun(ctx, t, cur); err != nil || cur.stale {
 		return err
 	}
-	actx, published, err := e.cfg.Notifier.Attach(ctx, t.tenant, "session.expired", cur.s.ID, session.StatusExpired)
-	if err != nil {
-		return fmt.Errorf("notify session.expired: %w", err)
-	}
-	reason := fmt.Sprintf("step %s timed out", st.ID)
-	written := false
-	s, err := e.writeSession(actx, t, cur.s.ID, "session.expire", map[string]string{"step": st.ID, "reason": "step_timeout"}, func(s *session.Session) error {
-		written = false // a compare-and-swap retry decides again
-		if terminal(s.Status) {
-			return session.ErrUnchanged
-		}
-		s.Status, s.Reason, s.Advance, s.StepDeadline = session.StatusExpired, reason, false, time.Time{}
-		written = true
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if written {
-		published(ctx)
-	}
-	cur.s = s
-	return nil
+	return e.writeOutcome(ctx, t, cur)
 }
 
 // clearDeadline clears the step deadline of a session that no longer

@@ -37,6 +37,9 @@ type Run struct {
 	Done bool `json:"done,omitempty"`
 	// Error is why the run ended in error, or "".
 	Error string `json:"error,omitempty"`
+	// Expired says the run ended because the step it waited at (WaitStep)
+	// passed its timeout; Reason says so.
+	Expired bool `json:"expired,omitempty"`
 	// Results are the results of the steps that ran, by step id.
 	Results map[string]StepResult `json:"results"`
 	// Attempts counts the attempts started of each automated step.

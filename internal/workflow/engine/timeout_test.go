@@ -42,6 +42,9 @@ func expiredBy(t *testing.T, f *fixture, id, step string) {
 	if s.Status != session.StatusExpired || s.Reason != "step "+step+" timed out" || s.Advance || !s.StepDeadline.IsZero() {
 		t.Fatalf("session = %s %q advance %t deadline %v, want expired by step %s", s.Status, s.Reason, s.Advance, s.StepDeadline, step)
 	}
+	if r := f.run(t, id); !r.Done || !r.Expired || r.Step != "" || r.WaitStep != step || r.Reason != "step "+step+" timed out" {
+		t.Errorf("run = done %t expired %t step %q wait step %q reason %q, want ended by the timeout of %s", r.Done, r.Expired, r.Step, r.WaitStep, r.Reason, step)
+	}
 	var expired []notification
 	for _, n := range f.notifier.events() {
 		if n.Event == "session.expired" {
@@ -124,6 +127,37 @@ func TestWaitingStepTimeouts(t *testing.T) {
 		c.Advance(10 * time.Minute)
 		handleUntilDone(t, e, s.ID)
 		expiredBy(t, f, s.ID, "document")
+	})
+
+	t.Run("crash between the run's end and the session's expiry", func(t *testing.T) {
+		f := newFixture(t)
+		f.define(t, timedYAML)
+		c := testclock.New(t0)
+		e := timedEngine(t, f, c)
+		id := f.newSession(t, "kyc", nil)
+		handleUntilDone(t, e, id)
+		// What a process that died right after ending the run left.
+		v, err := store.NewView(f.env.Backend, f.env.Barrier, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r engine.Run
+		rec, err := v.Get(ctx, engine.RunsCollection, id, &r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Step, r.Done, r.Expired, r.Reason = "", true, true, "step document timed out"
+		if _, err := v.Update(ctx, engine.RunsCollection, id, rec.Version, rec.Index, r); err != nil {
+			t.Fatal(err)
+		}
+		if s := f.session(t, id); s.Status != session.StatusPending {
+			t.Fatalf("session = %s, want still pending", s.Status)
+		}
+		handleUntilDone(t, e, id)
+		expiredBy(t, f, id, "document")
+		if err := e.Decide(ctx, tenant, id, "verifier-1", true, "late"); !errors.Is(err, engine.ErrNotInReview) {
+			t.Errorf("Decide on the expired session = %v, want ErrNotInReview", err)
+		}
 	})
 
 	t.Run("selfie timeout runs from the selfie step", func(t *testing.T) {

@@ -31,19 +31,30 @@
 // external call (document, selfie, rule, decision), it is stored with the
 // run's next write: the record of the next attempt (durable before that
 // attempt's call), the write before the run waits for files or a verifier,
-// or the run's end. That write is a compare-and-swap on
-// the version that recorded the attempt, so if another process took the
-// step over in between it fails and the result is dropped. A technical
+// or the run's end. That write is a compare-and-swap on the version that
+// recorded the attempt, so if another process took the step over in
+// between it fails and the result is dropped. A technical
 // failure of an attempt is written at once. External calls are at least
 // once: a process that dies after a call and before the run's next write
 // leaves the call to be made again by the process that takes the step over
 // after the attempt's deadline.
 //
 // The run is marked done with its outcome first; then the outcome is
-// written to the session, with its audit event in the same transaction. A
-// crash in between is repaired by the next delivery, which finds a done run
-// and a session without its outcome; a session that already holds an
-// outcome is not written again, so no event is written twice.
+// written to the session, with its audit event and its webhook event in the
+// same transaction. A crash in between is repaired by the next delivery,
+// which finds a done run and a session without its outcome; a session that
+// already holds an outcome is not written again, so no event is written
+// twice.
+//
+// # Pinning and waiting
+//
+// A session created through the API is pinned in its create's transaction
+// (Start). A step that waits for the person or a verifier (document,
+// selfie, review) records in the run when the wait began (WaitStep,
+// WaitSince); with a timeout, the session carries the deadline
+// (session.Session.StepDeadline), the scheduler hands an overdue session
+// back, and the run ends expired (Run.Expired, an outcome like the others)
+// before the session's expiry is written.
 //
 // # Failures
 //

@@ -18,11 +18,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/idvault/idvault/internal/audit"
-	"github.com/idvault/idvault/internal/barrier"
 	"github.com/idvault/idvault/internal/keyring"
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/session"
-	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/testenv"
 	"github.com/idvault/idvault/internal/testenv/testclock"
 	"github.com/idvault/idvault/internal/testenv/testlog"
@@ -171,29 +169,8 @@ func (f *fixture) delivery(t testing.TB, tenant, id string) webhook.Delivery {
 // auditEvents returns the events waiting in the audit outbox.
 func (f *fixture) auditEvents(t testing.TB) []audit.Event {
 	t.Helper()
-	ctx := context.Background()
-	v, err := store.NewView(f.env.Backend, f.keys, store.PlatformTenant)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []audit.Event
-	err = v.Each(ctx, store.Query{Collection: audit.OutboxCollection}, func(rec store.Record) error {
-		var env struct {
-			Tenant string `json:"tenant"`
-			ID     string `json:"id"`
-			Sealed []byte `json:"sealed"`
-		}
-		if err := v.Decode(ctx, rec, &env); err != nil {
-			return err
-		}
-		plain, err := f.keys.Open(ctx, barrier.Place{Tenant: env.Tenant, Collection: audit.Collection, ID: env.ID, Field: "event"}, env.Sealed)
-		if err != nil {
-			return err
-		}
-		var ev audit.Event
-		if err := json.Unmarshal(plain, &ev); err != nil {
-			return err
-		}
+	err := audit.ReadOutbox(context.Background(), f.env.Backend, f.keys, func(ev audit.Event) error {
 		out = append(out, ev)
 		return nil
 	})

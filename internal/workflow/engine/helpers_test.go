@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/idvault/idvault/internal/audit"
-	"github.com/idvault/idvault/internal/barrier"
 	"github.com/idvault/idvault/internal/files"
 	"github.com/idvault/idvault/internal/files/localfs"
 	"github.com/idvault/idvault/internal/pii"
@@ -284,29 +283,8 @@ func message(id string) []byte {
 // auditEvents returns the events waiting in the audit outbox.
 func (f *fixture) auditEvents(tb testing.TB) []audit.Event {
 	tb.Helper()
-	ctx := context.Background()
-	v, err := store.NewView(f.env.Backend, f.env.Barrier, store.PlatformTenant)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	var out []audit.Event
-	err = v.Each(ctx, store.Query{Collection: audit.OutboxCollection}, func(rec store.Record) error {
-		var env struct {
-			Tenant string `json:"tenant"`
-			ID     string `json:"id"`
-			Sealed []byte `json:"sealed"`
-		}
-		if err := v.Decode(ctx, rec, &env); err != nil {
-			return err
-		}
-		plain, err := f.env.Barrier.Open(ctx, barrier.Place{Tenant: env.Tenant, Collection: audit.Collection, ID: env.ID, Field: "event"}, env.Sealed)
-		if err != nil {
-			return err
-		}
-		var ev audit.Event
-		if err := json.Unmarshal(plain, &ev); err != nil {
-			return err
-		}
+	err := audit.ReadOutbox(context.Background(), f.env.Backend, f.env.Barrier, func(ev audit.Event) error {
 		out = append(out, ev)
 		return nil
 	})

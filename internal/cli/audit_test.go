@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -138,7 +137,7 @@ func checkpointSize(t *testing.T, signed string) int64 {
 	return n
 }
 
-func openDB(t *testing.T, dir string) *sql.DB {
+func openDB(t *testing.T, dir string) *sqlitedb.DB {
 	t.Helper()
 	db, err := sqlitedb.Open(context.Background(), filepath.Join(dir, "idvault.db"))
 	if err != nil {

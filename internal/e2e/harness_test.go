@@ -54,9 +54,12 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		if err := os.RemoveAll(binDir); err != nil {
-			fmt.Fprintf(os.Stderr, "e2e: remove %s: %v\n", binDir, err)
+	for _, dir := range []string{binDir, benchDirs.root} {
+		if dir == "" {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: remove %s: %v\n", dir, err)
 		}
 	}
 	if code == 0 {

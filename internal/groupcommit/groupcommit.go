@@ -81,3 +81,11 @@ func (c *Committer[T]) flush() {
 	}
 	c.mu.Unlock()
 }
+
+// Queued reports how many calls wait for a commit (not counting those of the
+// commit running), for tests that must know when callers are queued.
+func (c *Committer[T]) Queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
+}

@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"database/sql"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -119,7 +118,7 @@ type harness struct {
 	log       *lockedBuffer
 	dbDir     string
 	bucketDir string
-	db        *sql.DB
+	db        *sqlitedb.DB
 	backend   store.Backend
 	broker    queue.Broker
 	barrier   barrier.Barrier

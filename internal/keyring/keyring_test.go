@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -37,7 +36,7 @@ var discard = slog.New(slog.DiscardHandler)
 type testStore struct {
 	*sqlite.Store
 	path string
-	db   *sql.DB
+	db   *sqlitedb.DB
 }
 
 // openStore opens the SQLite database at path as a store, closed when tb

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -26,6 +25,7 @@ import (
 	"github.com/idvault/idvault/internal/queue/sqlitequeue"
 	"github.com/idvault/idvault/internal/scheduler"
 	"github.com/idvault/idvault/internal/session"
+	"github.com/idvault/idvault/internal/sqlitedb"
 	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/store/sqlite"
 	"github.com/idvault/idvault/internal/testenv"
@@ -46,7 +46,7 @@ const republishAfter = 30 * time.Second
 var now = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
 type fixture struct {
-	db        *sql.DB
+	db        *sqlitedb.DB
 	backend   *sqlite.Store
 	barrier   *barrier.AESGCM
 	broker    *sqlitequeue.Broker

@@ -4,8 +4,10 @@
 //
 // The database runs in WAL mode with synchronous=FULL, so a committed
 // transaction survives a process kill and a power loss; write transactions
-// begin IMMEDIATE so concurrent writers wait on busy_timeout instead of
-// failing on a lock upgrade.
+// begin IMMEDIATE so concurrent writers (other processes sharing the file)
+// wait on busy_timeout instead of failing on a lock upgrade. Within a
+// process every write transaction runs through DB.Write, which commits the
+// transactions of concurrent callers together on one connection.
 package sqlitedb
 
 import (
@@ -26,8 +28,8 @@ import (
 
 // Open opens (creating if needed) the SQLite database at path, with its
 // directory created 0700 and the file itself 0600. The caller owns the
-// returned *sql.DB and MUST Close it.
-func Open(ctx context.Context, path string) (*sql.DB, error) {
+// returned DB and MUST Close it.
+func Open(ctx context.Context, path string) (*DB, error) {
 	if path == "" {
 		return nil, fmt.Errorf("sqlitedb: empty path")
 	}
@@ -54,10 +56,9 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 	// Keep every connection the pool opens: a new SQLite connection costs
 	// opening the file, the pragmas and re-preparing each cached statement
 	// on it, which under load (the default keeps 2 idle) cost more than
-	// the queries themselves. WAL readers run in parallel; writers take the
-	// lock in turn, each holding a connection while it waits, so the pool
-	// is large enough that readers still find one. A writer holding the
-	// lock never needs a second connection (see store/sqlite txExec).
+	// the queries themselves. WAL readers run in parallel. The writer
+	// (DB.Write) keeps one connection of the pool for itself and, holding
+	// the lock, never needs a second (see store/sqlite txExec).
 	conns := max(32, 8*runtime.GOMAXPROCS(0))
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
@@ -65,7 +66,7 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("sqlitedb: open: %w", err)
 	}
-	return db, nil
+	return newDB(db), nil
 }
 
 // Migrate applies, in order and each in its own transaction, the migrations

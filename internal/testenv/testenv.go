@@ -7,7 +7,6 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"path/filepath"
 	"testing"
 
@@ -23,7 +22,7 @@ type Env struct {
 	// Dir holds the database file DBPath.
 	Dir     string
 	DBPath  string
-	DB      *sql.DB
+	DB      *sqlitedb.DB
 	Backend *sqlite.Store
 	Broker  *sqlitequeue.Broker
 	Barrier *barrier.AESGCM

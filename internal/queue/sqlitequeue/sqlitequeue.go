@@ -80,7 +80,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/idvault/idvault/internal/groupcommit"
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/sqlitedb"
 )
@@ -172,7 +171,7 @@ func (s *statements) close() error {
 // use, and several Brokers (in one process or many) may share one database
 // file: each message is delivered to one of them at a time.
 type Broker struct {
-	db    *sql.DB
+	db    *sqlitedb.DB
 	opts  queue.Options
 	stmts *statements
 
@@ -186,15 +185,6 @@ type Broker struct {
 	// sweepAt is the time, in unix nanoseconds, from which the next claim
 	// runs the dead-letter sweep of every topic.
 	sweepAt atomic.Int64
-
-	// Group commit: concurrent Publish calls share one transaction, so N
-	// publishers pay for one commit (one fsync) instead of N.
-	publish *groupcommit.Committer[publishReq]
-}
-
-type publishReq struct {
-	topic string
-	body  []byte
 }
 
 var _ queue.Broker = (*Broker)(nil)
@@ -207,7 +197,7 @@ var _ queue.Broker = (*Broker)(nil)
 // components: the Broker never closes it, and db MUST stay open until Close
 // has returned. db should come from sqlitedb.Open, whose settings the
 // durability and locking described in the package doc depend on.
-func New(ctx context.Context, db *sql.DB, opts queue.Options) (*Broker, error) {
+func New(ctx context.Context, db *sqlitedb.DB, opts queue.Options) (*Broker, error) {
 	if db == nil {
 		return nil, errors.New("sqlitequeue: nil database")
 	}
@@ -215,10 +205,10 @@ func New(ctx context.Context, db *sql.DB, opts queue.Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlitequeue: migrations: %w", err)
 	}
-	if err := sqlitedb.Migrate(ctx, db, "queue", migrations); err != nil {
+	if err := sqlitedb.Migrate(ctx, db.DB, "queue", migrations); err != nil {
 		return nil, fmt.Errorf("sqlitequeue: %w", err)
 	}
-	stmts, err := prepareStatements(ctx, db)
+	stmts, err := prepareStatements(ctx, db.DB)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitequeue: %w", err)
 	}
@@ -229,14 +219,14 @@ func New(ctx context.Context, db *sql.DB, opts queue.Options) (*Broker, error) {
 		done:    make(chan struct{}),
 		waiters: make(map[string]chan struct{}),
 	}
-	b.publish = groupcommit.New(0, b.insert)
 	return b, nil
 }
 
 // Publish stores body on topic; the row is committed before Publish
-// returns. Concurrent publishes share one transaction (group commit). A
-// cancelled ctx does not cancel a commit in progress: the message may be
-// stored even when Publish is abandoned, as at-least-once allows.
+// returns. Concurrent publishes, and other writes to the database, share
+// transactions (sqlitedb.DB.Write). A ctx cancelled once the insert is
+// queued does not cancel it: the message may be stored even when Publish is
+// abandoned, as at-least-once allows.
 func (b *Broker) Publish(ctx context.Context, topic string, body []byte) error {
 	if topic == "" {
 		return fmt.Errorf("sqlitequeue: publish: %w: empty topic", queue.ErrInvalid)
@@ -255,36 +245,15 @@ func (b *Broker) Publish(ctx context.Context, topic string, body []byte) error {
 	if body == nil {
 		body = []byte{} // nil would be stored as NULL
 	}
-	return b.publish.Do(publishReq{topic: topic, body: body})
-}
-
-// insert stores batch in one transaction and wakes the receivers of its
-// topics. It does not take a caller's context: a commit shared by several
-// publishers must not be cancelled by one of them.
-func (b *Broker) insert(batch []publishReq) error {
-	ctx := context.Background()
-	tx, err := b.db.BeginTx(ctx, nil)
+	err := b.db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		now := time.Now().UnixNano()
+		_, err := tx.StmtContext(ctx, b.stmts.insert).ExecContext(ctx, uuid.NewString(), topic, body, now, now)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("sqlitequeue: publish: %w", err)
 	}
-	defer func() { _ = tx.Rollback() }()
-	stmt := tx.StmtContext(ctx, b.stmts.insert)
-	now := time.Now().UnixNano()
-	for _, r := range batch {
-		if _, err := stmt.ExecContext(ctx, uuid.NewString(), r.topic, r.body, now, now); err != nil {
-			return fmt.Errorf("sqlitequeue: publish: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlitequeue: publish: %w", err)
-	}
-	topics := map[string]bool{}
-	for _, r := range batch {
-		if !topics[r.topic] {
-			topics[r.topic] = true
-			b.wake(r.topic)
-		}
-	}
+	b.wake(topic)
 	return nil
 }
 
@@ -336,45 +305,47 @@ func (b *Broker) Receive(ctx context.Context, topic string) (queue.Delivery, err
 // after finding nothing to claim when a message of topic is ready but was
 // skipped, which only a lease that ran out on its last attempt is.
 func (b *Broker) claim(ctx context.Context, topic string) (*delivery, sql.NullInt64, error) {
-	var next sql.NullInt64
-	tx, err := b.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, next, err
-	}
-	defer func() { _ = tx.Rollback() }()
-	now := time.Now().UnixNano()
-	var dead []string
-	swept := false
-	if at := b.sweepAt.Load(); now >= at && b.sweepAt.CompareAndSwap(at, now+sweepInterval.Nanoseconds()) {
-		if dead, err = b.deadLetterExpired(ctx, tx, now); err != nil {
-			return nil, next, err
+	var (
+		next sql.NullInt64
+		d    *delivery
+		dead []string
+	)
+	err := b.db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		next, d, dead = sql.NullInt64{}, nil, nil
+		now := time.Now().UnixNano()
+		swept := false
+		if at := b.sweepAt.Load(); now >= at && b.sweepAt.CompareAndSwap(at, now+sweepInterval.Nanoseconds()) {
+			var err error
+			if dead, err = b.deadLetterExpired(ctx, tx, now); err != nil {
+				return err
+			}
+			swept = true
 		}
-		swept = true
-	}
-	d := &delivery{b: b, topic: topic, token: rand.Text()}
-	err = tx.StmtContext(ctx, b.stmts.claim).QueryRowContext(ctx,
-		d.token, now+b.opts.Visibility.Nanoseconds(), topic, now, b.opts.MaxAttempts).
-		Scan(&d.id, &d.body, &d.attempt)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		d = nil
+		c := &delivery{b: b, topic: topic, token: rand.Text()}
+		err := tx.StmtContext(ctx, b.stmts.claim).QueryRowContext(ctx,
+			c.token, now+b.opts.Visibility.Nanoseconds(), topic, now, b.opts.MaxAttempts).
+			Scan(&c.id, &c.body, &c.attempt)
+		switch {
+		case err == nil:
+			d = c
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
 		nextStmt := tx.StmtContext(ctx, b.stmts.next)
 		if err := nextStmt.QueryRowContext(ctx, topic).Scan(&next); err != nil {
-			return nil, next, err
+			return err
 		}
 		if next.Valid && next.Int64 <= now && !swept {
 			if dead, err = b.deadLetterExpired(ctx, tx, now); err != nil {
-				return nil, next, err
+				return err
 			}
-			if err := nextStmt.QueryRowContext(ctx, topic).Scan(&next); err != nil {
-				return nil, next, err
-			}
+			return nextStmt.QueryRowContext(ctx, topic).Scan(&next)
 		}
-	case err != nil:
-		return nil, next, err
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, next, err
+		return nil
+	})
+	if err != nil {
+		return nil, sql.NullInt64{}, err
 	}
 	for _, t := range dead {
 		b.wake(t)
@@ -526,18 +497,21 @@ func (d *delivery) Nack(ctx context.Context) error {
 
 // settle runs stmt, the statement that ends the delivery, which must touch
 // exactly its row, and then wakes the waiters of topic when topic is not
-// empty. stmt runs on its own, in no transaction, so it may take any
-// connection of the pool.
+// empty.
 func (d *delivery) settle(ctx context.Context, op, topic string, stmt *sql.Stmt, args ...any) error {
 	if err := d.b.enter(); err != nil {
 		return err
 	}
 	defer d.b.calls.Done()
-	res, err := stmt.ExecContext(ctx, args...)
-	if err != nil {
-		return fmt.Errorf("sqlitequeue: %s: %w", op, err)
-	}
-	n, err := res.RowsAffected()
+	var n int64
+	err := d.b.db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("sqlitequeue: %s: %w", op, err)
 	}

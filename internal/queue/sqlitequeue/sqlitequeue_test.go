@@ -2,7 +2,6 @@ package sqlitequeue_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -26,7 +25,7 @@ func TestMain(m *testing.M) {
 const patience = 20 * time.Second
 
 // openDB opens the SQLite database at path and closes it when the test ends.
-func openDB(tb testing.TB, path string) *sql.DB {
+func openDB(tb testing.TB, path string) *sqlitedb.DB {
 	tb.Helper()
 	db, err := sqlitedb.Open(context.Background(), path)
 	if err != nil {
@@ -40,7 +39,7 @@ func openDB(tb testing.TB, path string) *sql.DB {
 	return db
 }
 
-func newBroker(tb testing.TB, db *sql.DB, opts queue.Options) *sqlitequeue.Broker {
+func newBroker(tb testing.TB, db *sqlitedb.DB, opts queue.Options) *sqlitequeue.Broker {
 	tb.Helper()
 	b, err := sqlitequeue.New(context.Background(), db, opts)
 	if err != nil {

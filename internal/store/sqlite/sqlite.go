@@ -70,7 +70,7 @@
 // (a body moved between records fails to open in the barrier, which binds
 // each body to its place).
 //
-// The *sql.DB is shared with other components and owned by the caller:
+// The database is shared with other components and owned by the caller:
 // Close marks the Store closed but leaves the database open.
 package sqlite
 
@@ -97,7 +97,7 @@ var errClosed = errors.New("sqlite store: closed")
 
 // Store is the SQLite store.Backend. It is safe for concurrent use.
 type Store struct {
-	db     *sql.DB
+	db     *sqlitedb.DB
 	closed atomic.Bool
 	// fixed holds the prepared statements of fixedStatements, by text.
 	// New fills it; it is read-only after.
@@ -144,12 +144,11 @@ func indexSQL(n int) string {
 
 var _ store.Backend = (*Store)(nil)
 
-// New applies the store's migrations to db and returns a Store over it. db
-// MUST come from sqlitedb.Open (WAL, IMMEDIATE write transactions, foreign
-// keys on); New fails if foreign keys are off, since deletes rely on them to
-// remove index rows. The caller keeps ownership of db and closes it after
+// New applies the store's migrations to db and returns a Store over it.
+// sqlitedb.Open turns foreign keys on, which deletes rely on to remove index
+// rows. The caller keeps ownership of db and closes it after
 // closing the Store.
-func New(ctx context.Context, db *sql.DB) (*Store, error) {
+func New(ctx context.Context, db *sqlitedb.DB) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("new sqlite store: nil db")
 	}
@@ -157,15 +156,8 @@ func New(ctx context.Context, db *sql.DB) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new sqlite store: %w", err)
 	}
-	if err := sqlitedb.Migrate(ctx, db, "store", migrations); err != nil {
+	if err := sqlitedb.Migrate(ctx, db.DB, "store", migrations); err != nil {
 		return nil, fmt.Errorf("new sqlite store: %w", err)
-	}
-	var fk int
-	if err := db.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil {
-		return nil, fmt.Errorf("new sqlite store: read foreign_keys: %w", err)
-	}
-	if fk != 1 {
-		return nil, errors.New("new sqlite store: foreign keys are off; open the database with sqlitedb.Open")
 	}
 	st := &Store{db: db, fixed: make(map[string]*sql.Stmt, len(fixedStatements))}
 	for _, text := range fixedStatements {
@@ -189,7 +181,7 @@ func New(ctx context.Context, db *sql.DB) (*Store, error) {
 
 // Close marks the Store closed, so later calls fail, and closes its
 // prepared statements; a call still in flight may fail too. It does not
-// close the *sql.DB, which the caller owns. Close is idempotent.
+// close the database, which the caller owns. Close is idempotent.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
@@ -347,7 +339,7 @@ func (s *Store) Put(ctx context.Context, rec store.Record) (store.Record, error)
 	if err := s.checkRecord(rec); err != nil {
 		return store.Record{}, fmt.Errorf("put: %w", err)
 	}
-	if err := s.write(ctx, func(tx *sql.Tx) error { return s.put(ctx, tx, rec) }); err != nil {
+	if err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.put(ctx, tx, rec) }); err != nil {
 		return store.Record{}, fmt.Errorf("put %s/%s: %w", rec.Collection, rec.ID, err)
 	}
 	rec.Version = 1
@@ -362,7 +354,7 @@ func (s *Store) Update(ctx context.Context, rec store.Record) (store.Record, err
 	if err := s.checkUpdate(rec); err != nil {
 		return store.Record{}, fmt.Errorf("update: %w", err)
 	}
-	if err := s.write(ctx, func(tx *sql.Tx) error { return s.update(ctx, tx, rec) }); err != nil {
+	if err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.update(ctx, tx, rec) }); err != nil {
 		return store.Record{}, fmt.Errorf("update %s/%s: %w", rec.Collection, rec.ID, err)
 	}
 	rec.Version++
@@ -377,7 +369,7 @@ func (s *Store) Delete(ctx context.Context, collection, tenant, id string, versi
 	if err := s.checkDelete(rec); err != nil {
 		return fmt.Errorf("delete: %w", err)
 	}
-	if err := s.write(ctx, func(tx *sql.Tx) error { return s.delete(ctx, tx, rec) }); err != nil {
+	if err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.delete(ctx, tx, rec) }); err != nil {
 		return fmt.Errorf("delete %s/%s: %w", collection, id, err)
 	}
 	return nil
@@ -410,7 +402,7 @@ func (s *Store) Apply(ctx context.Context, writes []store.Write) ([]store.Record
 			return nil, fmt.Errorf("apply: %w", &store.BatchError{Index: i, Err: err})
 		}
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		for i, w := range writes {
 			var err error
 			switch w.Op {
@@ -498,7 +490,7 @@ func (s *Store) Query(ctx context.Context, q store.Query) (store.Page, error) {
 	}
 	text, args := buildQuery(q, after, limit+1)
 	// Prepare before the transaction holds a connection (see stmtCache.get).
-	st, err := s.queries.get(ctx, s.db, text)
+	st, err := s.queries.get(ctx, s.db.DB, text)
 	if err != nil {
 		return store.Page{}, fmt.Errorf("query %s: prepare: %w", q.Collection, err)
 	}
@@ -689,17 +681,11 @@ func (s *Store) casResult(ctx context.Context, tx *sql.Tx, res sql.Result, colle
 	return store.ErrConflict
 }
 
-// write runs fn in a write transaction and commits it if fn succeeds.
-func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback() }()
-	if err := fn(tx); err != nil {
-		return err
-	}
-	return tx.Commit()
+// write runs fn in a write transaction of the database's writer, which may
+// share it with other callers' writes (see sqlitedb.DB.Write): fn MUST run
+// its statements with the ctx it is given.
+func (s *Store) write(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+	return s.db.Write(ctx, fn)
 }
 
 // read runs fn in a read-only transaction, so all its statements see one

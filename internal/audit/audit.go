@@ -244,7 +244,13 @@ type Consumer struct {
 	barrier barrier.Barrier
 	append  Appender
 	log     *slog.Logger
+	// appended, if set, is called after each message is appended.
+	appended func()
 }
+
+// OnAppended makes the consumer call fn after it has appended a message and
+// recorded it, as Relay.Appended expects.
+func (c *Consumer) OnAppended(fn func()) { c.appended = fn }
 
 // NewConsumer returns the audit role over broker, appending with appendFn
 // and recording in backend which message it appended last (see Relay.Once).
@@ -306,6 +312,9 @@ func (c *Consumer) Handle(ctx context.Context, body []byte) error {
 	if msg.Seq > 0 {
 		if err := c.markAppended(ctx, msg.Seq); err != nil {
 			return err
+		}
+		if c.appended != nil {
+			c.appended()
 		}
 	}
 	if bad > 0 {

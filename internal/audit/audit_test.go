@@ -357,6 +357,45 @@ func TestRelayRun(t *testing.T) {
 	}
 }
 
+// TestRelayWokenByAppend checks that a relay waiting for its message in
+// flight publishes the next one as soon as the consumer of its process has
+// appended, without its poll: each event is emitted after the previous one
+// is appended, so each is a message of its own, published while the
+// previous one may still be in flight.
+func TestRelayWokenByAppend(t *testing.T) {
+	f := newFixture(t)
+	f.relay.Poll, f.relay.InFlightPoll = time.Hour, time.Hour // only signals wake it
+	c := f.consumer()
+	c.OnAppended(f.relay.Appended)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = f.relay.Run(ctx) })
+	wg.Go(func() { _ = c.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+	for i := range 5 {
+		if err := f.emitter.Emit(ctx, event("tenant-a", fmt.Sprint("woken.", i))); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			continue // the second emit finds the first in flight or appended
+		}
+		deadline := time.Now().Add(patience)
+		for len(f.actions()) < i {
+			if time.Now().After(deadline) {
+				t.Fatalf("appended %d of %d events", len(f.actions()), i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	deadline := time.Now().Add(patience)
+	for len(f.actions()) < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("appended %d of 5 events", len(f.actions()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestConcurrentEmits checks the group commit: concurrent emits all land,
 // each once.
 func TestConcurrentEmits(t *testing.T) {

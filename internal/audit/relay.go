@@ -86,7 +86,8 @@ type Relay struct {
 	// writer free for the requests.
 	Gather time.Duration
 	// InFlightPoll is how often the relay looks whether the message in
-	// flight has been appended.
+	// flight has been appended, unless a consumer of this process wakes it
+	// first (see Appended).
 	InFlightPoll time.Duration
 	// StallAfter is how long the relay waits for a message in flight (one
 	// whose consumer died waits for the broker's visibility timeout) before
@@ -95,6 +96,19 @@ type Relay struct {
 	StallAfter time.Duration
 
 	waitingSince time.Time
+	appended     chan struct{} // signalled by Appended
+}
+
+// Appended wakes the relay if it waits for its message in flight to be
+// appended. The audit consumer of the same process calls it after each
+// append (Consumer.OnAppended), so the relay publishes the next message at
+// once instead of at its next InFlightPoll, which then only matters for
+// consumers in other processes.
+func (r *Relay) Appended() {
+	select {
+	case r.appended <- struct{}{}:
+	default:
+	}
 }
 
 // NewRelay returns a relay over the outbox in backend, publishing to broker.
@@ -105,7 +119,7 @@ func NewRelay(backend store.Backend, b barrier.Barrier, broker queue.Broker, emi
 		return nil, err
 	}
 	return &Relay{backend: backend, barrier: b, outbox: v, broker: broker, emit: emit, log: log, Poll: 250 * time.Millisecond, MaxBackoff: 5 * time.Second, Gather: 20 * time.Millisecond,
-		InFlightPoll: 5 * time.Millisecond, StallAfter: 10 * time.Minute}, nil
+		InFlightPoll: 5 * time.Millisecond, StallAfter: 10 * time.Minute, appended: make(chan struct{}, 1)}, nil
 }
 
 // Run relays until ctx is done. While the broker or the store fails, it
@@ -136,11 +150,18 @@ func (r *Relay) Run(ctx context.Context) error {
 			pause = r.Poll
 		}
 		t := time.NewTimer(pause)
+		// While a message is in flight new events cannot leave, so only
+		// its append (or the poll for one elsewhere) is worth waking for.
+		events := wake
+		if errors.Is(err, ErrInFlight) {
+			events = nil
+		}
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
-		case <-wake:
+		case <-r.appended:
+		case <-events:
 			if err != nil {
 				<-t.C // keep backing off while failing
 			} else if r.Gather > 0 {

@@ -445,7 +445,7 @@ func (a *API) uploadFile(w http.ResponseWriter, r *http.Request) error {
 	}
 	r, commit := a.change(r, audit.Event{Action: "file.upload", Outcome: audit.Success, Resource: audit.Resource{Type: "file", ID: f.ID},
 		Details: map[string]string{"session": s.ID, "kind": string(kind), "size": strconv.FormatInt(f.Sealed.Size, 10)}}, session.Collection)
-	s, err = repo.Update(r.Context(), s.ID, a.d.Now(), func(s *session.Session) error {
+	s, err = repo.UpdateFrom(r.Context(), s, a.d.Now(), func(s *session.Session) error {
 		if err := acceptsFiles(s, a.d.Now()); err != nil {
 			return err
 		}

@@ -24,6 +24,10 @@ func (s *Server) runAudit(ctx context.Context) error {
 		return err
 	}
 	consumer := audit.NewConsumer(s.Broker, s.Backend, s.Barrier, audit.LogAppender(s.AuditLog), s.Log)
+	// The consumer wakes the relay when it has appended; the relay's own
+	// poll is left for consumers of other processes.
+	consumer.OnAppended(relay.Appended)
+	relay.InFlightPoll = 50 * time.Millisecond
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (

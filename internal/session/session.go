@@ -287,10 +287,25 @@ var ErrUnchanged = errors.New("session: unchanged")
 // compare-and-swap, retrying on conflict. fn may be called several times
 // and must be free of side effects other than on s.
 func (r *Repo) Update(ctx context.Context, id string, now time.Time, fn func(s *Session) error) (*Session, error) {
+	return r.update(ctx, id, nil, now, fn)
+}
+
+// UpdateFrom is Update starting from s, a session the caller has just read
+// from r, instead of reading it again: fn applies to s itself (the caller
+// MUST NOT use s afterwards, only the result) and the first compare-and-swap
+// is against s's version; on a conflict the session is read again, as
+// Update does.
+func (r *Repo) UpdateFrom(ctx context.Context, s *Session, now time.Time, fn func(s *Session) error) (*Session, error) {
+	return r.update(ctx, s.ID, s, now, fn)
+}
+
+func (r *Repo) update(ctx context.Context, id string, s *Session, now time.Time, fn func(s *Session) error) (*Session, error) {
 	for attempt := 0; ; attempt++ {
-		s, err := r.Get(ctx, id)
-		if err != nil {
-			return nil, err
+		if s == nil {
+			var err error
+			if s, err = r.Get(ctx, id); err != nil {
+				return nil, err
+			}
 		}
 		if err := fn(s); errors.Is(err, ErrUnchanged) {
 			return s, nil
@@ -300,6 +315,7 @@ func (r *Repo) Update(ctx context.Context, id string, now time.Time, fn func(s *
 		s.UpdatedAt = now.UTC()
 		rec, err := r.view.Update(ctx, Collection, s.ID, s.version, s.index(), s)
 		if errors.Is(err, store.ErrConflict) && attempt < 50 {
+			s = nil
 			continue
 		}
 		if err != nil {

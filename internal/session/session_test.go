@@ -241,6 +241,57 @@ func TestUpdateConcurrent(t *testing.T) {
 	}
 }
 
+// TestUpdateFromStaleSnapshot checks that UpdateFrom writes from the
+// snapshot it is given, and that a snapshot another writer has overtaken is
+// read again instead of overwriting that writer's change.
+func TestUpdateFromStaleSnapshot(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	r := f.repo(t, "tenant-a")
+	create(t, r, newSession("s1", t0))
+	snap, err := r.Get(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.UpdateFrom(ctx, snap, t0.Add(time.Minute), func(s *session.Session) error {
+		s.Files = append(s.Files, session.File{ID: "fresh", Kind: session.KindAttachment})
+		return nil
+	})
+	if err != nil || got.Version() != 2 {
+		t.Fatalf("UpdateFrom(current snapshot) = version %d, %v; want 2, nil", got.Version(), err)
+	}
+	stale, err := r.Get(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Update(ctx, "s1", t0.Add(2*time.Minute), func(s *session.Session) error {
+		s.Files = append(s.Files, session.File{ID: "other", Kind: session.KindAttachment})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	got, err = r.UpdateFrom(ctx, stale, t0.Add(3*time.Minute), func(s *session.Session) error {
+		calls++
+		s.Files = append(s.Files, session.File{ID: "late", Kind: session.KindAttachment})
+		return nil
+	})
+	if err != nil || got.Version() != 4 || calls != 2 {
+		t.Fatalf("UpdateFrom(stale snapshot) = version %d, %v after %d calls of fn; want 4, nil after 2", got.Version(), err, calls)
+	}
+	stored, err := r.Get(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, file := range stored.Files {
+		files = append(files, file.ID)
+	}
+	if want := []string{"fresh", "other", "late"}; !slices.Equal(files, want) {
+		t.Errorf("files = %v, want %v: the stale snapshot overwrote a change", files, want)
+	}
+}
+
 func ids(list []*session.Session) []string {
 	out := make([]string, 0, len(list))
 	for _, s := range list {

@@ -207,6 +207,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, environ
 		}
 	}
 	log := newLogger(cfg, stderr)
+	tuneGC(environ)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -236,6 +237,24 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, environ
 	})
 	log.Info("shut down")
 	return err
+}
+
+// serveGCPercent is the garbage collector's target for idvault serve,
+// instead of Go's 100: the server's live heap is small (tens of MiB) and
+// its requests allocate a lot of short-lived memory, so collecting when the
+// heap has grown by four times its live size instead of once costs a few
+// tens of MiB and saves a few percent of the CPU under load.
+const serveGCPercent = 400
+
+// tuneGC sets the garbage collector's target to serveGCPercent unless the
+// operator chose one with GOGC.
+func tuneGC(environ []string) {
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, "GOGC=") {
+			return
+		}
+	}
+	debug.SetGCPercent(serveGCPercent)
 }
 
 func joinRoles(rs []config.Role) string {

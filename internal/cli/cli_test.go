@@ -5,13 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/idvault/idvault/internal/auditlog"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
+	"github.com/idvault/idvault/internal/auditlog"
 	"github.com/idvault/idvault/internal/config"
 	"github.com/idvault/idvault/internal/identity"
 	"github.com/idvault/idvault/internal/server"
@@ -291,5 +292,20 @@ func TestTenantAndUserAdmin(t *testing.T) {
 	}
 	if _, _, err := srv.Identity.IssueToken(ctx, created.TenantID, "admin", created.AdminPassword, ""); err != nil {
 		t.Errorf("IssueToken(the new tenant's admin) = %v", err)
+	}
+}
+
+// TestTuneGC checks that serve raises the collector's target unless GOGC
+// is set, in which case the operator's choice stands.
+func TestTuneGC(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	tuneGC([]string{"HOME=/root"})
+	if got := debug.SetGCPercent(100); got != serveGCPercent {
+		t.Errorf("GC percent without GOGC = %d, want %d", got, serveGCPercent)
+	}
+	tuneGC([]string{"GOGC=50"})
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GC percent with GOGC set = %d, want it left alone (100)", got)
 	}
 }

@@ -117,7 +117,9 @@ const getSQL = `SELECT version, body, NULL, NULL FROM store_records WHERE collec
 const (
 	putSQL         = `INSERT INTO store_records (collection, tenant, id, version, body) VALUES (?, ?, ?, 1, ?) ON CONFLICT DO NOTHING`
 	updateSQL      = `UPDATE store_records SET version = version + 1, body = ? WHERE collection = ? AND tenant = ? AND id = ? AND version = ?`
-	deleteIndexSQL = `DELETE FROM store_index WHERE collection = ? AND tenant = ? AND id = ?`
+	indexRowsSQL   = `SELECT field, value FROM store_index WHERE collection = ? AND tenant = ? AND id = ?`
+	setIndexSQL    = `UPDATE store_index SET value = ? WHERE collection = ? AND tenant = ? AND id = ? AND field = ?`
+	dropIndexSQL   = `DELETE FROM store_index WHERE collection = ? AND tenant = ? AND id = ? AND field = ?`
 	deleteSQL      = `DELETE FROM store_records WHERE collection = ? AND tenant = ? AND id = ? AND (? = 0 OR version = ?)`
 	insertIndexSQL = `INSERT INTO store_index (collection, tenant, id, field, value) VALUES (?, ?, ?, ?, ?)`
 )
@@ -127,7 +129,7 @@ const (
 const existsSQL = `SELECT 1 FROM store_records WHERE collection = ? AND tenant = ? AND id = ?`
 
 // fixedStatements lists the texts New prepares into Store.fixed.
-var fixedStatements = []string{getSQL, putSQL, updateSQL, deleteIndexSQL, deleteSQL, insertIndexSQL, existsSQL}
+var fixedStatements = []string{getSQL, putSQL, updateSQL, indexRowsSQL, setIndexSQL, dropIndexSQL, deleteSQL, insertIndexSQL, existsSQL}
 
 // indexSizes are the lengths of the IN lists of indexSQL, ascending; the
 // last is store.MaxLimit, the longest page. A page's ids are padded to the
@@ -450,12 +452,55 @@ func (s *Store) update(ctx context.Context, tx *sql.Tx, rec store.Record) error 
 	if err := s.casResult(ctx, tx, res, rec.Collection, rec.Tenant, rec.ID); err != nil {
 		return err
 	}
-	if _, err := s.txExec(ctx, tx,
-		deleteIndexSQL,
-		rec.Collection, rec.Tenant, rec.ID); err != nil {
+	return s.updateIndex(ctx, tx, rec)
+}
+
+// updateIndex makes the index rows of rec, an updated record, its Index:
+// it reads the stored rows and writes only the fields that changed, came or
+// went. An update usually changes a field or two of several, and each row
+// written is two b-tree entries (the row and store_index_value).
+func (s *Store) updateIndex(ctx context.Context, tx *sql.Tx, rec store.Record) error {
+	rows, err := txQuery(ctx, tx, s.fixed[indexRowsSQL], indexRowsSQL, rec.Collection, rec.Tenant, rec.ID)
+	if err != nil {
 		return err
 	}
-	return s.insertIndex(ctx, tx, rec)
+	stored := make(map[string]string, len(rec.Index))
+	for rows.Next() {
+		var field, value string
+		if err := rows.Scan(&field, &value); err != nil {
+			_ = rows.Close()
+			return err
+		}
+		stored[field] = value
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for field, value := range rec.Index {
+		old, ok := stored[field]
+		var err error
+		switch {
+		case !ok:
+			_, err = s.txExec(ctx, tx, insertIndexSQL, rec.Collection, rec.Tenant, rec.ID, field, value)
+		case old != value:
+			_, err = s.txExec(ctx, tx, setIndexSQL, value, rec.Collection, rec.Tenant, rec.ID, field)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for field := range stored {
+		if _, ok := rec.Index[field]; ok {
+			continue
+		}
+		if _, err := s.txExec(ctx, tx, dropIndexSQL, rec.Collection, rec.Tenant, rec.ID, field); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Store) delete(ctx context.Context, tx *sql.Tx, rec store.Record) error {

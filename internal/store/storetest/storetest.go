@@ -259,6 +259,15 @@ func testUpdate(t *testing.T, b store.Backend) {
 	if len(page.Records) != 0 {
 		t.Errorf("Query(owner = u1) = %d records, want 0 (removed index field still matches)", len(page.Records))
 	}
+	for value, want := range map[string]int{"open": 0, "closed": 0, "done": 1} {
+		page, err := b.Query(ctx, store.Query{Collection: coll, Tenant: tenantA, Where: []store.Cond{{Field: "status", Op: store.Eq, Value: value}}})
+		if err != nil {
+			t.Fatalf("Query(status = %s) = %v, want nil", value, err)
+		}
+		if len(page.Records) != want {
+			t.Errorf("Query(status = %s) = %d records, want %d (a changed index field must match its last value only)", value, len(page.Records), want)
+		}
+	}
 }
 
 func testUpdateStale(t *testing.T, b store.Backend) {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"github.com/idvault/idvault/internal/pii"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -177,6 +178,17 @@ type Session struct {
 // logging a session cannot leak its metadata or files.
 func (s *Session) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("id", s.ID), slog.String("workflowId", s.WorkflowID), slog.String("status", string(s.Status)))
+}
+
+// Clone returns a copy of s, with s's version, whose slices (Files,
+// Restricted, Metadata) are its own: appending to or replacing their
+// elements leaves s as it was.
+func (s *Session) Clone() *Session {
+	c := *s
+	c.Files = slices.Clone(s.Files)
+	c.Restricted = slices.Clone(s.Restricted)
+	c.Metadata = slices.Clone(s.Metadata)
+	return &c
 }
 
 // Version is the stored version the session was read at.

@@ -292,6 +292,33 @@ func TestUpdateFromStaleSnapshot(t *testing.T) {
 	}
 }
 
+// TestClone checks that changing a clone's slices leaves the original as
+// it was, and that the clone keeps its version.
+func TestClone(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	r := f.repo(t, "tenant-a")
+	s := newSession("s1", t0)
+	s.Files = []session.File{{ID: "f1", Kind: session.KindSelfie}}
+	s.Metadata = pii.JSON(`{"a":1}`)
+	create(t, r, s)
+	orig, err := r.Get(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := orig.Clone()
+	c.Files[0].ID = "changed"
+	c.Files = append(c.Files, session.File{ID: "f2"})
+	c.Metadata[2] = 'b'
+	c.Status = session.StatusCancelled
+	if orig.Files[0].ID != "f1" || len(orig.Files) != 1 || string(orig.Metadata) != `{"a":1}` || orig.Status == session.StatusCancelled {
+		t.Errorf("original after changing its clone = files %v, metadata %s, status %s; want it unchanged", orig.Files, orig.Metadata.Value(), orig.Status)
+	}
+	if c.Version() != orig.Version() {
+		t.Errorf("clone version = %d, want %d", c.Version(), orig.Version())
+	}
+}
+
 func ids(list []*session.Session) []string {
 	out := make([]string, 0, len(list))
 	for _, s := range list {

@@ -168,7 +168,7 @@ func (s *Service) Handle(ctx context.Context, body []byte) error {
 	if err != nil {
 		return err
 	}
-	r, token, err := s.claim(ctx, v, m)
+	r, version, token, err := s.claim(ctx, v, m)
 	if err != nil || token == "" {
 		return err
 	}
@@ -176,41 +176,42 @@ func (s *Service) Handle(ctx context.Context, body []byte) error {
 	if err != nil {
 		return err
 	}
-	return s.settle(ctx, v, r.ID, token, a, terminal)
+	return s.settle(ctx, v, r, version, token, a, terminal)
 }
 
 // claim takes the delivery of m for one attempt, if it is due and no other
-// worker holds it. The token is empty when there is nothing to attempt.
-func (s *Service) claim(ctx context.Context, v *store.View, m message) (deliveryRecord, string, error) {
+// worker holds it, and returns it as claimed, with its version. The token
+// is empty when there is nothing to attempt.
+func (s *Service) claim(ctx context.Context, v *store.View, m message) (deliveryRecord, int64, string, error) {
 	for {
 		r, version, err := getDelivery(ctx, v, m.Delivery)
 		if errors.Is(err, store.ErrNotFound) {
 			if strings.HasPrefix(m.Schedule, v.Tenant()+"/"+m.Delivery+"/") {
 				s.dropSchedule(ctx, m.Schedule)
 			}
-			return r, "", nil
+			return r, 0, "", nil
 		}
 		if err != nil {
-			return r, "", fmt.Errorf("webhook claim: %w", err)
+			return r, 0, "", fmt.Errorf("webhook claim: %w", err)
 		}
 		now := s.now()
 		if r.Status != DeliveryPending || r.NextAt.After(now) || r.ClaimUntil.After(now) {
-			return r, "", nil
+			return r, 0, "", nil
 		}
 		token := rand.Text()
 		r.Claim, r.ClaimUntil = token, now.Add(s.o.ClaimTTL)
 		ws, err := s.reschedule(ctx, v.Tenant(), &r, r.ClaimUntil)
 		if err != nil {
-			return r, "", err
+			return r, 0, "", err
 		}
-		_, err = saveDelivery(ctx, v, r, version, ws)
+		version, err = saveDelivery(ctx, v, r, version, ws)
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
 		if err != nil {
-			return r, "", fmt.Errorf("webhook claim: %w", err)
+			return r, 0, "", fmt.Errorf("webhook claim: %w", err)
 		}
-		return r, token, nil
+		return r, version, token, nil
 	}
 }
 
@@ -343,11 +344,18 @@ func classify(err error) ErrorKind {
 // what follows: delivered, failed, or another attempt after a backoff. If
 // the claim was lost meanwhile (it ran out and another worker took over),
 // the other worker's outcome stands and a is dropped.
-func (s *Service) settle(ctx context.Context, v *store.View, id, token string, a Attempt, terminal bool) error {
-	for {
-		r, version, err := getDelivery(ctx, v, id)
-		if err != nil {
-			return fmt.Errorf("webhook settle: %w", err)
+//
+// claimed is the delivery as claim wrote it, at version: the first
+// compare-and-swap starts from it, and only a conflict reads it again.
+func (s *Service) settle(ctx context.Context, v *store.View, claimed deliveryRecord, version int64, token string, a Attempt, terminal bool) error {
+	id := claimed.ID
+	for r := &claimed; ; r = nil {
+		if r == nil {
+			got, ver, err := getDelivery(ctx, v, id)
+			if err != nil {
+				return fmt.Errorf("webhook settle: %w", err)
+			}
+			r, version = &got, ver
 		}
 		if r.Claim != token {
 			s.d.Log.Warn("webhook: claim lost before the attempt was recorded", "tenant", v.Tenant(), "delivery", id)
@@ -355,18 +363,18 @@ func (s *Service) settle(ctx context.Context, v *store.View, id, token string, a
 		}
 		s.d.Log.Debug("webhook: attempt", "tenant", v.Tenant(), "delivery", id, "subscription", r.Subscription,
 			"statusCode", a.StatusCode, "error", string(a.Error), "duration", a.Duration)
-		if err := s.outcome(ctx, v.Tenant(), &r, a, terminal); err != nil {
+		if err := s.outcome(ctx, v.Tenant(), r, a, terminal); err != nil {
 			return err
 		}
 		var due time.Time
 		if r.Status == DeliveryPending {
 			due = r.NextAt
 		}
-		ws, err := s.reschedule(ctx, v.Tenant(), &r, due)
+		ws, err := s.reschedule(ctx, v.Tenant(), r, due)
 		if err != nil {
 			return err
 		}
-		_, err = saveDelivery(ctx, v, r, version, ws)
+		_, err = saveDelivery(ctx, v, *r, version, ws)
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}

@@ -43,6 +43,9 @@
 // on its topic in this process wakes it, until the earliest pending row of the
 // topic becomes ready, or at most pollInterval, so messages published by
 // another process (or another Broker) on the same database file are seen too.
+// Each Publish wakes one waiting Receive, the one waiting longest, not all of
+// them: every claim is a write transaction, and N consumers racing for one
+// message would make N-1 of them for nothing.
 //
 // # Statements
 //
@@ -74,6 +77,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,8 +183,8 @@ type Broker struct {
 
 	mu      sync.Mutex
 	closed  bool
-	waiters map[string]chan struct{} // per topic, closed to wake its Receive calls
-	calls   sync.WaitGroup           // calls in flight, awaited by Close
+	waiters map[string][]*waiter // per topic, the waiting Receive calls, longest waiting first
+	calls   sync.WaitGroup       // calls in flight, awaited by Close
 
 	// sweepAt is the time, in unix nanoseconds, from which the next claim
 	// runs the dead-letter sweep of every topic.
@@ -217,7 +221,7 @@ func New(ctx context.Context, db *sqlitedb.DB, opts queue.Options) (*Broker, err
 		opts:    opts.WithDefaults(),
 		stmts:   stmts,
 		done:    make(chan struct{}),
-		waiters: make(map[string]chan struct{}),
+		waiters: make(map[string][]*waiter),
 	}
 	return b, nil
 }
@@ -271,15 +275,20 @@ func (b *Broker) Receive(ctx context.Context, topic string) (queue.Delivery, err
 	timer := time.NewTimer(pollInterval)
 	defer timer.Stop()
 	for {
-		woken := b.waiter(topic) // taken before the claim so no wake-up is missed
+		w := b.wait(topic) // in line before the claim so no wake-up is missed
 		d, next, err := b.claim(ctx, topic)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
+		if err != nil || d != nil {
+			// A message claimed uses up a wake-up; one not used goes on
+			// to the next Receive in line.
+			if b.leave(topic, w) && d == nil {
+				b.wake(topic)
 			}
-			return nil, fmt.Errorf("sqlitequeue: receive: %w", err)
-		}
-		if d != nil {
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				return nil, fmt.Errorf("sqlitequeue: receive: %w", err)
+			}
 			return d, nil
 		}
 		wait := pollInterval
@@ -287,13 +296,21 @@ func (b *Broker) Receive(ctx context.Context, topic string) (queue.Delivery, err
 			wait = max(0, min(wait, time.Until(time.Unix(0, next.Int64))))
 		}
 		timer.Reset(wait)
+		var stop error
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			stop = ctx.Err()
 		case <-b.done:
-			return nil, queue.ErrClosed
-		case <-woken:
+			stop = queue.ErrClosed
+		case <-w.ch:
+			continue
 		case <-timer.C:
+		}
+		if b.leave(topic, w) {
+			b.wake(topic)
+		}
+		if stop != nil {
+			return nil, stop
 		}
 	}
 }
@@ -441,26 +458,53 @@ func (b *Broker) enter() error {
 	return nil
 }
 
-// waiter returns the channel that the next wake of topic closes.
-func (b *Broker) waiter(topic string) <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	ch, ok := b.waiters[topic]
-	if !ok {
-		ch = make(chan struct{})
-		b.waiters[topic] = ch
-	}
-	return ch
+// waiter is a Receive call waiting for a message of its topic.
+type waiter struct {
+	ch    chan struct{} // closed by the wake that picks it
+	woken bool          // guarded by Broker.mu
 }
 
-// wake wakes the Receive calls waiting on topic in this process.
+// wait puts a Receive call of topic in line for a wake-up.
+func (b *Broker) wait(topic string) *waiter {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	w := &waiter{ch: make(chan struct{})}
+	b.waiters[topic] = append(b.waiters[topic], w)
+	return w
+}
+
+// leave takes w out of topic's line and reports whether a wake-up had
+// picked it already, which its caller then passes on if it did not use it.
+func (b *Broker) leave(topic string, w *waiter) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if w.woken {
+		return true
+	}
+	line := b.waiters[topic]
+	if i := slices.Index(line, w); i >= 0 {
+		b.waiters[topic] = slices.Delete(line, i, i+1)
+	}
+	return false
+}
+
+// wake wakes the Receive call of topic in this process that has waited
+// longest, if any: one message published, one claim, instead of every
+// waiting consumer racing for it.
 func (b *Broker) wake(topic string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if ch, ok := b.waiters[topic]; ok {
-		close(ch)
+	line := b.waiters[topic]
+	if len(line) == 0 {
+		return
+	}
+	w := line[0]
+	b.waiters[topic] = line[1:]
+	if len(line) == 1 {
 		delete(b.waiters, topic)
 	}
+	w.woken = true
+	close(w.ch)
 }
 
 // delivery is one claim of a message, identified by its lease token.

@@ -218,7 +218,7 @@ func (e *Engine) load(ctx context.Context, t tenantRepos, s *session.Session) (*
 		}
 		st, err := e.cfg.Definitions.Latest(ctx, t.tenant, s.WorkflowID)
 		if errors.Is(err, store.ErrNotFound) {
-			_, err = e.writeSession(ctx, t, s.ID, "session.advance", nil, func(s *session.Session) error {
+			_, err = e.writeSession(ctx, t, s, "session.advance", nil, func(s *session.Session) error {
 				if !s.Status.Open() {
 					return session.ErrUnchanged
 				}
@@ -328,7 +328,7 @@ func (e *Engine) step(ctx context.Context, t tenantRepos, cur *state) (bool, err
 			return false, fmt.Errorf("notify review.required: %w", err)
 		}
 		entered := false
-		_, err = e.writeSession(actx, t, s.ID, "session.advance", map[string]string{"step": st.ID}, func(s *session.Session) error {
+		_, err = e.writeSession(actx, t, s, "session.advance", map[string]string{"step": st.ID}, func(s *session.Session) error {
 			entered = false // a compare-and-swap retry decides again
 			if terminal(s.Status) || waiting(s) {
 				return session.ErrUnchanged
@@ -475,7 +475,7 @@ func (e *Engine) writeOutcome(ctx context.Context, t tenantRepos, cur *state) er
 		return fmt.Errorf("notify %s: %w", event, err)
 	}
 	written := false
-	s, err := e.writeSession(actx, t, run.SessionID, action, details, func(s *session.Session) error {
+	s, err := e.writeSession(actx, t, cur.s, action, details, func(s *session.Session) error {
 		written = false // a compare-and-swap retry decides again
 		if terminal(s.Status) {
 			return session.ErrUnchanged
@@ -544,7 +544,7 @@ func (e *Engine) timeOut(ctx context.Context, t tenantRepos, cur *state, st defi
 // clearDeadline clears the step deadline of a session that no longer
 // waits at a step.
 func (e *Engine) clearDeadline(ctx context.Context, t tenantRepos, cur *state) error {
-	s, err := e.writeSession(ctx, t, cur.s.ID, "", nil, func(s *session.Session) error {
+	s, err := e.writeSession(ctx, t, cur.s, "", nil, func(s *session.Session) error {
 		if s.StepDeadline.IsZero() {
 			return session.ErrUnchanged
 		}
@@ -568,7 +568,7 @@ func (e *Engine) setInProgress(ctx context.Context, t tenantRepos, cur *state, s
 	if step != "" {
 		details["step"] = step
 	}
-	s, err := e.writeSession(ctx, t, cur.s.ID, "session.advance", details, func(s *session.Session) error {
+	s, err := e.writeSession(ctx, t, cur.s, "session.advance", details, func(s *session.Session) error {
 		if s.Status != session.StatusPending {
 			return session.ErrUnchanged
 		}
@@ -593,7 +593,7 @@ func (e *Engine) clearAdvanceSeen(ctx context.Context, t tenantRepos, seen *sess
 	if !seen.Advance && seen.StepDeadline.Equal(deadline) {
 		return nil
 	}
-	_, err := e.writeSession(ctx, t, seen.ID, "", nil, func(s *session.Session) error {
+	_, err := e.writeSession(ctx, t, seen, "", nil, func(s *session.Session) error {
 		changed := false
 		if s.Advance && len(s.Files) == len(seen.Files) {
 			s.Advance, changed = false, true
@@ -613,7 +613,7 @@ func (e *Engine) clearAdvance(ctx context.Context, t tenantRepos, s *session.Ses
 	if !s.Advance {
 		return nil
 	}
-	_, err := e.writeSession(ctx, t, s.ID, "", nil, func(s *session.Session) error {
+	_, err := e.writeSession(ctx, t, s, "", nil, func(s *session.Session) error {
 		if !s.Advance {
 			return session.ErrUnchanged
 		}
@@ -623,10 +623,12 @@ func (e *Engine) clearAdvance(ctx context.Context, t tenantRepos, s *session.Ses
 	return err
 }
 
-// writeSession updates the session with fn by compare-and-swap; when
-// action is set, a change carries an audit event of that action, with
-// details and the new status, in the same transaction.
-func (e *Engine) writeSession(ctx context.Context, t tenantRepos, id, action string, details map[string]string, fn func(*session.Session) error) (*session.Session, error) {
+// writeSession updates the session with fn by compare-and-swap, from
+// from, the session as this process last read or wrote it (not changed:
+// fn works on a copy), read again only if it is not the stored version any
+// more; when action is set, a change carries an audit event of that
+// action, with details and the new status, in the same transaction.
+func (e *Engine) writeSession(ctx context.Context, t tenantRepos, from *session.Session, action string, details map[string]string, fn func(*session.Session) error) (*session.Session, error) {
 	if action != "" {
 		ctx, _ = e.cfg.Audit.AttachWith(ctx, session.Collection, func(main store.Write) audit.Event {
 			d := maps.Clone(details)
@@ -635,10 +637,10 @@ func (e *Engine) writeSession(ctx context.Context, t tenantRepos, id, action str
 			}
 			d["status"] = main.Record.Index["status"]
 			return audit.Event{Tenant: t.tenant, Actor: audit.Actor{Type: "system", ID: "workflow"}, Action: action,
-				Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: id}, Details: d}
+				Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: from.ID}, Details: d}
 		})
 	}
-	s, err := t.sessions.Update(ctx, id, e.cfg.Now(), fn)
+	s, err := t.sessions.UpdateFrom(ctx, from.Clone(), e.cfg.Now(), fn)
 	if err != nil {
 		return nil, fmt.Errorf("write session: %w", err)
 	}

@@ -146,6 +146,25 @@ func (r *Definitions) Get(ctx context.Context, tenant, id string, version int) (
 	return r.decode(tenant, rec, b)
 }
 
+// Pinned returns the content of version version of definition id whose
+// hash is hash, as a run pinned to it needs it: from the cache of parsed
+// versions when this process has read it before (the hash names the
+// content, which never changes), else read and checked. A stored version
+// whose hash differs is store.ErrInvalid.
+func (r *Definitions) Pinned(ctx context.Context, tenant, id string, version int, hash string) (definition.Definition, error) {
+	if def, ok := r.parsed.Load(tenant + "/" + recordID(id, version) + "/" + hash); ok {
+		return def.(definition.Definition), nil
+	}
+	st, err := r.Get(ctx, tenant, id, version)
+	if err != nil {
+		return definition.Definition{}, err
+	}
+	if st.Hash != hash {
+		return definition.Definition{}, fmt.Errorf("definition %s version %d changed: %w", id, version, store.ErrInvalid)
+	}
+	return st.Definition, nil
+}
+
 // decode returns the stored version rec of tenant, whose opened body is b.
 func (r *Definitions) decode(tenant string, rec store.Record, b storedBody) (Stored, error) {
 	key := tenant + "/" + rec.ID + "/" + b.Hash

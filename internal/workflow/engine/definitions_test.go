@@ -123,3 +123,28 @@ func TestDefinitionsConcurrentCreate(t *testing.T) {
 		t.Errorf("%d creates of version 1 succeeded, %d stored (%v), want 1", ok, len(list), err)
 	}
 }
+
+// TestPinned checks the version a run is pinned to: its content comes back
+// for the right hash, read (a process that never read it) or cached, and a
+// hash the stored version does not have is refused either way.
+func TestPinned(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	v1 := f.define(t, kycYAML)
+	for _, name := range []string{"read", "cached"} {
+		def, err := f.defs.Pinned(ctx, tenant, "kyc", 1, v1.Hash)
+		if err != nil || def.Hash() != v1.Hash {
+			t.Errorf("%s: Pinned(right hash) = %v, want the stored version", name, err)
+		}
+	}
+	fresh := engine.NewDefinitions(f.env.Backend, f.env.Barrier, nil)
+	other := strings.Repeat("0", len(v1.Hash))
+	for _, defs := range []*engine.Definitions{f.defs, fresh} {
+		if _, err := defs.Pinned(ctx, tenant, "kyc", 1, other); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("Pinned(another hash) = %v, want store.ErrInvalid", err)
+		}
+	}
+	if _, err := fresh.Pinned(ctx, tenant, "kyc", 2, v1.Hash); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Pinned(version not stored) = %v, want store.ErrNotFound", err)
+	}
+}

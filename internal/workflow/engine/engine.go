@@ -245,14 +245,11 @@ func (e *Engine) load(ctx context.Context, t tenantRepos, s *session.Session) (*
 // definition returns the version run is pinned to; the hash pins its
 // content.
 func (e *Engine) definition(ctx context.Context, tenant string, run *Run) (definition.Definition, error) {
-	st, err := e.cfg.Definitions.Get(ctx, tenant, run.DefinitionID, run.Version)
+	def, err := e.cfg.Definitions.Pinned(ctx, tenant, run.DefinitionID, run.Version, run.Hash)
 	if err != nil {
 		return definition.Definition{}, fmt.Errorf("load pinned definition: %w", err)
 	}
-	if st.Hash != run.Hash {
-		return definition.Definition{}, fmt.Errorf("pinned definition %s version %d changed: %w", run.DefinitionID, run.Version, store.ErrInvalid)
-	}
-	return st.Definition, nil
+	return def, nil
 }
 
 // state is what one round of Advance works on: the session and run as

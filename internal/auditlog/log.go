@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,8 +57,19 @@ const (
 const maxBatchBytes = 4 << 20
 
 // maxAttempts bounds how often one append chunk is planned again after a
-// concurrent writer (another process) changed the log under it.
-const maxAttempts = 8
+// concurrent writer (another process) changed the log under it; between
+// attempts a writer that lost waits a random time of up to a millisecond,
+// doubling each time (contendedWait), so that writers of one log do not
+// keep planning against the same head.
+const maxAttempts = 16
+
+// contendedWait returns how long to wait before attempt attempt (from 1)
+// after a concurrent writer changed the log: a random duration up to
+// 2^(attempt-1) ms, capped at 256 ms.
+func contendedWait(attempt int) time.Duration {
+	ceiling := time.Millisecond << min(attempt-1, 8)
+	return rand.N(ceiling) + 1
+}
 
 // Errors of the Log, besides store.ErrNotFound (no such event, checkpoint or
 // log) and store.ErrInvalid (a malformed argument). Check them with
@@ -360,7 +372,18 @@ func (l *Log) appendTenant(ctx context.Context, tenant string, entries []Entry) 
 func (l *Log) appendChunk(ctx context.Context, tenant string, entries []Entry) (appended, consumed int, err error) {
 	known := make([]bool, len(entries)) // already in the log
 	tenantListed := false
-	for range maxAttempts {
+	contended := false // the last attempt lost to another writer
+	for attempt := range maxAttempts {
+		if attempt > 0 && contended {
+			t := time.NewTimer(contendedWait(attempt))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return 0, 0, ctx.Err()
+			case <-t.C:
+			}
+		}
+		contended = false
 		h, ver, err := l.loadHead(ctx, tenant)
 		if err != nil {
 			return 0, 0, err
@@ -413,7 +436,9 @@ func (l *Log) appendChunk(ctx context.Context, tenant string, entries []Entry) (
 		case errors.Is(be.Err, store.ErrConflict) && w.Collection == collTenant:
 			tenantListed = true
 		case errors.Is(be.Err, store.ErrConflict), errors.Is(be.Err, store.ErrNotFound):
-			// Another process appended to this log: plan again.
+			// Another process appended to this log: plan again, after a
+			// wait.
+			contended = true
 		default:
 			return 0, 0, err
 		}

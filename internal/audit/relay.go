@@ -152,15 +152,15 @@ func (r *Relay) Run(ctx context.Context) error {
 		t := time.NewTimer(pause)
 		// While a message is in flight new events cannot leave, so only
 		// its append (or the poll for one elsewhere) is worth waking for.
-		events := wake
+		events, appended := wake, (<-chan struct{})(nil)
 		if errors.Is(err, ErrInFlight) {
-			events = nil
+			events, appended = nil, r.appended
 		}
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
-		case <-r.appended:
+		case <-appended:
 		case <-events:
 			if err != nil {
 				<-t.C // keep backing off while failing

@@ -328,7 +328,6 @@ func (b *Broker) claim(ctx context.Context, topic string) (*delivery, sql.NullIn
 		dead []string
 	)
 	err := b.db.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		next, d, dead = sql.NullInt64{}, nil, nil
 		now := time.Now().UnixNano()
 		swept := false
 		if at := b.sweepAt.Load(); now >= at && b.sweepAt.CompareAndSwap(at, now+sweepInterval.Nanoseconds()) {

@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -16,7 +14,6 @@ import (
 	"time"
 
 	"github.com/idvault/idvault/internal/regula/regulatest"
-	"github.com/idvault/idvault/internal/webhook"
 )
 
 const (
@@ -108,36 +105,15 @@ type receiver struct {
 }
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	refuse := func(why string) {
 		rc.bad = append(rc.bad, why)
 		http.Error(w, why, http.StatusBadRequest)
 	}
-	if err != nil {
-		refuse("read body: " + err.Error())
-		return
-	}
-	if err := webhook.Verify([]byte(rc.secret), r.Header.Get("Idvault-Signature"), body, time.Now(), 0); err != nil {
-		refuse("signature: " + err.Error())
-		return
-	}
-	var ev struct {
-		ID   string `json:"id"`
-		Type string `json:"type"`
-		Data struct {
-			SessionID string `json:"sessionId"`
-			Status    string `json:"status"`
-			Decision  string `json:"decision"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(body, &ev); err != nil {
-		refuse("decode body: " + err.Error())
-		return
-	}
-	if ev.ID != r.Header.Get("Idvault-Event-Id") || ev.Type != r.Header.Get("Idvault-Event-Type") {
-		refuse(fmt.Sprintf("headers name event %s %s, body %s %s", r.Header.Get("Idvault-Event-Id"), r.Header.Get("Idvault-Event-Type"), ev.ID, ev.Type))
+	ev, why := readEvent(r, []byte(rc.secret), time.Now())
+	if why != "" {
+		refuse(why)
 		return
 	}
 	got := receivedEvent{typ: ev.Type, sessionID: ev.Data.SessionID, status: ev.Data.Status, decision: ev.Data.Decision}

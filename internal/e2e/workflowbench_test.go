@@ -3,9 +3,7 @@ package e2e
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -21,7 +19,6 @@ import (
 	"time"
 
 	"github.com/idvault/idvault/internal/regula/regulatest"
-	"github.com/idvault/idvault/internal/webhook"
 )
 
 const (
@@ -117,30 +114,12 @@ type decisions struct {
 
 func (d *decisions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	at := time.Now()
-	body, err := io.ReadAll(r.Body)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	refuse := func(why string) {
+	ev, why := readEvent(r, d.secret, at)
+	if why != "" {
 		d.bad = append(d.bad, why)
 		http.Error(w, why, http.StatusBadRequest)
-	}
-	if err != nil {
-		refuse("read body: " + err.Error())
-		return
-	}
-	if err := webhook.Verify(d.secret, r.Header.Get("Idvault-Signature"), body, at, 0); err != nil {
-		refuse("signature: " + err.Error())
-		return
-	}
-	var ev struct {
-		Type string `json:"type"`
-		Data struct {
-			SessionID string `json:"sessionId"`
-			Decision  string `json:"decision"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(body, &ev); err != nil {
-		refuse("decode body: " + err.Error())
 		return
 	}
 	if ch, ok := d.waiting[ev.Data.SessionID]; ok {

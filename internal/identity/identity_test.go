@@ -21,28 +21,11 @@ import (
 	"github.com/idvault/idvault/internal/sqlitedb"
 	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/store/sqlite"
+	"github.com/idvault/idvault/internal/testenv/testclock"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// clock is a settable clock for the service under test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 // fixture is a Service over a real SQLite store in a temporary directory.
@@ -50,7 +33,7 @@ type fixture struct {
 	dir     string
 	backend *sqlite.Store
 	barrier *barrier.AESGCM
-	clock   *clock
+	clock   *testclock.Clock
 	svc     *identity.Service
 }
 
@@ -89,7 +72,7 @@ func newFixture(tb testing.TB) *fixture {
 	if err != nil {
 		tb.Fatalf("barrier.NewBlinder() = %v", err)
 	}
-	clk := &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clk := testclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	return &fixture{
 		dir:     dir,
 		backend: backend,

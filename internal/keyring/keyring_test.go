@@ -24,6 +24,7 @@ import (
 	"github.com/idvault/idvault/internal/sqlitedb"
 	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/store/sqlite"
+	"github.com/idvault/idvault/internal/testenv/testclock"
 )
 
 func TestMain(m *testing.M) {
@@ -227,25 +228,6 @@ func keyRecordOf(tb testing.TB, s store.Backend, tenant, id string) keyRecord {
 }
 
 // clock is an injected clock that only moves when told.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func TestNewFirstKeyPrimary(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
@@ -561,8 +543,8 @@ func TestTamperedKeyRecordFails(t *testing.T) {
 			ctx := context.Background()
 			s := newStore(t)
 			root := kind.new(t, "r1")
-			c := newClock()
-			k := newKeyringAt(t, s, c.now, root)
+			c := testclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+			k := newKeyringAt(t, s, c.Now, root)
 			sealed := mustSeal(t, k, userPlace("A", "u1"), "v")
 			rec, err := s.Get(ctx, Collection, "A", "tenant")
 			if err != nil {
@@ -582,7 +564,7 @@ func TestTamperedKeyRecordFails(t *testing.T) {
 				if rec, err = s.Update(ctx, rec); err != nil {
 					t.Fatal(err)
 				}
-				c.add(CacheTTL)
+				c.Advance(CacheTTL)
 				if got, err := k.Open(ctx, userPlace("A", "u1"), sealed); err == nil {
 					t.Fatalf("Open() with wrapped byte %d flipped = %q, nil, want error", i, got)
 				}
@@ -774,15 +756,15 @@ func TestCacheTTL(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 	root := newRootKey(t, "r1")
-	c := newClock()
-	k := newKeyringAt(t, s, c.now, root)
+	c := testclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	k := newKeyringAt(t, s, c.Now, root)
 	sealed := mustSeal(t, k, sessionPlace("t1", "s1"), "v")
 	if err := newKeyring(t, s, root).Shred(ctx, "t1", "s1"); err != nil {
 		t.Fatal(err)
 	}
-	c.add(CacheTTL - time.Nanosecond)
+	c.Advance(CacheTTL - time.Nanosecond)
 	mustOpen(t, k, sessionPlace("t1", "s1"), sealed, "v")
-	c.add(time.Nanosecond)
+	c.Advance(time.Nanosecond)
 	wantErrOpen(t, k, sessionPlace("t1", "s1"), sealed)
 }
 

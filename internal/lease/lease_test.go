@@ -6,7 +6,6 @@ import (
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/testenv"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/idvault/idvault/internal/lease"
 	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/store/sqlite"
+	"github.com/idvault/idvault/internal/testenv/testclock"
 )
 
 func TestMain(m *testing.M) {
@@ -27,25 +27,6 @@ func TestMain(m *testing.M) {
 const patience = 20 * time.Second
 
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-
-// clock is a settable clock; each Manager gets its own, like separate
-// processes.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 type fixture struct {
 	backend *sqlite.Store
@@ -59,7 +40,9 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{backend: backend, barrier: bar}
 }
 
-func (f *fixture) manager(t *testing.T, holder string, ttl time.Duration, clk *clock) *lease.Manager {
+// manager returns a Manager reading clk; tests give each its own, like
+// separate processes.
+func (f *fixture) manager(t *testing.T, holder string, ttl time.Duration, clk *testclock.Clock) *lease.Manager {
 	t.Helper()
 	m, err := lease.NewManager(f.backend, f.barrier, holder, ttl, clk.Now, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -122,7 +105,7 @@ func acquireEventually(t *testing.T, m *lease.Manager, who, name string) {
 func TestTryAcquire(t *testing.T) {
 	const ttl = time.Minute
 	f := newFixture(t)
-	clk := &clock{t: t0}
+	clk := testclock.New(t0)
 	a := f.manager(t, "a", ttl, clk)
 	b := f.manager(t, "b", ttl, clk)
 
@@ -145,7 +128,7 @@ func TestTryAcquire(t *testing.T) {
 func TestTryAcquireExactExpiry(t *testing.T) {
 	const ttl = time.Minute
 	f := newFixture(t)
-	clk := &clock{t: t0}
+	clk := testclock.New(t0)
 	a := f.manager(t, "a", ttl, clk)
 	b := f.manager(t, "b", ttl, clk)
 	tryAcquire(t, a, "a", "job", true)
@@ -158,7 +141,7 @@ func TestTryAcquireExactExpiry(t *testing.T) {
 func TestRelease(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	clk := &clock{t: t0}
+	clk := testclock.New(t0)
 	a := f.manager(t, "a", time.Hour, clk)
 	b := f.manager(t, "b", time.Hour, clk)
 
@@ -198,7 +181,7 @@ func TestRunExclusive(t *testing.T) {
 	// depend on timing.
 	const ttl = 30 * time.Millisecond
 	f := newFixture(t)
-	clkA, clkB := &clock{t: t0}, &clock{t: t0}
+	clkA, clkB := testclock.New(t0), testclock.New(t0) // like two processes
 	a := f.manager(t, "a", ttl, clkA)
 	b := f.manager(t, "b", ttl, clkB)
 
@@ -277,7 +260,7 @@ func TestRunExclusiveCancel(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs last, after the database is closed
 	const ttl = time.Hour
 	f := newFixture(t)
-	clk := &clock{t: t0}
+	clk := testclock.New(t0)
 	a := f.manager(t, "a", ttl, clk)
 	b := f.manager(t, "b", ttl, clk)
 

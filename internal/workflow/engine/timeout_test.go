@@ -36,6 +36,23 @@ func timedEngine(t *testing.T, f *fixture, c *testclock.Clock) *engine.Engine {
 // expiredBy checks that session id expired because step timed out: its
 // status and reason, the session.expired notification and the audit
 // event naming the step.
+// timedSession starts a session of timedYAML holding files on an engine
+// whose clock starts at t0 and runs it as far as it goes. similarity, when
+// not 0, is what the FaceAPI stand-in answers.
+func timedSession(t *testing.T, t0 time.Time, similarity float64, files ...session.FileKind) (*fixture, *testclock.Clock, *engine.Engine, string) {
+	t.Helper()
+	f := newFixture(t)
+	f.define(t, timedYAML)
+	if similarity != 0 {
+		f.fa.SetSimilarity(similarity)
+	}
+	c := testclock.New(t0)
+	e := timedEngine(t, f, c)
+	id := f.newSession(t, "kyc", nil, files...)
+	handleUntilDone(t, e, id)
+	return f, c, e, id
+}
+
 func expiredBy(t *testing.T, f *fixture, id, step string) {
 	t.Helper()
 	s := f.session(t, id)
@@ -75,12 +92,7 @@ func TestWaitingStepTimeouts(t *testing.T) {
 	t0 := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
 	t.Run("document", func(t *testing.T) {
-		f := newFixture(t)
-		f.define(t, timedYAML)
-		c := testclock.New(t0)
-		e := timedEngine(t, f, c)
-		id := f.newSession(t, "kyc", nil)
-		handleUntilDone(t, e, id)
+		f, c, e, id := timedSession(t, t0, 0)
 		if s := f.session(t, id); s.Status != session.StatusPending || !s.StepDeadline.Equal(t0.Add(10*time.Minute)) {
 			t.Fatalf("waiting session = %s deadline %v, want pending until %v", s.Status, s.StepDeadline, t0.Add(10*time.Minute))
 		}
@@ -130,26 +142,11 @@ func TestWaitingStepTimeouts(t *testing.T) {
 	})
 
 	t.Run("crash between the run's end and the session's expiry", func(t *testing.T) {
-		f := newFixture(t)
-		f.define(t, timedYAML)
-		c := testclock.New(t0)
-		e := timedEngine(t, f, c)
-		id := f.newSession(t, "kyc", nil)
-		handleUntilDone(t, e, id)
+		f, _, e, id := timedSession(t, t0, 0)
 		// What a process that died right after ending the run left.
-		v, err := store.NewView(f.env.Backend, f.env.Barrier, tenant)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r engine.Run
-		rec, err := v.Get(ctx, engine.RunsCollection, id, &r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Step, r.Done, r.Expired, r.Reason = "", true, true, "step document timed out"
-		if _, err := v.Update(ctx, engine.RunsCollection, id, rec.Version, rec.Index, r); err != nil {
-			t.Fatal(err)
-		}
+		f.setRun(t, id, func(r *engine.Run) {
+			r.Step, r.Done, r.Expired, r.Reason = "", true, true, "step document timed out"
+		})
 		if s := f.session(t, id); s.Status != session.StatusPending {
 			t.Fatalf("session = %s, want still pending", s.Status)
 		}
@@ -161,12 +158,7 @@ func TestWaitingStepTimeouts(t *testing.T) {
 	})
 
 	t.Run("selfie timeout runs from the selfie step", func(t *testing.T) {
-		f := newFixture(t)
-		f.define(t, timedYAML)
-		c := testclock.New(t0)
-		e := timedEngine(t, f, c)
-		id := f.newSession(t, "kyc", nil)
-		handleUntilDone(t, e, id)
+		f, c, e, id := timedSession(t, t0, 0)
 		c.Advance(8 * time.Minute)
 		f.addFiles(t, id, session.KindDocumentFront)
 		handleUntilDone(t, e, id)
@@ -179,12 +171,7 @@ func TestWaitingStepTimeouts(t *testing.T) {
 	})
 
 	t.Run("in time: the deadline goes when the session moves on", func(t *testing.T) {
-		f := newFixture(t)
-		f.define(t, timedYAML)
-		c := testclock.New(t0)
-		e := timedEngine(t, f, c)
-		id := f.newSession(t, "kyc", nil, docAndSelfie...)
-		handleUntilDone(t, e, id)
+		f, _, _, id := timedSession(t, t0, 0, docAndSelfie...)
 		s := f.session(t, id)
 		if s.Status != session.StatusApproved || !s.StepDeadline.IsZero() {
 			t.Fatalf("session = %s deadline %v, want approved without deadline", s.Status, s.StepDeadline)
@@ -197,13 +184,7 @@ func TestWaitingStepTimeouts(t *testing.T) {
 	})
 
 	t.Run("review", func(t *testing.T) {
-		f := newFixture(t)
-		f.define(t, timedYAML)
-		f.fa.SetSimilarity(0.5)
-		c := testclock.New(t0)
-		e := timedEngine(t, f, c)
-		id := f.newSession(t, "kyc", nil, docAndSelfie...)
-		handleUntilDone(t, e, id)
+		f, c, e, id := timedSession(t, t0, 0.5, docAndSelfie...)
 		if s := f.session(t, id); s.Status != session.StatusReview || !s.StepDeadline.Equal(t0.Add(time.Hour)) {
 			t.Fatalf("session = %s deadline %v, want review until %v", s.Status, s.StepDeadline, t0.Add(time.Hour))
 		}
@@ -218,13 +199,7 @@ func TestWaitingStepTimeouts(t *testing.T) {
 	})
 
 	t.Run("review decided in time", func(t *testing.T) {
-		f := newFixture(t)
-		f.define(t, timedYAML)
-		f.fa.SetSimilarity(0.5)
-		c := testclock.New(t0)
-		e := timedEngine(t, f, c)
-		id := f.newSession(t, "kyc", nil, docAndSelfie...)
-		handleUntilDone(t, e, id)
+		f, c, e, id := timedSession(t, t0, 0.5, docAndSelfie...)
 		c.Advance(59 * time.Minute)
 		if err := e.Decide(ctx, tenant, id, "verifier-1", true, "ok"); err != nil {
 			t.Fatalf("Decide in time = %v", err)

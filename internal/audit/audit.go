@@ -159,8 +159,18 @@ func (e *Emitter) Attach(ctx context.Context, ev Event, collection string) (cont
 // events that describe what the write stores, such as a new status taken
 // from its clear index.
 func (e *Emitter) AttachWith(ctx context.Context, collection string, build func(main store.Write) Event) (context.Context, Pending) {
+	return e.AttachIf(ctx, collection, func(main store.Write) (Event, bool) { return build(main), true })
+}
+
+// AttachIf is AttachWith for an event that only some outcomes of a change
+// record: build reports false when the write carrying it records none.
+func (e *Emitter) AttachIf(ctx context.Context, collection string, build func(main store.Write) (Event, bool)) (context.Context, Pending) {
 	ctx, att := store.Attach(ctx, collection, func(main store.Write) ([]store.Write, error) {
-		w, err := e.prepare(ctx, build(main))
+		ev, ok := build(main)
+		if !ok {
+			return nil, nil
+		}
+		w, err := e.prepare(ctx, ev)
 		if err != nil {
 			return nil, err
 		}
@@ -245,12 +255,13 @@ type Consumer struct {
 	append  Appender
 	log     *slog.Logger
 	// appended, if set, is called after each message is appended.
-	appended func()
+	appended func(seq int64)
 }
 
-// OnAppended makes the consumer call fn after it has appended a message and
-// recorded it, as Relay.Appended expects.
-func (c *Consumer) OnAppended(fn func()) { c.appended = fn }
+// OnAppended makes the consumer call fn with a message's sequence number
+// after it has appended the message and recorded it, as Relay.Appended
+// expects.
+func (c *Consumer) OnAppended(fn func(seq int64)) { c.appended = fn }
 
 // NewConsumer returns the audit role over broker, appending with appendFn
 // and recording in backend which message it appended last (see Relay.Once).
@@ -314,7 +325,7 @@ func (c *Consumer) Handle(ctx context.Context, body []byte) error {
 			return err
 		}
 		if c.appended != nil {
-			c.appended()
+			c.appended(msg.Seq)
 		}
 	}
 	if bad > 0 {

@@ -618,6 +618,72 @@ func TestOrderAfterConsumerDies(t *testing.T) {
 	}
 }
 
+// TestRelayKeptMarkGoesStale: a relay keeps the "published" mark it wrote
+// and the "appended" mark its consumer reported instead of reading them
+// back. When another relay publishes meanwhile (two relays are safe, if
+// wasteful), the kept mark is stale: the next mark write conflicts, the
+// relay drops what it kept and reads the marks again, and no event is lost.
+func TestRelayKeptMarkGoesStale(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	c := f.consumer()
+	c.OnAppended(f.relay.Appended)
+	other, err := audit.NewRelay(f.env.Backend, f.env.Barrier, f.broker, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	consume := func() {
+		t.Helper()
+		rctx, cancel := context.WithTimeout(ctx, patience)
+		defer cancel()
+		d, err := f.env.Broker.Receive(rctx, queue.TopicAudit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Handle(ctx, d.Body()); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Ack(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	emit := func(action string) {
+		t.Helper()
+		if err := f.emitter.Emit(ctx, event("tenant-a", action)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	emit("a.1")
+	if n, err := f.relay.Once(ctx); err != nil || n != 1 {
+		t.Fatalf("relay.Once() = %d, %v; want a.1 published", n, err)
+	}
+	consume()
+	emit("a.2")
+	if n, err := other.Once(ctx); err != nil || n != 1 {
+		t.Fatalf("other relay's Once() = %d, %v; want a.2 published", n, err)
+	}
+	consume()
+	emit("a.3")
+	if n, err := f.relay.Once(ctx); err == nil || n != 0 {
+		t.Fatalf("relay.Once() on a stale mark = %d, %v; want the mark's conflict", n, err)
+	}
+	consume() // the message went out before its mark failed
+	if n, err := f.relay.Once(ctx); err != nil || n != 1 {
+		t.Fatalf("relay.Once() after the conflict = %d, %v; want a.3 published again and cleared", n, err)
+	}
+	consume()
+	if left := f.outbox(t); len(left) != 0 {
+		t.Fatalf("outbox holds %v, want nothing", left)
+	}
+	want := []string{"tenant-a/a.1", "tenant-a/a.2", "tenant-a/a.3", "tenant-a/a.3"} // at least once: the log dedupes by id
+	if got := f.actions(); !slices.Equal(got, want) {
+		t.Fatalf("appended %v, want %v", got, want)
+	}
+	if n, err := f.relay.Once(ctx); err != nil || n != 0 {
+		t.Fatalf("relay.Once() with nothing left = %d, %v; want nothing to do, not in flight", n, err)
+	}
+}
+
 // TestRelayFullPages relays more events than one store batch holds: every
 // page of the outbox, with its sequence mark, must fit one atomic batch.
 func TestRelayFullPages(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/idvault/idvault/internal/barrier"
@@ -63,6 +64,22 @@ var ErrInFlight = errors.New("audit relay: previous message not appended yet")
 // limit with room for the framing.
 const maxMessage = queue.MaxBodyBytes - 1024
 
+// sleep waits d, or less when ctx ends first, and reports whether ctx is
+// still going.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // Relay moves events from the outbox to the audit topic, oldest first, and
 // deletes them from the outbox once the broker has them. A crash between
 // publish and delete publishes them again; the audit role appends by event
@@ -80,10 +97,12 @@ type Relay struct {
 	Poll time.Duration
 	// MaxBackoff caps the wait between attempts while the broker fails.
 	MaxBackoff time.Duration
-	// Gather is how long the relay lets events gather after an emitter's
-	// signal before it moves them: one message and two commits then carry
-	// many events instead of a few, which under load leaves the store's
-	// writer free for the requests.
+	// Gather is how long the relay lets events gather before it moves them,
+	// after an emitter's signal and after the append of the message in
+	// flight: one message, its two commits and the audit role's four then
+	// carry many events instead of a few, which under load leaves the
+	// store's writer free for the requests. It delays an event's arrival in
+	// the log by as much.
 	Gather time.Duration
 	// InFlightPoll is how often the relay looks whether the message in
 	// flight has been appended, unless a consumer of this process wakes it
@@ -97,14 +116,30 @@ type Relay struct {
 
 	waitingSince time.Time
 	appended     chan struct{} // signalled by Appended
+	// appendedSeq is the highest sequence number Appended reported.
+	appendedSeq atomic.Int64
+	// published is the "published" mark as this relay last wrote it, while
+	// known: no other relay writes it (a lease), and one that does makes
+	// this relay's next mark a conflict, which drops it.
+	published struct {
+		seq, version int64
+		known        bool
+	}
 }
 
-// Appended wakes the relay if it waits for its message in flight to be
-// appended. The audit consumer of the same process calls it after each
-// append (Consumer.OnAppended), so the relay publishes the next message at
-// once instead of at its next InFlightPoll, which then only matters for
-// consumers in other processes.
-func (r *Relay) Appended() {
+// Appended tells the relay that message seq is appended and recorded, and
+// wakes it if it waits for its message in flight. The audit consumer of the
+// same process calls it after each append (Consumer.OnAppended), so the
+// relay publishes the next message after Gather instead of at its next
+// InFlightPoll, without reading the "appended" mark back; the poll then
+// only matters for consumers in other processes.
+func (r *Relay) Appended(seq int64) {
+	for {
+		cur := r.appendedSeq.Load()
+		if seq <= cur || r.appendedSeq.CompareAndSwap(cur, seq) {
+			break
+		}
+	}
 	select {
 	case r.appended <- struct{}{}:
 	default:
@@ -118,7 +153,7 @@ func NewRelay(backend store.Backend, b barrier.Barrier, broker queue.Broker, emi
 	if err != nil {
 		return nil, err
 	}
-	return &Relay{backend: backend, barrier: b, outbox: v, broker: broker, emit: emit, log: log, Poll: 250 * time.Millisecond, MaxBackoff: 5 * time.Second, Gather: 20 * time.Millisecond,
+	return &Relay{backend: backend, barrier: b, outbox: v, broker: broker, emit: emit, log: log, Poll: 250 * time.Millisecond, MaxBackoff: 5 * time.Second, Gather: 50 * time.Millisecond,
 		InFlightPoll: 5 * time.Millisecond, StallAfter: 10 * time.Minute, appended: make(chan struct{}, 1)}, nil
 }
 
@@ -161,11 +196,16 @@ func (r *Relay) Run(ctx context.Context) error {
 			t.Stop()
 			return nil
 		case <-appended:
+			t.Stop()
+			if !sleep(ctx, r.Gather) {
+				return nil
+			}
 		case <-events:
 			if err != nil {
 				<-t.C // keep backing off while failing
-			} else if r.Gather > 0 {
-				time.Sleep(r.Gather)
+			} else if !sleep(ctx, r.Gather) {
+				t.Stop()
+				return nil
 			}
 		case <-t.C:
 		}
@@ -184,13 +224,19 @@ func (r *Relay) Run(ctx context.Context) error {
 // the broker's visibility timeout, and newer events must not overtake it in
 // the log.
 func (r *Relay) Once(ctx context.Context) (int, error) {
-	published, pubVersion, err := readProgress(ctx, r.backend, r.barrier, "published")
-	if err != nil {
-		return 0, err
+	published, pubVersion := r.published.seq, r.published.version
+	if !r.published.known {
+		var err error
+		if published, pubVersion, err = readProgress(ctx, r.backend, r.barrier, "published"); err != nil {
+			return 0, err
+		}
 	}
-	appended, _, err := readProgress(ctx, r.backend, r.barrier, "appended")
-	if err != nil {
-		return 0, err
+	appended := r.appendedSeq.Load()
+	if appended < published {
+		var err error
+		if appended, _, err = readProgress(ctx, r.backend, r.barrier, "appended"); err != nil {
+			return 0, err
+		}
 	}
 	if appended < published {
 		now := time.Now()
@@ -249,9 +295,12 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if _, err := r.backend.Apply(ctx, append(done, mark)); err != nil {
+	recs, err := r.backend.Apply(ctx, append(done, mark))
+	if err != nil {
+		r.published.known = false
 		return 0, fmt.Errorf("clear outbox: %w", err)
 	}
+	r.published.seq, r.published.version, r.published.known = seq, recs[len(recs)-1].Version, true
 	return len(done), nil
 }
 

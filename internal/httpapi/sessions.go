@@ -445,13 +445,19 @@ func (a *API) uploadFile(w http.ResponseWriter, r *http.Request) error {
 	}
 	r, commit := a.change(r, audit.Event{Action: "file.upload", Outcome: audit.Success, Resource: audit.Resource{Type: "file", ID: f.ID},
 		Details: map[string]string{"session": s.ID, "kind": string(kind), "size": strconv.FormatInt(f.Sealed.Size, 10)}}, session.Collection)
+	collect, r, err := a.collector(r, tenant, s)
+	if err != nil {
+		return err
+	}
+	var collected engine.Collected
 	s, err = repo.UpdateFrom(r.Context(), s, a.d.Now(), func(s *session.Session) error {
 		if err := acceptsFiles(s, a.d.Now()); err != nil {
 			return err
 		}
 		s.Files = append(s.Files, f)
 		s.Advance = true
-		return nil
+		collected, err = collect(r.Context(), s)
+		return err
 	})
 	if err != nil {
 		if derr := a.d.Files.Delete(context.WithoutCancel(r.Context()), ref); derr != nil {
@@ -462,14 +468,49 @@ func (a *API) uploadFile(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	if err := workflow.Publish(r.Context(), a.d.Broker, tenant, s.ID); err != nil {
-		a.d.Log.Warn("workflow message not published; the scheduler will republish", "requestId", requestID(r.Context()), "err", err)
+	if !collected.Waits {
+		if err := workflow.Publish(r.Context(), a.d.Broker, tenant, s.ID); err != nil {
+			a.d.Log.Warn("workflow message not published; the scheduler will republish", "requestId", requestID(r.Context()), "err", err)
+		}
 	}
 	if err := commit(); err != nil {
 		return err
 	}
 	w.Header().Set("Location", "/api/v1/sessions/"+s.ID+"/files/"+f.ID)
 	return writeJSON(w, http.StatusCreated, toFileView(f))
+}
+
+// collector returns the function an upload to session s runs on the
+// session it is about to write (engine.Collect), and r carrying what that
+// function's outcome commits with the session's write: the run's update and
+// the session.advance audit event, made as the workflow role's. A session
+// of a built-in workflow, or an API without stored definitions, gets a
+// function that collects nothing.
+func (a *API) collector(r *http.Request, tenant string, s *session.Session) (func(context.Context, *session.Session) (engine.Collected, error), *http.Request, error) {
+	if _, builtin := workflow.Lookup(s.WorkflowID); builtin || a.d.Definitions == nil {
+		return func(context.Context, *session.Session) (engine.Collected, error) { return engine.Collected{}, nil }, r, nil
+	}
+	v, err := a.view(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	var last engine.Collected
+	ctx, _ := store.Attach(r.Context(), session.Collection, func(store.Write) ([]store.Write, error) { return last.Writes, nil })
+	ctx, _ = a.d.Audit.AttachIf(ctx, session.Collection, func(main store.Write) (audit.Event, bool) {
+		details := map[string]string{"status": main.Record.Index["status"]}
+		if last.Step != "" {
+			details["step"] = last.Step
+		}
+		return audit.Event{Tenant: tenant, Actor: audit.Actor{Type: "system", ID: "workflow"}, Action: "session.advance",
+			Outcome: audit.Success, Resource: audit.Resource{Type: "session", ID: s.ID}, RequestID: requestID(r.Context()),
+			Details: details}, last.Advanced
+	})
+	collect := func(ctx context.Context, s *session.Session) (engine.Collected, error) {
+		var err error
+		last, err = engine.Collect(ctx, v, a.d.Definitions, s, a.d.Now())
+		return last, err
+	}
+	return collect, r.WithContext(ctx), nil
 }
 
 // checkMedia runs media.Check on an upload, at most GOMAXPROCS at once.

@@ -315,8 +315,9 @@ func TestReviewBuiltin(t *testing.T) {
 // TestWorkflowPinnedAtCreate: a session of a stored definition holds its
 // run, pinned to the active version, from its create on; one that starts
 // by waiting for the person's files is handed to the workflow role only by
-// its first upload, one that starts with an automated step at once. A
-// version stored afterwards does not move it.
+// the upload that completes its collecting steps (the uploads before it
+// move the run themselves), one that starts with an automated step at
+// once. A version stored afterwards does not move it.
 func TestWorkflowPinnedAtCreate(t *testing.T) {
 	w := newWorkflowHarness(t)
 	queued := func() int {
@@ -341,13 +342,36 @@ func TestWorkflowPinnedAtCreate(t *testing.T) {
 	// Version 2 is stored: the session stays on version 1.
 	wantStatus(t, w.do(t, "POST", "/api/v1/workflows", w.a.Auth(), "application/yaml",
 		[]byte(strings.Replace(kycWorkflow, "version: 1", "version: 2", 1))), http.StatusCreated)
-	w.upload(t, w.a, s.ID, "document_front", "image/jpeg", testJPEG(t, 64, 80))
-	if n := queued(); n != before+1 {
-		t.Errorf("workflow messages after the first upload = %d, want %d", n, before+1)
+	// The document's upload completes the document step itself and leaves
+	// the session waiting for the selfie: no message for the workflow role,
+	// the session in_progress, audited as the engine would.
+	res := w.do(t, "POST", "/api/v1/sessions/"+s.ID+"/files?kind=document_front", w.a.Auth(), "image/jpeg", testJPEG(t, 64, 80))
+	wantStatus(t, res, http.StatusCreated)
+	if n := queued(); n != before {
+		t.Errorf("workflow messages after the document = %d, want %d (none published)", n, before)
 	}
-	w.handle(t, w.a, s.ID)
 	if run := decodeJSON[runDoc](t, w.do(t, "GET", "/api/v1/sessions/"+s.ID+"/run", w.a.Auth(), "", nil)); run.Version != 1 || run.Step != "selfie" {
 		t.Errorf("run after the document = %+v, want version 1 at step selfie", run)
+	}
+	if st := w.status(t, w.a, s.ID); st != "in_progress" {
+		t.Errorf("status after the document = %s, want in_progress", st)
+	}
+	ev := w.auditEvent(t, w.a.ID, res.header.Get("X-Request-Id"), "session.advance")
+	if ev.Actor.ID != "workflow" || ev.Resource.ID != s.ID || ev.Details["status"] != "in_progress" {
+		t.Errorf("session.advance event = %+v, want the workflow's, in_progress", ev)
+	}
+	// The selfie completes the last collecting step: the session goes to
+	// the workflow role for DocReader.
+	w.upload(t, w.a, s.ID, "selfie", "image/jpeg", testJPEG(t, 64, 80))
+	if n := queued(); n != before+1 {
+		t.Errorf("workflow messages after the selfie = %d, want %d", n, before+1)
+	}
+	if run := decodeJSON[runDoc](t, w.do(t, "GET", "/api/v1/sessions/"+s.ID+"/run", w.a.Auth(), "", nil)); run.Version != 1 || run.Step != "docreader" {
+		t.Errorf("run after the selfie = %+v, want version 1 at step docreader", run)
+	}
+	w.handle(t, w.a, s.ID)
+	if st := w.status(t, w.a, s.ID); st != "review" {
+		t.Errorf("status after the workflow role = %s, want review", st)
 	}
 
 	// A definition that starts with an automated step is handed over at

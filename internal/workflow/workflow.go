@@ -110,11 +110,12 @@ func Advance(s *session.Session) error {
 }
 
 // Runner runs sessions of stored workflow definitions (*engine.Engine).
-// Advance is idempotent and returns an error when the message should be
+// AdvanceFrom is idempotent and returns an error when the message should be
 // delivered again later, or one for which InProgress reports true when
 // another process holds the session's current step.
 type Runner interface {
-	Advance(ctx context.Context, tenant, sessionID string) error
+	// AdvanceFrom runs session s, as the role has just read it.
+	AdvanceFrom(ctx context.Context, tenant string, s *session.Session) error
 	InProgress(err error) bool
 }
 
@@ -212,7 +213,7 @@ func (r *Role) Handle(ctx context.Context, body []byte) error {
 		return nil
 	}
 	if errors.Is(err, errStored) {
-		err := r.runner.Advance(base, m.Tenant, m.Session)
+		err := r.runner.AdvanceFrom(base, m.Tenant, s)
 		if err != nil && r.runner.InProgress(err) {
 			// Another process holds the step, or held it and died: it is not
 			// this message's failure, so it must not count towards

@@ -178,6 +178,17 @@ func (e *Engine) InProgress(err error) bool { return errors.Is(err, ErrInProgres
 // repeated call resumes from the stored state and never repeats a
 // completed step.
 func (e *Engine) Advance(ctx context.Context, tenant, id string) error {
+	return e.advance(ctx, tenant, id, nil)
+}
+
+// AdvanceFrom is Advance for session s as the caller has just read it,
+// which the first round takes instead of reading it again; s is not
+// changed.
+func (e *Engine) AdvanceFrom(ctx context.Context, tenant string, s *session.Session) error {
+	return e.advance(ctx, tenant, s.ID, s.Clone())
+}
+
+func (e *Engine) advance(ctx context.Context, tenant, id string, read *session.Session) error {
 	t, err := e.repos(tenant)
 	if err != nil {
 		return err
@@ -185,12 +196,14 @@ func (e *Engine) Advance(ctx context.Context, tenant, id string) error {
 	var cur *state
 	for range 1000 {
 		if cur == nil || cur.stale {
-			s, err := t.sessions.Get(ctx, id)
-			if errors.Is(err, store.ErrNotFound) {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("advance: %w", err)
+			s := read
+			read = nil
+			if s == nil {
+				if s, err = t.sessions.Get(ctx, id); errors.Is(err, store.ErrNotFound) {
+					return nil
+				} else if err != nil {
+					return fmt.Errorf("advance: %w", err)
+				}
 			}
 			run, def, err := e.load(ctx, t, s)
 			if err != nil || run == nil {

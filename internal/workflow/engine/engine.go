@@ -446,16 +446,52 @@ func (e *Engine) flush(ctx context.Context, t tenantRepos, cur *state) error {
 	return e.saveRun(ctx, t, cur)
 }
 
-// finish marks the run done, then writes its outcome to the session. A
-// crash between the two writes is repaired by the next round, which finds
-// a done run and a session without its outcome; a session that holds it
-// already is left as it is, so the outcome's event is written once.
+// errRunMoved stops a session write that carries the run's update when
+// the run is no longer at the version this process holds.
+var errRunMoved = errors.New("engine: run changed by another process")
+
+// finish marks the run done and writes its outcome to the session, both in
+// one transaction: the run's update rides with the session's write, each a
+// compare-and-swap. A session that holds an outcome already (a
+// cancellation won) is left as it is, and the run's end is written alone.
+// Should the run have moved (another process took it over), nothing is
+// written and the next round rereads both.
 func (e *Engine) finish(ctx context.Context, t tenantRepos, cur *state) (bool, error) {
-	cur.run.Done = true
-	if err := e.saveRun(ctx, t, cur); err != nil || cur.stale {
+	run := cur.run
+	run.Done = true
+	w, err := t.runs.sealed(ctx, run, e.cfg.Now())
+	if err != nil {
 		return false, err
 	}
-	return true, e.writeOutcome(ctx, t, cur)
+	tries := 0
+	actx, att := store.Attach(ctx, session.Collection, func(store.Write) ([]store.Write, error) {
+		if tries++; tries > 1 {
+			// A retry after a conflict, which may be the run's own: no
+			// retry of the session's write resolves that.
+			stored, err := t.runs.get(ctx, run.SessionID)
+			if err != nil {
+				return nil, err
+			}
+			if stored.version != run.version {
+				return nil, errRunMoved
+			}
+		}
+		return []store.Write{w}, nil
+	})
+	err = e.writeOutcome(actx, t, cur)
+	if err == nil {
+		err = att.Commit(actx, e.cfg.Backend)
+	}
+	switch {
+	case errors.Is(err, errRunMoved), errors.Is(err, store.ErrConflict):
+		cur.stale = true
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	run.version++
+	cur.dirty = false
+	return true, nil
 }
 
 // writeOutcome writes the outcome of a done run to a session that does

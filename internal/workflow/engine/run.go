@@ -149,3 +149,18 @@ func (rs runs) save(ctx context.Context, r *Run, now time.Time) error {
 	r.version = rec.Version
 	return nil
 }
+
+// sealed returns the write save would make, to commit with another one;
+// once it is committed, r is at version r.version+1.
+func (rs runs) sealed(ctx context.Context, r *Run, now time.Time) (store.Write, error) {
+	r.UpdatedAt = now.UTC()
+	op := store.OpUpdate
+	if r.version == 0 {
+		op = store.OpPut
+	}
+	w, err := rs.view.Sealed(ctx, op, RunsCollection, r.SessionID, r.version, r.index(), r)
+	if err != nil {
+		return store.Write{}, fmt.Errorf("update run: %w", err)
+	}
+	return w, nil
+}

@@ -62,11 +62,10 @@ func (c *countingBackend) snapshot() map[string]int {
 
 // TestStoreWritesPerSession counts the store transactions one delivery
 // makes for a session that holds its files and runs the four-step workflow
-// to approved: the session is written twice (in_progress, then its
-// outcome with its event), the run three times (created with the
-// docreader attempt, the face_match attempt with the docreader result,
-// done with the face_match result). A step's result rides with the run's
-// next write.
+// to approved: four. The session's in_progress; the run created with the
+// docreader attempt; the face_match attempt with the docreader result; the
+// session's outcome with its event, carrying the run's end with the
+// face_match result. A step's result rides with the run's next write.
 func TestStoreWritesPerSession(t *testing.T) {
 	f := newFixture(t)
 	f.define(t, kycYAML)
@@ -85,7 +84,7 @@ func TestStoreWritesPerSession(t *testing.T) {
 	}
 	got := cb.snapshot()
 	t.Logf("transactions by collection: %v", got)
-	want := map[string]int{session.Collection: 2, engine.RunsCollection: 3}
+	want := map[string]int{session.Collection: 2, engine.RunsCollection: 2}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("transactions = %v, want %v", got, want)
 	}
@@ -148,5 +147,67 @@ func TestLateResultIsDropped(t *testing.T) {
 	}
 	if got, want := summary(f, t, id), "session.advance=in_progress,session.decision=approved"; got != want {
 		t.Errorf("audit events = %s, want %s", got, want)
+	}
+}
+
+// faceTakeover is the FaceAPI of a process that is overtaken during its
+// face match, as takeover is for DocReader.
+type faceTakeover struct {
+	engine.FaceAPI
+	once sync.Once
+	run  func()
+}
+
+func (f *faceTakeover) Match(ctx context.Context, portrait, live []byte) (float64, error) {
+	f.once.Do(f.run)
+	return f.FaceAPI.Match(ctx, portrait, live)
+}
+
+// TestLateOutcomeIsDropped: a process overtaken during the last call of a
+// session (the other process finishes the session meanwhile) ends it with
+// the run's end and the session's outcome in one transaction; both were
+// written by the other process, so it writes neither, and the session has
+// one decision, one event, one notification.
+func TestLateOutcomeIsDropped(t *testing.T) {
+	f := newFixture(t)
+	f.define(t, kycYAML)
+	id := f.newSession(t, "kyc", nil, docAndSelfie...)
+	later, err := engine.New(engine.Config{Backend: f.env.Backend, Barrier: f.env.Barrier, Definitions: f.defs, Audit: f.emitter,
+		DocReader: f.drc, FaceAPI: f.fac, Files: f.files, Notifier: f.notifier, Now: func() time.Time { return time.Now().Add(time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var laterErr error
+	slow := &faceTakeover{FaceAPI: f.fac, run: func() { laterErr = later.Handle(context.Background(), message(id)) }}
+	e, err := engine.New(engine.Config{Backend: f.env.Backend, Barrier: f.env.Barrier, Definitions: f.defs, Audit: f.emitter,
+		DocReader: f.drc, FaceAPI: slow, Files: f.files, Notifier: f.notifier})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Handle(context.Background(), message(id)); err != nil {
+		t.Errorf("Handle() of the overtaken process = %v, want nil", err)
+	}
+	if laterErr != nil {
+		t.Errorf("Handle() of the process that took over = %v, want nil", laterErr)
+	}
+	if s := f.session(t, id); s.Status != session.StatusApproved || s.Advance {
+		t.Fatalf("session = %s %q advance %t, want approved", s.Status, s.Reason, s.Advance)
+	}
+	r := f.run(t, id)
+	if !r.Done || r.Attempts["face-match"] != 2 || f.fa.Requests() != 2 {
+		t.Errorf("run = done %t, face-match attempts %d, FaceAPI requests %d; want done after 2 attempts and 2 calls",
+			r.Done, r.Attempts["face-match"], f.fa.Requests())
+	}
+	if got, want := summary(f, t, id), "session.advance=in_progress,session.decision=approved"; got != want {
+		t.Errorf("audit events = %s, want %s", got, want)
+	}
+	var completed int
+	for _, n := range f.notifier.events() {
+		if n.Event == "session.completed" {
+			completed++
+		}
+	}
+	if completed != 1 {
+		t.Errorf("session.completed notifications = %d, want 1", completed)
 	}
 }

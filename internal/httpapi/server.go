@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"github.com/idvault/idvault/internal/pii"
 	"github.com/idvault/idvault/internal/webhook"
+	"github.com/idvault/idvault/internal/workflow"
 	"github.com/idvault/idvault/internal/workflow/engine"
 	"log/slog"
 	"net/http"
@@ -66,6 +67,9 @@ type Deps struct {
 	// process has no workflow engine configured.
 	Workflows   *engine.Engine
 	Definitions *engine.Definitions
+	// WorkflowLocal hands sessions to the workflow role when it runs in
+	// this process (workflow.Local); nil publishes every one to Broker.
+	WorkflowLocal *workflow.Local
 	// Webhooks keeps the tenants' webhook subscriptions and deliveries; nil
 	// turns the webhook routes off.
 	Webhooks *webhook.Service

@@ -189,7 +189,7 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	published(r.Context())
 	if handOver {
-		if err := workflow.Publish(r.Context(), a.d.Broker, principalOf(r.Context()).Tenant, s.ID); err != nil {
+		if err := a.d.WorkflowLocal.Publish(r.Context(), a.d.Broker, principalOf(r.Context()).Tenant, s.ID); err != nil {
 			a.d.Log.Warn("workflow message not published; the scheduler will republish", "requestId", requestID(r.Context()), "err", err)
 		}
 	}
@@ -469,7 +469,7 @@ func (a *API) uploadFile(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !collected.Waits {
-		if err := workflow.Publish(r.Context(), a.d.Broker, tenant, s.ID); err != nil {
+		if err := a.d.WorkflowLocal.Publish(r.Context(), a.d.Broker, tenant, s.ID); err != nil {
 			a.d.Log.Warn("workflow message not published; the scheduler will republish", "requestId", requestID(r.Context()), "err", err)
 		}
 	}

@@ -299,7 +299,7 @@ func (a *API) reviewSession(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		// The decision may be recorded; the workflow role finishes the
 		// session from it.
-		if perr := workflow.Publish(r.Context(), a.d.Broker, tenant, s.ID); perr != nil {
+		if perr := a.d.WorkflowLocal.Publish(r.Context(), a.d.Broker, tenant, s.ID); perr != nil {
 			a.d.Log.Warn("workflow message not published; the scheduler will republish", "requestId", requestID(r.Context()), "err", perr)
 		}
 		return err

@@ -379,7 +379,7 @@ func (s *Server) Run(ctx context.Context, roles []config.Role, ready Ready) erro
 				wg.Wait()
 				return err
 			}
-			wf := workflow.NewRole(s.Broker, s.Backend, s.Barrier, s.Audit, s.Log, nil, s.Config.Workflow.Concurrency).WithRunner(parts.engine)
+			wf := workflow.NewRole(s.Broker, s.Backend, s.Barrier, s.Audit, s.Log, nil, s.Config.Workflow.Concurrency).WithRunner(parts.engine).WithLocal(parts.local)
 			start(r, func(ctx context.Context) error {
 				// The webhook worker (deliveries and their retries) runs
 				// beside the workflow consumers and stops with them.
@@ -499,7 +499,7 @@ func (s *Server) apiServer(ctx context.Context) (*http.Server, net.Listener, str
 	}
 	api := httpapi.New(httpapi.Deps{
 		Gateway:   gw,
-		Workflows: parts.engine, Definitions: parts.definitions, Webhooks: parts.webhooks,
+		Workflows: parts.engine, Definitions: parts.definitions, Webhooks: parts.webhooks, WorkflowLocal: parts.local,
 		RateLimit: limiter, TrustedProxies: proxies, Banner: c.Banner, PublicURL: c.PublicURL,
 		Backend: s.Backend, Barrier: s.Barrier, Identity: s.Identity, Files: s.Files, Broker: s.Broker, Audit: s.Audit, Log: s.Log, Keys: s.Keyring,
 		AuditLog: s.AuditLog, AuditVerifierKey: s.AuditVerifierKey,

@@ -13,6 +13,7 @@ import (
 	"github.com/idvault/idvault/internal/regula/httpx"
 	"github.com/idvault/idvault/internal/session"
 	"github.com/idvault/idvault/internal/webhook"
+	"github.com/idvault/idvault/internal/workflow"
 	"github.com/idvault/idvault/internal/workflow/engine"
 )
 
@@ -23,6 +24,8 @@ type workflowParts struct {
 	definitions *engine.Definitions
 	engine      *engine.Engine
 	webhooks    *webhook.Service
+	// local hands sessions from this process's API to its workflow role.
+	local *workflow.Local
 }
 
 // workflowOnce builds the workflow parts once per Server.
@@ -119,7 +122,7 @@ func (s *Server) buildWorkflows() (workflowParts, error) {
 	if err != nil {
 		return workflowParts{}, err
 	}
-	return workflowParts{definitions: defs, engine: eng, webhooks: hooks}, nil
+	return workflowParts{definitions: defs, engine: eng, webhooks: hooks, local: workflow.NewLocal()}, nil
 }
 
 // Notifier is the engine's webhook Notifier over the webhook service.

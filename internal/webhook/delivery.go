@@ -238,12 +238,24 @@ func getDelivery(ctx context.Context, v *store.View, id string) (deliveryRecord,
 // publish hands a delivery to the worker. A failure is only logged: the
 // delivery's schedule record publishes it again after Options.Republish.
 func (s *Service) publish(ctx context.Context, tenant string, r deliveryRecord) {
-	body, err := json.Marshal(message{Tenant: tenant, Delivery: r.ID, Schedule: r.Schedule})
+	m := message{Tenant: tenant, Delivery: r.ID, Schedule: r.Schedule}
+	select {
+	case s.local <- m:
+		return
+	default:
+	}
+	s.enqueue(ctx, m)
+}
+
+// enqueue publishes m to the queue; a delivery whose message is lost is
+// published again by its schedule record.
+func (s *Service) enqueue(ctx context.Context, m message) {
+	body, err := json.Marshal(m)
 	if err == nil {
 		err = s.d.Broker.Publish(ctx, Topic, body)
 	}
 	if err != nil {
-		s.d.Log.Warn("webhook: publish failed; the schedule publishes the delivery later", "tenant", tenant, "delivery", r.ID, "err", err)
+		s.d.Log.Warn("webhook: publish failed; the schedule publishes the delivery later", "tenant", m.Tenant, "delivery", m.Delivery, "err", err)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -678,5 +679,66 @@ func TestScheduleRecordRemovedByHand(t *testing.T) {
 	f.step(t)
 	if d := f.delivery(t, "acme", ids[0]); d.Status != webhook.DeliveryDelivered || rcv.count() != 1 {
 		t.Errorf("delivery = %+v, receiver %d; want delivered once", d, rcv.count())
+	}
+}
+
+// countingBroker counts the messages published through it.
+type countingBroker struct {
+	queue.Broker
+	published atomic.Int64
+}
+
+func (b *countingBroker) Publish(ctx context.Context, topic string, body []byte) error {
+	b.published.Add(1)
+	return b.Broker.Publish(ctx, topic, body)
+}
+
+// TestHandOverInProcess: while the worker runs in this process, a delivery
+// the process stores goes to one of its idle workers without a queue
+// message, and is delivered; with the worker stopped it goes to the queue
+// again.
+func TestHandOverInProcess(t *testing.T) {
+	rcv := newReceiver(t, false, time.Now, nil)
+	f := newFixture(t, setup{realTime: true, opts: webhook.Options{Policy: loopback, PollInterval: time.Hour}})
+	counted := &countingBroker{Broker: f.env.Broker}
+	deps := f.deps
+	deps.Broker = counted
+	svc, err := webhook.New(deps, f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.CloseIdleConnections)
+	f.svc = svc
+	_, sec := f.create(t, "acme", rcv.URL())
+	rcv.setSecret("s", sec)
+	stop := f.run(t)
+	const warm, measured = 3, 10
+	var ids []string
+	for i := range warm + measured {
+		if i == warm {
+			counted.published.Store(0)
+		}
+		ids = append(ids, f.enqueue(t, "acme", event(fmt.Sprintf("e%d", i), webhook.EventSessionCreated))...)
+		if got := rcv.next(t); got.payload.ID != fmt.Sprintf("e%d", i) || got.verifyErr["s"] != nil {
+			t.Fatalf("received %+v, want e%d signed", got, i)
+		}
+	}
+	if n := counted.published.Load(); n != 0 {
+		t.Errorf("queue messages for %d deliveries handed to idle workers = %d, want 0", measured, n)
+	}
+	stop() // settles the attempts in progress
+	for _, id := range ids {
+		if d := f.delivery(t, "acme", id); d.Status != webhook.DeliveryDelivered || d.AttemptCount != 1 {
+			t.Errorf("delivery %s = %+v, want delivered at the first attempt", id, d)
+		}
+	}
+
+	ids = f.enqueue(t, "acme", event("after-stop", webhook.EventSessionCreated))
+	if n := counted.published.Load(); n != 1 {
+		t.Fatalf("queue messages with the worker stopped = %d, want 1", n)
+	}
+	f.step(t)
+	if d := f.delivery(t, "acme", ids[0]); d.Status != webhook.DeliveryDelivered {
+		t.Errorf("delivery after the stop = %+v, want delivered from the queue", d)
 	}
 }

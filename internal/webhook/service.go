@@ -93,7 +93,9 @@ type Options struct {
 	// visibility timeout, so that a message redelivered after a worker
 	// died finds the claim expired. Default Timeout + 5s.
 	ClaimTTL time.Duration
-	// Concurrency is how many deliveries Run attempts at once. Default 4.
+	// Concurrency is how many deliveries from the queue Run attempts at
+	// once, and as many again of those handed over within the process.
+	// Default 4.
 	Concurrency int
 	// TLS is the client TLS configuration (cloned; MinVersion raised to
 	// TLS 1.2). Default: system roots.
@@ -141,6 +143,10 @@ type Service struct {
 	client    *http.Client
 	transport *http.Transport
 	platform  *store.View
+	// local hands a delivery this process publishes to one of its own
+	// workers that is waiting for one (Run), instead of a queue message.
+	// Unbuffered: a send succeeds only into a worker's hands.
+	local chan message
 }
 
 // New returns a Service. It fails if a required dependency is missing.
@@ -162,7 +168,7 @@ func New(d Deps, o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{d: d, o: o, platform: platform}
+	s := &Service{d: d, o: o, platform: platform, local: make(chan message)}
 	s.transport = newTransport(o, newDialer(o.Policy, d.Resolver, o.Timeout))
 	s.client = &http.Client{
 		Transport: s.transport,

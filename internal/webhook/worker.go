@@ -29,20 +29,46 @@ import (
 const UserAgent = "idvault-webhook/1"
 
 // Run is the webhook worker: Options.Concurrency consumers of Topic that
-// attempt deliveries, and a poller that publishes due retries every
+// attempt deliveries, as many that attempt the deliveries this process
+// hands over itself, and a poller that publishes due retries every
 // Options.PollInterval (PublishDue). It returns when ctx is done or the
 // broker is closed, after the attempts in progress have finished. Several
 // workers, in one process or many, may run against the same store and
 // broker: each attempt claims its delivery first.
+//
+// A delivery this process stores (Enqueue, Attach, Redeliver) goes to one
+// of its own idle workers when there is one, without a queue message: its
+// publish, claim and acknowledgement would be three store writes more. It
+// is as durable: its schedule record, written with the delivery, hands it
+// over again after Options.Republish should this process die first, as it
+// does for a lost message; and a store failure while attempting it puts it
+// on the queue.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.CloseIdleConnections()
 	var wg sync.WaitGroup
 	for range s.o.Concurrency {
 		wg.Go(func() { s.consume(ctx) })
+		wg.Go(func() { s.consumeLocal(ctx) })
 	}
 	wg.Go(func() { s.poll(ctx) })
 	wg.Wait()
 	return nil
+}
+
+// consumeLocal attempts the deliveries handed over by this process.
+func (s *Service) consumeLocal(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-s.local:
+			hctx := context.WithoutCancel(ctx)
+			if err := s.handle(hctx, m); err != nil {
+				s.d.Log.Warn("webhook: delivery handed over in the process failed; queued", "delivery", m.Delivery, "err", err)
+				s.enqueue(hctx, m)
+			}
+		}
+	}
 }
 
 func (s *Service) consume(ctx context.Context) {
@@ -164,6 +190,10 @@ func (s *Service) Handle(ctx context.Context, body []byte) error {
 		s.d.Log.Error("webhook: malformed delivery message dropped")
 		return nil
 	}
+	return s.handle(ctx, m)
+}
+
+func (s *Service) handle(ctx context.Context, m message) error {
 	v, err := s.view(m.Tenant)
 	if err != nil {
 		return err

@@ -72,6 +72,36 @@ func Publish(ctx context.Context, b queue.Broker, tenant, sessionID string) erro
 	return b.Publish(ctx, queue.TopicWorkflow, body)
 }
 
+// Local is the way from this process's publishers to its own workflow
+// role (Role.WithLocal): a session is handed straight to a consumer that
+// waits for one, without a queue message, whose publish, claim and
+// acknowledgement would be three store writes more. It is as safe as a
+// message: the publisher has set the session's Advance flag in the write
+// before, so should the process die before the session is evaluated, the
+// scheduler republishes it, as it does a message lost between that write
+// and its publish; and a consumer whose evaluation fails publishes a
+// message, which the queue retries with backoff and dead-letters as any.
+// A nil *Local hands nothing over.
+type Local struct {
+	ch chan Message // unbuffered: a send succeeds only into a consumer's hands
+}
+
+// NewLocal returns a Local for one process.
+func NewLocal() *Local { return &Local{ch: make(chan Message)} }
+
+// Publish hands session sessionID of tenant to an idle consumer of the
+// workflow role in this process, or else publishes a message to b.
+func (l *Local) Publish(ctx context.Context, b queue.Broker, tenant, sessionID string) error {
+	if l != nil {
+		select {
+		case l.ch <- Message{Tenant: tenant, Session: sessionID}:
+			return nil
+		default:
+		}
+	}
+	return Publish(ctx, b, tenant, sessionID)
+}
+
 // Advance evaluates s against its workflow: an open session holding every
 // required file goes to review; an open session holding some goes to
 // in_progress. It clears s.Advance and returns session.ErrUnchanged when
@@ -129,6 +159,7 @@ type Role struct {
 	log         *slog.Logger
 	now         func() time.Time
 	concurrency int
+	local       *Local
 }
 
 // NewRole returns the workflow role with concurrency parallel consumers;
@@ -148,16 +179,47 @@ func (r *Role) WithRunner(runner Runner) *Role {
 	return r
 }
 
-// Run consumes the workflow topic until ctx is done. Messages in progress
-// when ctx ends are finished first.
+// WithLocal makes Run take sessions handed over through l as well as from
+// the queue, and returns the role.
+func (r *Role) WithLocal(l *Local) *Role {
+	r.local = l
+	return r
+}
+
+// Run consumes the workflow topic until ctx is done, with the role's
+// concurrency, and as many consumers again of the sessions handed over
+// through its Local, if it has one. Messages in progress when ctx ends are
+// finished first.
 func (r *Role) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make([]error, r.concurrency)
 	for i := range r.concurrency {
 		wg.Go(func() { errs[i] = r.consume(ctx) })
+		if r.local != nil {
+			wg.Go(func() { r.consumeLocal(ctx) })
+		}
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// consumeLocal evaluates the sessions handed over through r.local. One
+// whose evaluation fails goes to the queue, for its retries.
+func (r *Role) consumeLocal(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-r.local.ch:
+			hctx := context.WithoutCancel(ctx)
+			if err := r.handle(hctx, m); err != nil {
+				r.log.Warn("workflow: session handed over in the process failed; queued", "tenant", m.Tenant, "session", m.Session, "err", err)
+				if err := Publish(hctx, r.broker, m.Tenant, m.Session); err != nil {
+					r.log.Warn("workflow message not published; the scheduler will republish", "session", m.Session, "err", err)
+				}
+			}
+		}
+	}
 }
 
 func (r *Role) consume(ctx context.Context) error {
@@ -192,6 +254,10 @@ func (r *Role) Handle(ctx context.Context, body []byte) error {
 	if err := json.Unmarshal(body, &m); err != nil || m.Tenant == "" || m.Session == "" {
 		return ErrMalformed
 	}
+	return r.handle(ctx, m)
+}
+
+func (r *Role) handle(ctx context.Context, m Message) error {
 	v, err := store.NewView(r.backend, r.barrier, m.Tenant)
 	if err != nil {
 		return err

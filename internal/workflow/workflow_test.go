@@ -3,14 +3,16 @@ package workflow_test
 import (
 	"context"
 	"errors"
-	"github.com/idvault/idvault/internal/audit"
+	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/idvault/idvault/internal/audit"
 	"github.com/idvault/idvault/internal/barrier"
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/queue/sqlitequeue"
@@ -298,5 +300,109 @@ func TestRunBrokerClosed(t *testing.T) {
 		}
 	case <-time.After(patience):
 		t.Fatalf("Run() did not return within %v of broker.Close", patience)
+	}
+}
+
+// countingBroker counts the messages published through it.
+type countingBroker struct {
+	queue.Broker
+	published atomic.Int64
+}
+
+func (b *countingBroker) Publish(ctx context.Context, topic string, body []byte) error {
+	b.published.Add(1)
+	return b.Broker.Publish(ctx, topic, body)
+}
+
+// failingBackend fails the first write to the session fail.
+type failingBackend struct {
+	store.Backend
+	fail   string
+	failed atomic.Bool
+}
+
+func (b *failingBackend) Apply(ctx context.Context, writes []store.Write) ([]store.Record, error) {
+	if len(writes) > 0 && writes[0].Record.ID == b.fail && b.failed.CompareAndSwap(false, true) {
+		return nil, errors.New("store unavailable")
+	}
+	return b.Backend.Apply(ctx, writes)
+}
+
+// waitReview waits until session id is in review with its Advance flag
+// cleared.
+func waitReview(t *testing.T, r *session.Repo, id string) {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for {
+		s, err := r.Get(context.Background(), id)
+		if err != nil {
+			t.Fatalf("Get(%s) = %v", id, err)
+		}
+		if s.Status == session.StatusReview && !s.Advance {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("session %s is %s (advance %v) after %v, want review", id, s.Status, s.Advance, patience)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestLocalHandOver: sessions published through a Local while the role
+// runs with it go to its idle consumers without a queue message; one whose
+// evaluation fails goes to the queue and is evaluated from there; a nil
+// Local publishes to the queue.
+func TestLocalHandOver(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	r := f.repo(t, "tenant-a")
+	counted := &countingBroker{Broker: f.broker}
+	backend := &failingBackend{Backend: f.backend, fail: "bad"}
+	local := workflow.NewLocal()
+	role := workflow.NewRole(counted, backend, f.barrier, audit.NewEmitter(f.backend, f.barrier, nil), slog.New(slog.DiscardHandler),
+		func() time.Time { return t0.Add(time.Hour) }, 2).WithLocal(local)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- role.Run(runCtx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run() = %v", err)
+		}
+	}()
+
+	const warm, measured = 3, 10
+	for i := range warm + measured {
+		if i == warm {
+			counted.published.Store(0)
+		}
+		id := fmt.Sprintf("s%02d", i)
+		complete(t, r, id)
+		if err := local.Publish(ctx, counted, "tenant-a", id); err != nil {
+			t.Fatalf("Publish(%s) = %v", id, err)
+		}
+		waitReview(t, r, id)
+	}
+	if n := counted.published.Load(); n != 0 {
+		t.Errorf("queue messages for %d sessions handed to idle consumers = %d, want 0", measured, n)
+	}
+
+	complete(t, r, "bad")
+	if err := local.Publish(ctx, counted, "tenant-a", "bad"); err != nil {
+		t.Fatalf("Publish(bad) = %v", err)
+	}
+	waitReview(t, r, "bad")
+	if n := counted.published.Load(); n != 1 || !backend.failed.Load() {
+		t.Errorf("queue messages after a failed evaluation = %d (failed %t), want 1", n, backend.failed.Load())
+	}
+
+	var none *workflow.Local
+	complete(t, r, "unhanded")
+	if err := none.Publish(ctx, counted, "tenant-a", "unhanded"); err != nil {
+		t.Fatalf("nil Local Publish = %v", err)
+	}
+	waitReview(t, r, "unhanded")
+	if n := counted.published.Load(); n != 2 {
+		t.Errorf("queue messages after a nil Local's publish = %d, want 2", n)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/idvault/idvault/internal/identity"
+	"github.com/idvault/idvault/internal/keyring"
 	"github.com/idvault/idvault/internal/session"
 )
 
@@ -35,6 +36,10 @@ func TestSessionLifecycle(t *testing.T) {
 	}
 	if s.Status != "pending" || s.Locale != "pt-BR" || !s.ExpiresAt.Equal(testEpoch.Add(600*time.Second)) {
 		t.Errorf("created session = %+v, want pending, pt-BR, expiring at %v", s, testEpoch.Add(600*time.Second))
+	}
+	// The session's data key was stored with it (keyring.NewScope).
+	if rec, err := h.backend.Get(t.Context(), keyring.Collection, h.a.ID, "session:"+s.ID); err != nil || rec.Index["session"] != s.ID {
+		t.Errorf("session data key record = %+v, %v; want one indexed by the session", rec.Index, err)
 	}
 
 	img := testPNG(t, 32, 24)

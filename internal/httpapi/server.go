@@ -98,6 +98,9 @@ type Deps struct {
 // KeyStore is what the API needs of the key hierarchy (keyring.Keyring):
 // shredding a session's data key, and write-only admin-entered secrets.
 type KeyStore interface {
+	// NewScope makes a new session's data key, to store with the session's
+	// create (keyring.Keyring.NewScope).
+	NewScope(ctx context.Context, tenant, scope string) (context.Context, []store.Write, func(), error)
 	Shred(ctx context.Context, tenant, scope string) error
 	PutSecret(ctx context.Context, tenant, name string, value []byte) error
 	DeleteSecret(ctx context.Context, tenant, name string) error

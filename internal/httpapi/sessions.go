@@ -166,6 +166,14 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	repo := session.NewRepo(v)
+	// The session's data key is stored with the session, in its create's
+	// transaction, rather than on its own before it.
+	ctx, keyWrites, keyCommitted, err := a.d.Keys.NewScope(r.Context(), principalOf(r.Context()).Tenant, s.ID)
+	if err != nil {
+		return err
+	}
+	ctx, _ = store.Attach(ctx, session.Collection, func(store.Write) ([]store.Write, error) { return keyWrites, nil })
+	r = r.WithContext(ctx)
 	r, commit := a.change(r, audit.Event{Action: "session.create", Outcome: audit.Success, Resource: audit.Resource{Type: "session"}}, session.Collection)
 	// A session of a stored definition is pinned to its active version in
 	// the create's transaction. Unless it waits for the person's files
@@ -187,6 +195,7 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) error {
 	if err := repo.Create(r.Context(), s); err != nil {
 		return err
 	}
+	keyCommitted()
 	published(r.Context())
 	if handOver {
 		if err := a.d.WorkflowLocal.Publish(r.Context(), a.d.Broker, principalOf(r.Context()).Tenant, s.ID); err != nil {

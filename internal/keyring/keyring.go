@@ -4,7 +4,8 @@
 //   - Root keys (KEKs) are customer-managed AES-256 keys or KMS keys (see
 //     KEK). They are never stored by the platform; they only wrap data keys.
 //   - Data keys (DEKs) are random AES-256 keys, one per tenant and one per
-//     session (the scope), created on first use and stored only wrapped by
+//     session (the scope), created on first use (or with the session, see
+//     NewScope) and stored only wrapped by
 //     the primary root key, in key records of the collection "keys" of their
 //     tenant. A wrapped key is bound to its tenant and scope, so a key record
 //     moved elsewhere does not unwrap.
@@ -360,6 +361,9 @@ func wrapPlace(tenant, id string) barrier.Place {
 // set and it does not exist. An absent key without create is
 // store.ErrNotFound.
 func (k *Keyring) dataKey(ctx context.Context, tenant, id string, create bool) (cached, error) {
+	if p, ok := ctx.Value(pendingKeyCtx{}).(*pendingKey); ok && p.tenant == tenant && p.id == id {
+		return p.c, nil
+	}
 	ck := cacheKey{tenant, id}
 	now := k.now()
 	k.mu.Lock()
@@ -393,12 +397,21 @@ func (k *Keyring) dataKey(ctx context.Context, tenant, id string, create bool) (
 		return cached{}, err
 	}
 	c = cached{key: dk, raw: raw, expires: now.Add(CacheTTL)}
-	k.mu.Lock()
-	if k.shreds != epoch {
+	if !k.remember(ck, c, epoch) {
 		// A Shred ran while this lookup read the key record: the record
 		// may be gone now. Look again rather than cache a shredded key.
-		k.mu.Unlock()
 		return k.dataKey(ctx, tenant, id, create)
+	}
+	return c, nil
+}
+
+// remember caches c under ck unless a Shred ran since epoch was read, and
+// reports whether it did.
+func (k *Keyring) remember(ck cacheKey, c cached, epoch uint64) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.shreds != epoch {
+		return false
 	}
 	if len(k.cache) >= maxCached {
 		for old := range k.cache {
@@ -409,36 +422,95 @@ func (k *Keyring) dataKey(ctx context.Context, tenant, id string, create bool) (
 		}
 	}
 	k.cache[ck] = c
+	return true
+}
+
+// pendingKey is a data key made by NewScope whose record is not committed
+// yet; pendingKeyCtx is its context key.
+type pendingKey struct {
+	tenant, id string
+	c          cached
+}
+
+type pendingKeyCtx struct{}
+
+// NewScope makes the data key of scope, a scope of tenant that has no key
+// yet (a session being created), without storing it: one write less than
+// creating it on first use, which stores it in a transaction of its own. It
+// returns ctx carrying the key, which Seal and Open called with that ctx
+// use; the write that stores the key's record, to commit in the same
+// transaction as the first record sealed under it (store.Attach); and
+// committed, to call once that transaction has committed, which caches the
+// key as if it had been read. Until then the key exists only in ctx: should
+// the transaction fail, what was sealed under it is lost with it, as it
+// should be, and the scope has no key. If the scope has a key already, the
+// write fails with store.ErrConflict. With Fernet sealing (SetFernet) there
+// is no data key to make: ctx comes back as it is, with no write.
+func (k *Keyring) NewScope(ctx context.Context, tenant, scope string) (context.Context, []store.Write, func(), error) {
+	if k.sealFernet {
+		return ctx, nil, func() {}, nil
+	}
+	if scope == "" {
+		return nil, nil, nil, fmt.Errorf("keyring: new scope needs a scope: %w", store.ErrInvalid)
+	}
+	id := dataKeyID(scope)
+	k.mu.Lock()
+	epoch := k.shreds
 	k.mu.Unlock()
-	return c, nil
+	rec, raw, kid, err := k.newKeyRecord(ctx, tenant, id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	dk, err := barrier.NewDataKey(raw, kid)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p := &pendingKey{tenant: tenant, id: id, c: cached{key: dk, raw: raw}}
+	committed := func() {
+		c := p.c
+		c.expires = k.now().Add(CacheTTL)
+		k.remember(cacheKey{tenant, id}, c, epoch)
+	}
+	return context.WithValue(ctx, pendingKeyCtx{}, p), []store.Write{{Op: store.OpPut, Record: rec}}, committed, nil
 }
 
 // createKey generates a data key, wraps it under the primary root key and
 // stores its record. If another process created it first, that one wins.
 func (k *Keyring) createKey(ctx context.Context, tenant, id string) (store.Record, error) {
-	root, err := k.primary(ctx)
-	if err != nil {
-		return store.Record{}, err
-	}
-	raw, kid, err := barrier.GenerateDataKey()
-	if err != nil {
-		return store.Record{}, err
-	}
-	wrapped, err := root.Wrap(ctx, wrapPlace(tenant, id), raw)
+	rec, raw, _, err := k.newKeyRecord(ctx, tenant, id)
 	clear(raw)
 	if err != nil {
 		return store.Record{}, err
 	}
-	body, err := json.Marshal(keyRecord{KeyID: kid, Root: root.ID(), Wrapped: wrapped, CreatedAt: k.now().UTC()})
-	if err != nil {
-		return store.Record{}, err
-	}
-	rec, err := k.backend.Put(ctx, store.Record{Collection: Collection, Tenant: tenant, ID: id,
-		Index: keyIndex(id, root.ID()), Body: body})
+	rec, err = k.backend.Put(ctx, rec)
 	if errors.Is(err, store.ErrConflict) {
 		return k.backend.Get(ctx, Collection, tenant, id)
 	}
 	return rec, err
+}
+
+// newKeyRecord generates a data key and returns the record that stores it
+// wrapped under the primary root key, the key and its key id.
+func (k *Keyring) newKeyRecord(ctx context.Context, tenant, id string) (store.Record, []byte, uint32, error) {
+	root, err := k.primary(ctx)
+	if err != nil {
+		return store.Record{}, nil, 0, err
+	}
+	raw, kid, err := barrier.GenerateDataKey()
+	if err != nil {
+		return store.Record{}, nil, 0, err
+	}
+	wrapped, err := root.Wrap(ctx, wrapPlace(tenant, id), raw)
+	if err != nil {
+		clear(raw)
+		return store.Record{}, nil, 0, err
+	}
+	body, err := json.Marshal(keyRecord{KeyID: kid, Root: root.ID(), Wrapped: wrapped, CreatedAt: k.now().UTC()})
+	if err != nil {
+		clear(raw)
+		return store.Record{}, nil, 0, err
+	}
+	return store.Record{Collection: Collection, Tenant: tenant, ID: id, Index: keyIndex(id, root.ID()), Body: body}, raw, kid, nil
 }
 
 // Seal seals plaintext for p under the data key of p's tenant and scope,

@@ -844,3 +844,72 @@ func TestShredDuringKeyLookup(t *testing.T) {
 	}
 	wantErrOpen(t, k, sessionPlace("t1", "s1"), sealed)
 }
+
+// TestNewScope: a key made by NewScope seals and opens only through its
+// context until its record commits; committed, it opens everywhere (this
+// keyring's cache, another keyring reading the record). Not committed, the
+// scope has no key: what was sealed under it stays unreadable, and the next
+// Seal makes another key. A scope that has a key already makes the write
+// fail.
+func TestNewScope(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	root := newRootKey(t, "r1")
+	k := newKeyring(t, s, root)
+	p := sessionPlace("t1", "s1")
+
+	sctx, writes, committed, err := k.NewScope(ctx, "t1", "s1")
+	if err != nil || len(writes) != 1 {
+		t.Fatalf("NewScope() = %d writes, %v; want one", len(writes), err)
+	}
+	sealed, err := k.Seal(sctx, p, []byte("session one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := k.Open(sctx, p, sealed); err != nil || string(got) != "session one" {
+		t.Fatalf("Open(pending key's ctx) = %q, %v", got, err)
+	}
+	if _, err := s.Get(ctx, Collection, "t1", "session:s1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("key record before the commit: %v, want none stored", err)
+	}
+	if got, err := k.Open(ctx, p, sealed); err == nil {
+		t.Fatalf("Open() without the pending key = %q, want an error", got)
+	}
+	if _, err := s.Apply(ctx, writes); err != nil {
+		t.Fatalf("Apply(key record) = %v", err)
+	}
+	committed()
+	mustOpen(t, k, p, sealed, "session one")
+	mustOpen(t, newKeyring(t, s, root), p, sealed, "session one")
+	if kr := keyRecordOf(t, s, "t1", "session:s1"); kr.Root != "r1" {
+		t.Errorf("key record wrapped by %q, want r1", kr.Root)
+	}
+
+	// Never committed: the scope has no key, and its value never opens.
+	lctx, _, _, err := k.NewScope(ctx, "t1", "lost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost, err := k.Seal(lctx, sessionPlace("t1", "lost"), []byte("lost"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := mustSeal(t, k, sessionPlace("t1", "lost"), "second key")
+	mustOpen(t, k, sessionPlace("t1", "lost"), fresh, "second key")
+	wantErrOpen(t, k, sessionPlace("t1", "lost"), lost)
+	wantErrOpen(t, newKeyring(t, s, root), sessionPlace("t1", "lost"), lost)
+
+	// A scope with a key: the new record conflicts.
+	_, again, _, err := k.NewScope(ctx, "t1", "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(ctx, again); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("Apply(second key record of s1) = %v, want store.ErrConflict", err)
+	}
+	mustOpen(t, newKeyring(t, s, root), p, sealed, "session one")
+
+	if _, _, _, err := k.NewScope(ctx, "t1", ""); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf(`NewScope(t1, "") = %v, want store.ErrInvalid`, err)
+	}
+}

@@ -41,6 +41,9 @@ type outcome struct {
 	next       string
 	portrait   *files.Sealed
 	portraitID string
+	// portraitData is the portrait itself, which the round keeps for a
+	// face match that follows (state.portrait).
+	portraitData []byte
 }
 
 // automated runs one attempt of an automated step: the attempt is
@@ -72,7 +75,7 @@ func (e *Engine) automated(ctx context.Context, t tenantRepos, cur *state, st de
 		return false, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
-	out, callErr := e.call(cctx, t.tenant, s, run, st, att.ID)
+	out, callErr := e.call(cctx, t.tenant, cur, st, att.ID)
 	cancel()
 	if callErr == nil {
 		out.result.AttemptID = att.ID
@@ -81,6 +84,7 @@ func (e *Engine) automated(ctx context.Context, t tenantRepos, cur *state, st de
 		run.Step = out.next
 		if out.portrait != nil {
 			run.PortraitFile, run.PortraitID = out.portrait, out.portraitID
+			cur.portrait.id, cur.portrait.data = out.portraitID, out.portraitData
 		}
 		run.Attempt = nil
 		cur.dirty = true
@@ -160,12 +164,13 @@ func describe(err error) string {
 }
 
 // call makes the external call of one attempt of st.
-func (e *Engine) call(ctx context.Context, tenant string, s *session.Session, run *Run, st definition.Step, attemptID string) (outcome, error) {
+func (e *Engine) call(ctx context.Context, tenant string, cur *state, st definition.Step, attemptID string) (outcome, error) {
+	s := cur.s
 	switch st.Type {
 	case definition.TypeDocReader:
 		return e.docReader(ctx, tenant, s, st, attemptID)
 	case definition.TypeFaceMatch:
-		return e.faceMatch(ctx, tenant, s, run, st)
+		return e.faceMatch(ctx, tenant, cur, st)
 	case definition.TypeLiveness:
 		return e.liveness(ctx, s, st)
 	case definition.TypeWebhook:
@@ -231,15 +236,19 @@ func (e *Engine) docReader(ctx context.Context, tenant string, s *session.Sessio
 		if err != nil {
 			return outcome{}, fmt.Errorf("store portrait: %w", err)
 		}
-		out.portrait, out.portraitID = &sealed, id
+		out.portrait, out.portraitID, out.portraitData = &sealed, id, res.Portrait
 	}
 	return out, nil
 }
 
-func (e *Engine) faceMatch(ctx context.Context, tenant string, s *session.Session, run *Run, st definition.Step) (outcome, error) {
+func (e *Engine) faceMatch(ctx context.Context, tenant string, cur *state, st definition.Step) (outcome, error) {
+	s, run := cur.s, cur.run
 	var portrait []byte
 	var err error
 	switch front := usable(s, session.KindDocumentFront); {
+	case run.PortraitFile != nil && cur.portrait.data != nil && cur.portrait.id == run.PortraitID:
+		// Stored by this round's DocReader step: no need to read it back.
+		portrait = cur.portrait.data
 	case run.PortraitFile != nil:
 		if portrait, err = e.cfg.Files.ReadAll(ctx, PortraitRef(tenant, s.ID, run.PortraitID), *run.PortraitFile); err != nil {
 			return outcome{}, fmt.Errorf("read portrait: %w", err)

@@ -283,6 +283,12 @@ type state struct {
 	// the version this process last wrote, so a process that lost the run
 	// to another writes none of them.
 	dirty bool
+	// portrait is the document portrait a DocReader attempt of this round
+	// stored as file id (Run.PortraitID), kept for the face match.
+	portrait struct {
+		id   string
+		data []byte
+	}
 }
 
 // terminal reports whether the session is in a status the engine never

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idvault/idvault/internal/files"
 	"github.com/idvault/idvault/internal/regula/docreader"
+	"github.com/idvault/idvault/internal/regula/regulatest"
 	"github.com/idvault/idvault/internal/session"
 	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/workflow/engine"
@@ -209,5 +211,56 @@ func TestLateOutcomeIsDropped(t *testing.T) {
 	}
 	if completed != 1 {
 		t.Errorf("session.completed notifications = %d, want 1", completed)
+	}
+}
+
+// countingFiles records the files read through it.
+type countingFiles struct {
+	engine.FileStore
+	mu   sync.Mutex
+	read []string
+}
+
+func (c *countingFiles) ReadAll(ctx context.Context, ref files.Ref, sealed files.Sealed) ([]byte, error) {
+	c.mu.Lock()
+	c.read = append(c.read, ref.ID)
+	c.mu.Unlock()
+	return c.FileStore.ReadAll(ctx, ref, sealed)
+}
+
+// TestPortraitKeptForFaceMatch: the face match that follows a DocReader
+// step in the same delivery matches the portrait DocReader returned
+// without reading back the file it was just stored as; a face match in a
+// later delivery (after a failed attempt) reads the stored file.
+func TestPortraitKeptForFaceMatch(t *testing.T) {
+	for _, later := range []bool{false, true} {
+		t.Run(fmt.Sprintf("later=%t", later), func(t *testing.T) {
+			f := newFixture(t)
+			f.define(t, kycYAML)
+			cf := &countingFiles{FileStore: f.files}
+			e, err := engine.New(engine.Config{Backend: f.env.Backend, Barrier: f.env.Barrier, Definitions: f.defs, Audit: f.emitter,
+				DocReader: f.drc, FaceAPI: f.fac, Files: cf, Notifier: f.notifier})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if later {
+				f.fa.Inject(regulatest.Status(500))
+			}
+			id := f.newSession(t, "kyc", nil, docAndSelfie...)
+			handleUntilDone(t, e, id)
+			if s := f.session(t, id); s.Status != session.StatusApproved {
+				t.Fatalf("session = %s %q, want approved", s.Status, s.Reason)
+			}
+			portrait := f.run(t, id).PortraitID
+			var portraitReads int
+			for _, r := range cf.read {
+				if r == portrait {
+					portraitReads++
+				}
+			}
+			if want := map[bool]int{false: 0, true: 1}[later]; portrait == "" || portraitReads != want {
+				t.Errorf("portrait %q read %d times (files read: %v), want %d", portrait, portraitReads, cf.read, want)
+			}
+		})
 	}
 }

@@ -28,7 +28,7 @@ var sealedCollections = []string{
 	identity.CollSSOLinks, identity.CollOIDCStates,
 	session.Collection, session.RunsCollection, session.GatewayCallsCollection, engine.DefinitionsCollection,
 	webhook.CollSubscriptions, webhook.CollDeliveries, webhook.CollSchedule,
-	audit.OutboxCollection, audit.ProgressCollection, audit.CursorCollection, lease.Collection,
+	audit.OutboxCollection, audit.ProgressCollection, audit.CursorCollection, lease.Collection, store.StampsCollection,
 }
 
 // MigrateToAESGCM re-seals every Fernet-sealed record body under the key

@@ -275,21 +275,63 @@ func (s *Service) prepare(ctx context.Context, v *store.View, tenant string, ev 
 	if err != nil {
 		return nil, nil, err
 	}
+	all, err := s.subscriptions(ctx, v)
+	if err != nil {
+		return nil, nil, err
+	}
 	var subs []string
+	for _, r := range all {
+		if r.Active && slices.Contains(r.EventTypes, ev.Type) {
+			subs = append(subs, r.ID)
+		}
+	}
+	return payload, subs, nil
+}
+
+// maxCachedTenants bounds the tenants whose subscriptions are kept.
+const maxCachedTenants = 10000
+
+// cachedSubs are a tenant's subscriptions as read at a version of their
+// stamp (store.Stamp): every change to a subscription bumps it.
+type cachedSubs struct {
+	stamp int64
+	subs  []subRecord
+}
+
+// subscriptions returns the subscriptions of v's tenant: those kept from
+// the last read while the collection's stamp has not moved since, else read
+// anew. The stamp is read first, so what is kept is never older than the
+// stamp it is kept with.
+func (s *Service) subscriptions(ctx context.Context, v *store.View) ([]subRecord, error) {
+	stamp, err := store.StampOf(ctx, v, CollSubscriptions)
+	if err != nil {
+		return nil, err
+	}
+	s.subsMu.Lock()
+	c, ok := s.subs[v.Tenant()]
+	s.subsMu.Unlock()
+	if ok && c.stamp == stamp {
+		return c.subs, nil
+	}
+	var all []subRecord
 	err = v.Each(ctx, store.Query{Collection: CollSubscriptions, Limit: store.MaxLimit}, func(rec store.Record) error {
 		var r subRecord
 		if err := v.Decode(ctx, rec, &r); err != nil {
 			return err
 		}
-		if r.Active && slices.Contains(r.EventTypes, ev.Type) {
-			subs = append(subs, r.ID)
-		}
+		all = append(all, r)
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return payload, subs, nil
+	s.subsMu.Lock()
+	if len(s.subs) >= maxCachedTenants {
+		clear(s.subs)
+	}
+	s.subs[v.Tenant()] = cachedSubs{stamp: stamp, subs: all}
+	s.subsMu.Unlock()
+	return all, nil
 }
 
 // newDelivery returns the pending delivery of event ev to subscription sub

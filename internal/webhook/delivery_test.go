@@ -742,3 +742,71 @@ func TestHandOverInProcess(t *testing.T) {
 		t.Errorf("delivery after the stop = %+v, want delivered from the queue", d)
 	}
 }
+
+// queryCounter counts the queries of the subscriptions collection.
+type queryCounter struct {
+	store.Backend
+	queries atomic.Int64
+}
+
+func (b *queryCounter) Query(ctx context.Context, q store.Query) (store.Page, error) {
+	if q.Collection == webhook.CollSubscriptions {
+		b.queries.Add(1)
+	}
+	return b.Backend.Query(ctx, q)
+}
+
+// TestSubscriptionsKept: a service keeps a tenant's subscriptions while
+// their stamp stays, so enqueuing reads them once; a change made through
+// another service (another process) moves the stamp, and the next event
+// follows it: a new subscription gets it, a deactivated or deleted one
+// does not.
+func TestSubscriptionsKept(t *testing.T) {
+	f := newFixture(t, setup{opts: webhook.Options{Policy: loopback}})
+	counted := &queryCounter{Backend: f.env.Backend}
+	deps := f.deps
+	deps.Backend = counted
+	svc, err := webhook.New(deps, f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.CloseIdleConnections)
+	ctx := context.Background()
+	enqueue := func(id string) int {
+		t.Helper()
+		ids, err := svc.Enqueue(ctx, "acme", event(id, webhook.EventSessionCreated))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ids)
+	}
+	first, _ := f.create(t, "acme", "https://127.0.0.1:8443/a") // f.svc: another process
+	if n := enqueue("e1"); n != 1 {
+		t.Fatalf("deliveries of e1 = %d, want 1", n)
+	}
+	for _, id := range []string{"e2", "e3", "e4"} {
+		if n := enqueue(id); n != 1 {
+			t.Fatalf("deliveries of %s = %d, want 1", id, n)
+		}
+	}
+	if q := counted.queries.Load(); q != 1 {
+		t.Errorf("subscription queries for 4 events without a change = %d, want 1", q)
+	}
+	second, _ := f.create(t, "acme", "https://127.0.0.1:8443/b")
+	if n := enqueue("e5"); n != 2 {
+		t.Fatalf("deliveries after another process subscribed = %d, want 2", n)
+	}
+	inactive := false
+	if _, err := f.svc.Update(ctx, "acme", first.ID, webhook.Changes{Active: &inactive}); err != nil {
+		t.Fatal(err)
+	}
+	if n := enqueue("e6"); n != 1 {
+		t.Fatalf("deliveries after another process deactivated one = %d, want 1", n)
+	}
+	if err := f.svc.Delete(ctx, "acme", second.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := enqueue("e7"); n != 0 {
+		t.Fatalf("deliveries after another process deleted the other = %d, want 0", n)
+	}
+}

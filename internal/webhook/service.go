@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/idvault/idvault/internal/audit"
@@ -147,6 +148,10 @@ type Service struct {
 	// workers that is waiting for one (Run), instead of a queue message.
 	// Unbuffered: a send succeeds only into a worker's hands.
 	local chan message
+	// subs keeps each tenant's subscriptions with the stamp they were read
+	// at (subscriptions).
+	subsMu sync.Mutex
+	subs   map[string]cachedSubs
 }
 
 // New returns a Service. It fails if a required dependency is missing.
@@ -168,7 +173,7 @@ func New(d Deps, o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{d: d, o: o, platform: platform, local: make(chan message)}
+	s := &Service{d: d, o: o, platform: platform, local: make(chan message), subs: map[string]cachedSubs{}}
 	s.transport = newTransport(o, newDialer(o.Policy, d.Resolver, o.Timeout))
 	s.client = &http.Client{
 		Transport: s.transport,

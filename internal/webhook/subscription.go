@@ -182,11 +182,18 @@ func (s *Service) Create(ctx context.Context, tenant string, p Params) (Subscrip
 		Subscription: Subscription{ID: id.String(), URL: p.URL, EventTypes: types, Active: true, CreatedAt: now, UpdatedAt: now},
 		SecretName:   name,
 	}
-	if _, err := v.Put(ctx, CollSubscriptions, rec.ID, nil, rec); err != nil {
-		s.dropSecret(ctx, tenant, name)
-		return Subscription{}, secret.Value{}, fmt.Errorf("create webhook: %w", err)
+	sctx := store.Stamp(ctx, v, CollSubscriptions)
+	for {
+		_, err := v.Put(sctx, CollSubscriptions, rec.ID, nil, rec)
+		if store.StampConflict(err) {
+			continue
+		}
+		if err != nil {
+			s.dropSecret(ctx, tenant, name)
+			return Subscription{}, secret.Value{}, fmt.Errorf("create webhook: %w", err)
+		}
+		return rec.public(now), sec, nil
 	}
-	return rec.public(now), sec, nil
 }
 
 func (s *Service) putSecret(ctx context.Context, tenant, name string, sec secret.Value) error {
@@ -273,6 +280,7 @@ func (s *Service) Update(ctx context.Context, tenant, id string, c Changes) (Sub
 			return Subscription{}, fmt.Errorf("update webhook: %w", err)
 		}
 	}
+	ctx = store.Stamp(ctx, v, CollSubscriptions)
 	for {
 		r, version, err := s.getRecord(ctx, v, id)
 		if err != nil {
@@ -309,6 +317,7 @@ func (s *Service) Delete(ctx context.Context, tenant, id string) error {
 	if err != nil {
 		return err
 	}
+	ctx = store.Stamp(ctx, v, CollSubscriptions)
 	for {
 		r, version, err := s.getRecord(ctx, v, id)
 		if err != nil {
@@ -357,6 +366,7 @@ func (s *Service) RotateSecret(ctx context.Context, tenant, id string, grace tim
 	if err := s.putSecret(ctx, tenant, name, sec); err != nil {
 		return Subscription{}, secret.Value{}, fmt.Errorf("rotate webhook secret: %w", err)
 	}
+	ctx = store.Stamp(ctx, v, CollSubscriptions)
 	for {
 		r, version, err := s.getRecord(ctx, v, id)
 		if err != nil {

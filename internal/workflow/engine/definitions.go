@@ -54,6 +54,9 @@ type Definitions struct {
 	// parsed caches parsed versions by tenant, record id and hash:
 	// versions never change, and parsing compiles every rule.
 	parsed sync.Map
+	// latest keeps Latest's answers by tenant and id (Latest).
+	latestMu sync.Mutex
+	latest   map[string]cachedLatest
 }
 
 // NewDefinitions returns the definitions repository over backend, sealing
@@ -62,7 +65,7 @@ func NewDefinitions(backend store.Backend, b barrier.Barrier, now func() time.Ti
 	if now == nil {
 		now = time.Now
 	}
-	return &Definitions{backend: backend, barrier: b, now: now}
+	return &Definitions{backend: backend, barrier: b, now: now, latest: map[string]cachedLatest{}}
 }
 
 func recordID(id string, version int) string { return id + "@" + pad(version) }
@@ -95,12 +98,18 @@ func (r *Definitions) Create(ctx context.Context, tenant string, data []byte) (S
 		return Stored{}, fmt.Errorf("create definition %s: version %d, want %d: %w", def.ID, def.Version, latest+1, ErrVersion)
 	}
 	s := Stored{Definition: def, Hash: def.Hash(), Active: true, CreatedAt: r.now().UTC()}
-	rec, err := v.Put(ctx, DefinitionsCollection, recordID(def.ID, def.Version), s.index(), s.body())
-	if err != nil {
-		return Stored{}, fmt.Errorf("create definition %s version %d: %w", def.ID, def.Version, err)
+	sctx := store.Stamp(ctx, v, DefinitionsCollection)
+	for {
+		rec, err := v.Put(sctx, DefinitionsCollection, recordID(def.ID, def.Version), s.index(), s.body())
+		if store.StampConflict(err) {
+			continue
+		}
+		if err != nil {
+			return Stored{}, fmt.Errorf("create definition %s version %d: %w", def.ID, def.Version, err)
+		}
+		s.version = rec.Version
+		return s, nil
 	}
-	s.version = rec.Version
-	return s, nil
 }
 
 func (s Stored) body() storedBody {
@@ -184,25 +193,72 @@ func (r *Definitions) decode(tenant string, rec store.Record, b storedBody) (Sto
 
 // Latest returns the highest active version of definition id, or
 // store.ErrNotFound when it has none.
+//
+// The answer is kept with the version of the collection's stamp
+// (store.Stamp, bumped by Create and Deactivate in the transaction of the
+// change, whichever process makes it) and given again while the stamp has
+// not moved: one read instead of a query for every session created.
 func (r *Definitions) Latest(ctx context.Context, tenant, id string) (Stored, error) {
 	v, err := r.view(tenant)
 	if err != nil {
 		return Stored{}, err
 	}
+	stamp, err := store.StampOf(ctx, v, DefinitionsCollection)
+	if err != nil {
+		return Stored{}, fmt.Errorf("latest definition %s: %w", id, err)
+	}
+	key := tenant + "/" + id
+	r.latestMu.Lock()
+	c, ok := r.latest[key]
+	r.latestMu.Unlock()
+	if !ok || c.stamp != stamp {
+		if c, err = r.readLatest(ctx, v, id); err != nil {
+			return Stored{}, err
+		}
+		c.stamp = stamp
+		r.latestMu.Lock()
+		if len(r.latest) >= maxCachedLatest {
+			clear(r.latest)
+		}
+		r.latest[key] = c
+		r.latestMu.Unlock()
+	}
+	if !c.found {
+		return Stored{}, fmt.Errorf("latest definition %s: %w", id, store.ErrNotFound)
+	}
+	return c.st, nil
+}
+
+// maxCachedLatest bounds the answers of Latest kept.
+const maxCachedLatest = 10000
+
+// cachedLatest is an answer of Latest, at a version of the collection's
+// stamp: the version, or that there is none (found false).
+type cachedLatest struct {
+	stamp int64
+	st    Stored
+	found bool
+}
+
+func (r *Definitions) readLatest(ctx context.Context, v *store.View, id string) (cachedLatest, error) {
 	page, err := v.Query(ctx, store.Query{Collection: DefinitionsCollection,
 		Where:   []store.Cond{{Field: "defId", Op: store.Eq, Value: id}, {Field: "active", Op: store.Eq, Value: "1"}},
 		OrderBy: "version", Desc: true, Limit: 1})
 	if err != nil {
-		return Stored{}, fmt.Errorf("latest definition %s: %w", id, err)
+		return cachedLatest{}, fmt.Errorf("latest definition %s: %w", id, err)
 	}
 	if len(page.Records) == 0 {
-		return Stored{}, fmt.Errorf("latest definition %s: %w", id, store.ErrNotFound)
+		return cachedLatest{}, nil
 	}
 	var b storedBody
 	if err := v.Decode(ctx, page.Records[0], &b); err != nil {
-		return Stored{}, err
+		return cachedLatest{}, err
 	}
-	return r.decode(tenant, page.Records[0], b)
+	st, err := r.decode(v.Tenant(), page.Records[0], b)
+	if err != nil {
+		return cachedLatest{}, err
+	}
+	return cachedLatest{st: st, found: true}, nil
 }
 
 // List returns every stored version of definition id, or of every
@@ -244,6 +300,7 @@ func (r *Definitions) Deactivate(ctx context.Context, tenant, id string, version
 	if err != nil {
 		return err
 	}
+	ctx = store.Stamp(ctx, v, DefinitionsCollection)
 	for attempt := 0; ; attempt++ {
 		s, err := r.Get(ctx, tenant, id, version)
 		if err != nil {

@@ -148,3 +148,73 @@ func TestPinned(t *testing.T) {
 		t.Errorf("Pinned(version not stored) = %v, want store.ErrNotFound", err)
 	}
 }
+
+// definitionQueries counts the queries of the definitions collection.
+type definitionQueries struct {
+	store.Backend
+	mu sync.Mutex
+	n  int
+}
+
+func (b *definitionQueries) Query(ctx context.Context, q store.Query) (store.Page, error) {
+	if q.Collection == engine.DefinitionsCollection {
+		b.mu.Lock()
+		b.n++
+		b.mu.Unlock()
+	}
+	return b.Backend.Query(ctx, q)
+}
+
+// TestLatestKept: Latest answers from what it read last while the
+// definitions' stamp stays, so a run of session creates queries once; a
+// version created or deactivated through another Definitions (another
+// process) moves the stamp, and the next Latest follows it, absence
+// included.
+func TestLatestKept(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	counted := &definitionQueries{Backend: f.env.Backend}
+	defs := engine.NewDefinitions(counted, f.env.Barrier, nil)
+	latest := func() int {
+		t.Helper()
+		st, err := defs.Latest(ctx, tenant, "kyc")
+		if errors.Is(err, store.ErrNotFound) {
+			return 0
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Definition.Version
+	}
+	if v := latest(); v != 0 {
+		t.Fatalf("Latest() before any version = %d, want none", v)
+	}
+	f.define(t, kycYAML) // f.defs: another process
+	for range 3 {
+		if v := latest(); v != 1 {
+			t.Fatalf("Latest() = %d, want 1", v)
+		}
+	}
+	counted.mu.Lock()
+	queries := counted.n
+	counted.mu.Unlock()
+	if queries != 2 {
+		t.Errorf("definition queries = %d, want 2 (before and after the create)", queries)
+	}
+	f.define(t, kycV2)
+	if v := latest(); v != 2 {
+		t.Fatalf("Latest() after another process stored version 2 = %d, want 2", v)
+	}
+	if err := f.defs.Deactivate(ctx, tenant, "kyc", 2); err != nil {
+		t.Fatal(err)
+	}
+	if v := latest(); v != 1 {
+		t.Fatalf("Latest() after another process deactivated version 2 = %d, want 1", v)
+	}
+	if err := f.defs.Deactivate(ctx, tenant, "kyc", 1); err != nil {
+		t.Fatal(err)
+	}
+	if v := latest(); v != 0 {
+		t.Fatalf("Latest() with every version inactive = %d, want none", v)
+	}
+}

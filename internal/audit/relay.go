@@ -64,22 +64,6 @@ var ErrInFlight = errors.New("audit relay: previous message not appended yet")
 // limit with room for the framing.
 const maxMessage = queue.MaxBodyBytes - 1024
 
-// sleep waits d, or less when ctx ends first, and reports whether ctx is
-// still going.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // Relay moves events from the outbox to the audit topic, oldest first, and
 // deletes them from the outbox once the broker has them. A crash between
 // publish and delete publishes them again; the audit role appends by event
@@ -191,25 +175,31 @@ func (r *Relay) Run(ctx context.Context) error {
 		if errors.Is(err, ErrInFlight) {
 			events, appended = nil, r.appended
 		}
+		gather := false
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
 		case <-appended:
-			t.Stop()
-			if !sleep(ctx, r.Gather) {
-				return nil
-			}
+			gather = true
 		case <-events:
 			if err != nil {
 				<-t.C // keep backing off while failing
-			} else if !sleep(ctx, r.Gather) {
-				t.Stop()
-				return nil
+			} else {
+				gather = true
 			}
 		case <-t.C:
 		}
 		t.Stop()
+		if gather && r.Gather > 0 {
+			t.Reset(r.Gather)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/idvault/idvault/internal/queue"
+	"github.com/idvault/idvault/internal/queue/queuetest"
 	"github.com/idvault/idvault/internal/queue/sqlitequeue"
 	"github.com/idvault/idvault/internal/store"
 	"github.com/idvault/idvault/internal/webhook"
@@ -682,17 +683,6 @@ func TestScheduleRecordRemovedByHand(t *testing.T) {
 	}
 }
 
-// countingBroker counts the messages published through it.
-type countingBroker struct {
-	queue.Broker
-	published atomic.Int64
-}
-
-func (b *countingBroker) Publish(ctx context.Context, topic string, body []byte) error {
-	b.published.Add(1)
-	return b.Broker.Publish(ctx, topic, body)
-}
-
 // TestHandOverInProcess: while the worker runs in this process, a delivery
 // the process stores goes to one of its idle workers without a queue
 // message, and is delivered; with the worker stopped it goes to the queue
@@ -700,7 +690,7 @@ func (b *countingBroker) Publish(ctx context.Context, topic string, body []byte)
 func TestHandOverInProcess(t *testing.T) {
 	rcv := newReceiver(t, false, time.Now, nil)
 	f := newFixture(t, setup{realTime: true, opts: webhook.Options{Policy: loopback, PollInterval: time.Hour}})
-	counted := &countingBroker{Broker: f.env.Broker}
+	counted := &queuetest.Counting{Broker: f.env.Broker}
 	deps := f.deps
 	deps.Broker = counted
 	svc, err := webhook.New(deps, f.opts)
@@ -716,14 +706,14 @@ func TestHandOverInProcess(t *testing.T) {
 	var ids []string
 	for i := range warm + measured {
 		if i == warm {
-			counted.published.Store(0)
+			counted.Reset()
 		}
 		ids = append(ids, f.enqueue(t, "acme", event(fmt.Sprintf("e%d", i), webhook.EventSessionCreated))...)
 		if got := rcv.next(t); got.payload.ID != fmt.Sprintf("e%d", i) || got.verifyErr["s"] != nil {
 			t.Fatalf("received %+v, want e%d signed", got, i)
 		}
 	}
-	if n := counted.published.Load(); n != 0 {
+	if n := counted.Published(); n != 0 {
 		t.Errorf("queue messages for %d deliveries handed to idle workers = %d, want 0", measured, n)
 	}
 	stop() // settles the attempts in progress
@@ -734,7 +724,7 @@ func TestHandOverInProcess(t *testing.T) {
 	}
 
 	ids = f.enqueue(t, "acme", event("after-stop", webhook.EventSessionCreated))
-	if n := counted.published.Load(); n != 1 {
+	if n := counted.Published(); n != 1 {
 		t.Fatalf("queue messages with the worker stopped = %d, want 1", n)
 	}
 	f.step(t)

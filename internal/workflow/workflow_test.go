@@ -15,6 +15,7 @@ import (
 	"github.com/idvault/idvault/internal/audit"
 	"github.com/idvault/idvault/internal/barrier"
 	"github.com/idvault/idvault/internal/queue"
+	"github.com/idvault/idvault/internal/queue/queuetest"
 	"github.com/idvault/idvault/internal/queue/sqlitequeue"
 	"github.com/idvault/idvault/internal/session"
 	"github.com/idvault/idvault/internal/store"
@@ -257,21 +258,8 @@ func TestRun(t *testing.T) {
 		t.Fatalf("Publish(garbage) = %v", err)
 	}
 
-	deadline := time.Now().Add(patience)
 	for _, id := range ids {
-		for {
-			s, err := r.Get(ctx, id)
-			if err != nil {
-				t.Fatalf("Get(%s) = %v", id, err)
-			}
-			if s.Status == session.StatusReview && !s.Advance {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("session %s is %s (advance %v) after %v, want review", id, s.Status, s.Advance, patience)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitReview(t, r, id)
 	}
 
 	cancel()
@@ -301,17 +289,6 @@ func TestRunBrokerClosed(t *testing.T) {
 	case <-time.After(patience):
 		t.Fatalf("Run() did not return within %v of broker.Close", patience)
 	}
-}
-
-// countingBroker counts the messages published through it.
-type countingBroker struct {
-	queue.Broker
-	published atomic.Int64
-}
-
-func (b *countingBroker) Publish(ctx context.Context, topic string, body []byte) error {
-	b.published.Add(1)
-	return b.Broker.Publish(ctx, topic, body)
 }
 
 // failingBackend fails the first write to the session fail.
@@ -356,7 +333,7 @@ func TestLocalHandOver(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	r := f.repo(t, "tenant-a")
-	counted := &countingBroker{Broker: f.broker}
+	counted := &queuetest.Counting{Broker: f.broker}
 	backend := &failingBackend{Backend: f.backend, fail: "bad"}
 	local := workflow.NewLocal()
 	role := workflow.NewRole(counted, backend, f.barrier, audit.NewEmitter(f.backend, f.barrier, nil), slog.New(slog.DiscardHandler),
@@ -374,7 +351,7 @@ func TestLocalHandOver(t *testing.T) {
 	const warm, measured = 3, 10
 	for i := range warm + measured {
 		if i == warm {
-			counted.published.Store(0)
+			counted.Reset()
 		}
 		id := fmt.Sprintf("s%02d", i)
 		complete(t, r, id)
@@ -383,7 +360,7 @@ func TestLocalHandOver(t *testing.T) {
 		}
 		waitReview(t, r, id)
 	}
-	if n := counted.published.Load(); n != 0 {
+	if n := counted.Published(); n != 0 {
 		t.Errorf("queue messages for %d sessions handed to idle consumers = %d, want 0", measured, n)
 	}
 
@@ -392,7 +369,7 @@ func TestLocalHandOver(t *testing.T) {
 		t.Fatalf("Publish(bad) = %v", err)
 	}
 	waitReview(t, r, "bad")
-	if n := counted.published.Load(); n != 1 || !backend.failed.Load() {
+	if n := counted.Published(); n != 1 || !backend.failed.Load() {
 		t.Errorf("queue messages after a failed evaluation = %d (failed %t), want 1", n, backend.failed.Load())
 	}
 
@@ -402,7 +379,7 @@ func TestLocalHandOver(t *testing.T) {
 		t.Fatalf("nil Local Publish = %v", err)
 	}
 	waitReview(t, r, "unhanded")
-	if n := counted.published.Load(); n != 2 {
+	if n := counted.Published(); n != 2 {
 		t.Errorf("queue messages after a nil Local's publish = %d, want 2", n)
 	}
 }

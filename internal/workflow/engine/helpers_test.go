@@ -184,8 +184,19 @@ func newFixture(tb testing.TB) *fixture {
 // process.
 func (f *fixture) engine(tb testing.TB) *engine.Engine {
 	tb.Helper()
-	e, err := engine.New(engine.Config{Backend: f.env.Backend, Barrier: f.env.Barrier, Definitions: f.defs, Audit: f.emitter,
-		DocReader: f.drc, FaceAPI: f.fac, Files: f.files, Notifier: f.notifier})
+	return newEngine(tb, f.config())
+}
+
+// config is the configuration of the fixture's engines: its store,
+// definitions, audit emitter, stand-in clients, files and notifier.
+func (f *fixture) config() engine.Config {
+	return engine.Config{Backend: f.env.Backend, Barrier: f.env.Barrier, Definitions: f.defs, Audit: f.emitter,
+		DocReader: f.drc, FaceAPI: f.fac, Files: f.files, Notifier: f.notifier}
+}
+
+func newEngine(tb testing.TB, cfg engine.Config) *engine.Engine {
+	tb.Helper()
+	e, err := engine.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -72,11 +72,9 @@ func TestStoreWritesPerSession(t *testing.T) {
 	f := newFixture(t)
 	f.define(t, kycYAML)
 	cb := &countingBackend{Backend: f.env.Backend, writes: map[string]int{}}
-	e, err := engine.New(engine.Config{Backend: cb, Barrier: f.env.Barrier, Definitions: f.defs, Audit: f.emitter,
-		DocReader: f.drc, FaceAPI: f.fac, Files: f.files, Notifier: f.notifier})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := f.config()
+	cfg.Backend = cb
+	e := newEngine(t, cfg)
 	id := f.newSession(t, "kyc", nil, docAndSelfie...)
 	if err := e.Handle(context.Background(), message(id)); err != nil {
 		t.Fatalf("Handle() = %v", err)
@@ -110,6 +108,15 @@ func (d *takeover) Process(ctx context.Context, images [][]byte, scenario string
 	return d.DocReader.Process(ctx, images, scenario)
 }
 
+// overtaking returns the engine of a process whose clock is an hour ahead:
+// it takes over any attempt in flight.
+func overtaking(t *testing.T, f *fixture) *engine.Engine {
+	t.Helper()
+	cfg := f.config()
+	cfg.Now = func() time.Time { return time.Now().Add(time.Hour) }
+	return newEngine(t, cfg)
+}
+
 // TestLateResultIsDropped: a process whose attempt was taken over during
 // its call gets its result after the step was completed by the other
 // process; the result, held for the run's next write, is never written, and
@@ -118,18 +125,11 @@ func TestLateResultIsDropped(t *testing.T) {
 	f := newFixture(t)
 	f.define(t, strings.Replace(kycYAML, "timeout: 1s", "timeout: 10s", 1))
 	id := f.newSession(t, "kyc", nil, docAndSelfie...)
-	later, err := engine.New(engine.Config{Backend: f.env.Backend, Barrier: f.env.Barrier, Definitions: f.defs, Audit: f.emitter,
-		DocReader: f.drc, FaceAPI: f.fac, Files: f.files, Notifier: f.notifier, Now: func() time.Time { return time.Now().Add(time.Hour) }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	later := overtaking(t, f)
 	var laterErr error
-	slow := &takeover{DocReader: f.drc, run: func() { laterErr = later.Handle(context.Background(), message(id)) }}
-	e, err := engine.New(engine.Config{Backend: f.env.Backend, Barrier: f.env.Barrier, Definitions: f.defs, Audit: f.emitter,
-		DocReader: slow, FaceAPI: f.fac, Files: f.files, Notifier: f.notifier})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := f.config()
+	cfg.DocReader = &takeover{DocReader: f.drc, run: func() { laterErr = later.Handle(context.Background(), message(id)) }}
+	e := newEngine(t, cfg)
 	if err := e.Handle(context.Background(), message(id)); err != nil {
 		t.Errorf("Handle() of the overtaken process = %v, want nil", err)
 	}
@@ -174,18 +174,11 @@ func TestLateOutcomeIsDropped(t *testing.T) {
 	f := newFixture(t)
 	f.define(t, kycYAML)
 	id := f.newSession(t, "kyc", nil, docAndSelfie...)
-	later, err := engine.New(engine.Config{Backend: f.env.Backend, Barrier: f.env.Barrier, Definitions: f.defs, Audit: f.emitter,
-		DocReader: f.drc, FaceAPI: f.fac, Files: f.files, Notifier: f.notifier, Now: func() time.Time { return time.Now().Add(time.Hour) }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	later := overtaking(t, f)
 	var laterErr error
-	slow := &faceTakeover{FaceAPI: f.fac, run: func() { laterErr = later.Handle(context.Background(), message(id)) }}
-	e, err := engine.New(engine.Config{Backend: f.env.Backend, Barrier: f.env.Barrier, Definitions: f.defs, Audit: f.emitter,
-		DocReader: f.drc, FaceAPI: slow, Files: f.files, Notifier: f.notifier})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := f.config()
+	cfg.FaceAPI = &faceTakeover{FaceAPI: f.fac, run: func() { laterErr = later.Handle(context.Background(), message(id)) }}
+	e := newEngine(t, cfg)
 	if err := e.Handle(context.Background(), message(id)); err != nil {
 		t.Errorf("Handle() of the overtaken process = %v, want nil", err)
 	}
@@ -238,11 +231,9 @@ func TestPortraitKeptForFaceMatch(t *testing.T) {
 			f := newFixture(t)
 			f.define(t, kycYAML)
 			cf := &countingFiles{FileStore: f.files}
-			e, err := engine.New(engine.Config{Backend: f.env.Backend, Barrier: f.env.Barrier, Definitions: f.defs, Audit: f.emitter,
-				DocReader: f.drc, FaceAPI: f.fac, Files: cf, Notifier: f.notifier})
-			if err != nil {
-				t.Fatal(err)
-			}
+			cfg := f.config()
+			cfg.Files = cf
+			e := newEngine(t, cfg)
 			if later {
 				f.fa.Inject(regulatest.Status(500))
 			}

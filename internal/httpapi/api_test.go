@@ -199,6 +199,11 @@ func TestListSessionsRejects(t *testing.T) {
 		{"garbage cursor", "cursor=" + url.QueryEscape("not a cursor!"), "cursor"},
 		{"short cursor", "cursor=AAAA", "cursor"},
 		{"cursor of another version", "cursor=Ag" + strings.Repeat("A", 40), "cursor"},
+		// Go's parser drops a pair holding ';' or a bad escape: the request
+		// would be served without it.
+		{"semicolon separator", "status=done;limit=1", "query"},
+		{"semicolon inside a value", "limit=1&cursor=AY;x", "query"},
+		{"bad escape", "limit=%zz", "query"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -239,7 +244,7 @@ func TestListSessionsRejectsForeignCursor(t *testing.T) {
 		{"cursor of tenant b used by tenant a", h.a, "limit=1&cursor=" + cursor},
 		{"cursor of tenant b used by tenant a with a filter", h.a, "status=pending&limit=1&cursor=" + cursor},
 		{"cursor used with another filter", h.b, "status=pending&limit=1&cursor=" + cursor},
-		{"cursor with a tampered query hash", h.b, "limit=1&cursor=" + string(tampered)},
+		{"cursor with a tampered query hash", h.b, "limit=1&cursor=" + url.QueryEscape(string(tampered))},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"github.com/idvault/idvault/internal/workflow/engine"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"net/netip"
 	"regexp"
 	"runtime"
@@ -417,6 +418,12 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, rt route) (identity.
 				return identity.Principal{}, err
 			}
 		}
+	}
+	// A query the standard parser reads only in part (a ';' separator, a
+	// bad escape) would be acted on without the parts it dropped.
+	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+		return identity.Principal{}, badRequest("The query string is malformed: separate parameters with '&' and percent-encode reserved characters.",
+			FieldError{"query", "malformed"})
 	}
 	if rt.public {
 		return identity.Principal{}, rt.handle(w, r)

@@ -14,10 +14,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/idvault/idvault/internal/pii"
-	"github.com/idvault/idvault/internal/webhook"
-	"github.com/idvault/idvault/internal/workflow"
-	"github.com/idvault/idvault/internal/workflow/engine"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -37,9 +33,13 @@ import (
 	"github.com/idvault/idvault/internal/identity"
 	"github.com/idvault/idvault/internal/keyring"
 	"github.com/idvault/idvault/internal/media"
+	"github.com/idvault/idvault/internal/pii"
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/ratelimit"
 	"github.com/idvault/idvault/internal/store"
+	"github.com/idvault/idvault/internal/webhook"
+	"github.com/idvault/idvault/internal/workflow"
+	"github.com/idvault/idvault/internal/workflow/engine"
 )
 
 // Limits bound what a request may carry.

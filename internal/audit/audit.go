@@ -20,13 +20,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/idvault/idvault/internal/pii"
 	"log/slog"
 	"time"
 
 	"github.com/idvault/idvault/internal/barrier"
 	"github.com/idvault/idvault/internal/groupcommit"
 	"github.com/idvault/idvault/internal/identity"
+	"github.com/idvault/idvault/internal/pii"
 	"github.com/idvault/idvault/internal/queue"
 	"github.com/idvault/idvault/internal/store"
 )

@@ -3,10 +3,10 @@ package engine
 import (
 	"context"
 	"fmt"
-	"github.com/idvault/idvault/internal/session"
 	"time"
 
 	"github.com/idvault/idvault/internal/files"
+	"github.com/idvault/idvault/internal/session"
 	"github.com/idvault/idvault/internal/store"
 )
 

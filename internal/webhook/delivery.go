@@ -238,13 +238,9 @@ func getDelivery(ctx context.Context, v *store.View, id string) (deliveryRecord,
 // publish hands a delivery to the worker. A failure is only logged: the
 // delivery's schedule record publishes it again after Options.Republish.
 func (s *Service) publish(ctx context.Context, tenant string, r deliveryRecord) {
-	m := message{Tenant: tenant, Delivery: r.ID, Schedule: r.Schedule}
-	select {
-	case s.local <- m:
-		return
-	default:
+	if m := (message{Tenant: tenant, Delivery: r.ID, Schedule: r.Schedule}); !s.local.Offer(m) {
+		s.enqueue(ctx, m)
 	}
-	s.enqueue(ctx, m)
 }
 
 // enqueue publishes m to the queue; a delivery whose message is lost is

@@ -146,8 +146,7 @@ type Service struct {
 	platform  *store.View
 	// local hands a delivery this process publishes to one of its own
 	// workers that is waiting for one (Run), instead of a queue message.
-	// Unbuffered: a send succeeds only into a worker's hands.
-	local chan message
+	local *queue.Handoff[message]
 	// subs keeps each tenant's subscriptions with the stamp they were read
 	// at (subscriptions).
 	subsMu sync.Mutex
@@ -173,7 +172,7 @@ func New(d Deps, o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{d: d, o: o, platform: platform, local: make(chan message), subs: map[string]cachedSubs{}}
+	s := &Service{d: d, o: o, platform: platform, local: queue.NewHandoff[message](), subs: map[string]cachedSubs{}}
 	s.transport = newTransport(o, newDialer(o.Policy, d.Resolver, o.Timeout))
 	s.client = &http.Client{
 		Transport: s.transport,

@@ -183,9 +183,9 @@ func (s *Service) Create(ctx context.Context, tenant string, p Params) (Subscrip
 		SecretName:   name,
 	}
 	sctx := store.Stamp(ctx, v, CollSubscriptions)
-	for {
+	for attempt := 0; ; attempt++ {
 		_, err := v.Put(sctx, CollSubscriptions, rec.ID, nil, rec)
-		if store.StampConflict(err) {
+		if store.StampConflict(err) && attempt < maxStampRetries {
 			continue
 		}
 		if err != nil {
@@ -195,6 +195,10 @@ func (s *Service) Create(ctx context.Context, tenant string, p Params) (Subscrip
 		return rec.public(now), sec, nil
 	}
 }
+
+// maxStampRetries bounds the retries of a write whose stamp another change
+// moved meanwhile.
+const maxStampRetries = 50
 
 func (s *Service) putSecret(ctx context.Context, tenant, name string, sec secret.Value) error {
 	b := sec.Bytes()

@@ -57,18 +57,12 @@ func (s *Service) Run(ctx context.Context) error {
 
 // consumeLocal attempts the deliveries handed over by this process.
 func (s *Service) consumeLocal(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case m := <-s.local:
-			hctx := context.WithoutCancel(ctx)
-			if err := s.handle(hctx, m); err != nil {
-				s.d.Log.Warn("webhook: delivery handed over in the process failed; queued", "delivery", m.Delivery, "err", err)
-				s.enqueue(hctx, m)
-			}
+	s.local.Serve(ctx, func(ctx context.Context, m message) {
+		if err := s.handle(ctx, m); err != nil {
+			s.d.Log.Warn("webhook: delivery handed over in the process failed; queued", "delivery", m.Delivery, "err", err)
+			s.enqueue(ctx, m)
 		}
-	}
+	})
 }
 
 func (s *Service) consume(ctx context.Context) {

@@ -74,30 +74,26 @@ func Publish(ctx context.Context, b queue.Broker, tenant, sessionID string) erro
 
 // Local is the way from this process's publishers to its own workflow
 // role (Role.WithLocal): a session is handed straight to a consumer that
-// waits for one, without a queue message, whose publish, claim and
-// acknowledgement would be three store writes more. It is as safe as a
-// message: the publisher has set the session's Advance flag in the write
-// before, so should the process die before the session is evaluated, the
-// scheduler republishes it, as it does a message lost between that write
-// and its publish; and a consumer whose evaluation fails publishes a
-// message, which the queue retries with backoff and dead-letters as any.
-// A nil *Local hands nothing over.
+// waits for one (queue.Handoff), without a queue message, whose publish,
+// claim and acknowledgement would be three store writes more. It is as
+// safe as a message: the publisher has set the session's Advance flag in
+// the write before, so should the process die before the session is
+// evaluated, the scheduler republishes it, as it does a message lost
+// between that write and its publish; and a consumer whose evaluation
+// fails publishes a message, which the queue retries with backoff and
+// dead-letters as any. A nil *Local hands nothing over.
 type Local struct {
-	ch chan Message // unbuffered: a send succeeds only into a consumer's hands
+	h *queue.Handoff[Message]
 }
 
 // NewLocal returns a Local for one process.
-func NewLocal() *Local { return &Local{ch: make(chan Message)} }
+func NewLocal() *Local { return &Local{h: queue.NewHandoff[Message]()} }
 
 // Publish hands session sessionID of tenant to an idle consumer of the
 // workflow role in this process, or else publishes a message to b.
 func (l *Local) Publish(ctx context.Context, b queue.Broker, tenant, sessionID string) error {
-	if l != nil {
-		select {
-		case l.ch <- Message{Tenant: tenant, Session: sessionID}:
-			return nil
-		default:
-		}
+	if l != nil && l.h.Offer(Message{Tenant: tenant, Session: sessionID}) {
+		return nil
 	}
 	return Publish(ctx, b, tenant, sessionID)
 }
@@ -206,20 +202,14 @@ func (r *Role) Run(ctx context.Context) error {
 // consumeLocal evaluates the sessions handed over through r.local. One
 // whose evaluation fails goes to the queue, for its retries.
 func (r *Role) consumeLocal(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case m := <-r.local.ch:
-			hctx := context.WithoutCancel(ctx)
-			if err := r.handle(hctx, m); err != nil {
-				r.log.Warn("workflow: session handed over in the process failed; queued", "tenant", m.Tenant, "session", m.Session, "err", err)
-				if err := Publish(hctx, r.broker, m.Tenant, m.Session); err != nil {
-					r.log.Warn("workflow message not published; the scheduler will republish", "session", m.Session, "err", err)
-				}
+	r.local.h.Serve(ctx, func(ctx context.Context, m Message) {
+		if err := r.handle(ctx, m); err != nil {
+			r.log.Warn("workflow: session handed over in the process failed; queued", "tenant", m.Tenant, "session", m.Session, "err", err)
+			if err := Publish(ctx, r.broker, m.Tenant, m.Session); err != nil {
+				r.log.Warn("workflow message not published; the scheduler will republish", "session", m.Session, "err", err)
 			}
 		}
-	}
+	})
 }
 
 func (r *Role) consume(ctx context.Context) error {

@@ -99,9 +99,9 @@ func (r *Definitions) Create(ctx context.Context, tenant string, data []byte) (S
 	}
 	s := Stored{Definition: def, Hash: def.Hash(), Active: true, CreatedAt: r.now().UTC()}
 	sctx := store.Stamp(ctx, v, DefinitionsCollection)
-	for {
+	for attempt := 0; ; attempt++ {
 		rec, err := v.Put(sctx, DefinitionsCollection, recordID(def.ID, def.Version), s.index(), s.body())
-		if store.StampConflict(err) {
+		if store.StampConflict(err) && attempt < 50 {
 			continue
 		}
 		if err != nil {

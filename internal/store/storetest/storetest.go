@@ -760,6 +760,7 @@ func testInvalid(t *testing.T, b store.Backend) {
 		{"field name with dollar", with(func(r *store.Record) { r.Index = map[string]string{"$where": "v"} })},
 		{"field name not ascii", with(func(r *store.Record) { r.Index = map[string]string{"é": "v"} })},
 		{"long field name", with(func(r *store.Record) { r.Index = map[string]string{strings.Repeat("f", store.MaxFieldLen+1): "v"} })},
+		{"value not utf8", with(func(r *store.Record) { r.Index = map[string]string{"f": "a\xc3\x28"} })},
 	}
 	for _, tt := range records {
 		t.Run(tt.name, func(t *testing.T) {
@@ -780,6 +781,34 @@ func testInvalid(t *testing.T, b store.Backend) {
 			Index: map[string]string{"a": "1", "Z_9.x": "2", strings.Repeat("f", store.MaxFieldLen): "3"}}
 		rec = mustPut(t, b, rec)
 		checkRecord(t, b, rec)
+	})
+	t.Run("index values of every kind", func(t *testing.T) {
+		values := map[string]string{"empty": "", "quote": `a"b\c`, "html": "<a>&amp;", "nul": "a\x00b",
+			"unicode": "é—𝄞", "json": `{"f":"v"}`, "path": `$."a.b"`, "space": " x "}
+		rec := mustPut(t, b, store.Record{Collection: coll, Tenant: tenantA, ID: "values", Index: values})
+		checkRecord(t, b, rec)
+		for field, value := range values {
+			for _, op := range []store.Op{store.Eq, store.Gte, store.Lte} {
+				// Ordered by id, so that the condition is not on the ordering field.
+				page, err := b.Query(ctx, store.Query{Collection: coll, Tenant: tenantA,
+					Where: []store.Cond{{Field: field, Op: op, Value: value}}})
+				if err != nil {
+					t.Fatalf("Query(%s %s %q) = %v, want nil", field, op, value, err)
+				}
+				if got := ids(page.Records); !slices.Equal(got, []string{"values"}) {
+					t.Errorf("Query(%s %s %q) = %v, want [values]", field, op, value, got)
+				}
+			}
+		}
+		rec.Index = map[string]string{"quote": `a"b\c`, "nul": "a\x00c"}
+		rec, err := b.Update(ctx, rec)
+		if err != nil {
+			t.Fatalf("Update() = %v, want nil", err)
+		}
+		checkRecord(t, b, rec)
+		if err := b.Delete(ctx, coll, tenantA, "values", rec.Version); err != nil {
+			t.Fatalf("Delete() = %v, want nil", err)
+		}
 	})
 	places := []struct{ name, collection, tenant, id string }{
 		{"empty collection", "", tenantA, "r1"},

@@ -116,7 +116,7 @@ func Collect(ctx context.Context, v *store.View, defs *Definitions, s *session.S
 // with returns c carrying the update of run.
 func (c Collected) with(ctx context.Context, rs runs, run *Run, now time.Time) (Collected, error) {
 	run.UpdatedAt = now
-	w, err := rs.view.Sealed(ctx, store.OpUpdate, RunsCollection, run.SessionID, run.version, run.index(), run)
+	w, err := rs.view.Sealed(ctx, store.OpUpdate, RunsCollection, run.SessionID, run.version, nil, run)
 	if err != nil {
 		return Collected{}, fmt.Errorf("collect: %w", err)
 	}

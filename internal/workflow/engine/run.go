@@ -11,8 +11,9 @@ import (
 )
 
 // RunsCollection is the store collection of workflow runs: one record per
-// session, with the session's id as record id. Its clear index fields are
-// definitionId, step and done ("1" or "0").
+// session, with the session's id as record id. Runs have no clear index
+// fields: a run is only ever read by its session's id, and a field that
+// every step changes would cost each step two index writes.
 const RunsCollection = session.RunsCollection
 
 // Run is the engine's state for one session: the definition version the
@@ -111,14 +112,6 @@ type Review struct {
 	At       time.Time `json:"at"`
 }
 
-func (r *Run) index() map[string]string {
-	done := "0"
-	if r.Done {
-		done = "1"
-	}
-	return map[string]string{"definitionId": r.DefinitionID, "step": r.Step, "done": done}
-}
-
 // runs reads and writes runs of one tenant.
 type runs struct{ view *store.View }
 
@@ -139,9 +132,9 @@ func (rs runs) save(ctx context.Context, r *Run, now time.Time) error {
 	var rec store.Record
 	var err error
 	if r.version == 0 {
-		rec, err = rs.view.Put(ctx, RunsCollection, r.SessionID, r.index(), r)
+		rec, err = rs.view.Put(ctx, RunsCollection, r.SessionID, nil, r)
 	} else {
-		rec, err = rs.view.Update(ctx, RunsCollection, r.SessionID, r.version, r.index(), r)
+		rec, err = rs.view.Update(ctx, RunsCollection, r.SessionID, r.version, nil, r)
 	}
 	if err != nil {
 		return fmt.Errorf("update run: %w", err)
@@ -158,7 +151,7 @@ func (rs runs) sealed(ctx context.Context, r *Run, now time.Time) (store.Write, 
 	if r.version == 0 {
 		op = store.OpPut
 	}
-	w, err := rs.view.Sealed(ctx, op, RunsCollection, r.SessionID, r.version, r.index(), r)
+	w, err := rs.view.Sealed(ctx, op, RunsCollection, r.SessionID, r.version, nil, r)
 	if err != nil {
 		return store.Write{}, fmt.Errorf("update run: %w", err)
 	}

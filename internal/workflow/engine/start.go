@@ -39,7 +39,7 @@ func Start(ctx context.Context, v *store.View, st Stored, s *session.Session, no
 			s.StepDeadline = now.Add(first.Timeout)
 		}
 	}
-	w, err := v.Sealed(ctx, store.OpPut, RunsCollection, run.SessionID, 0, run.index(), run)
+	w, err := v.Sealed(ctx, store.OpPut, RunsCollection, run.SessionID, 0, nil, run)
 	if err != nil {
 		return nil, false, fmt.Errorf("start run: %w", err)
 	}

@@ -74,6 +74,23 @@
 // objects may be missing (ReadAll reports ErrNotFound); never silently
 // wrong.
 //
+// The server makes its Store with [LocalDir] for that bucket, and then Put
+// skips the temporary file for a new object: it creates the object's own
+// file exclusively (O_EXCL, mode 0600), writes the ciphertext, syncs and
+// closes it, and removes it on any failure; ReadAll opens the file itself.
+// That saves the blob driver's temporary file, rename, failed removal and
+// metadata lookups (BenchmarkPut and BenchmarkReadAll compare both ways).
+// What the directory holds is
+// unchanged: the object's path is the one fileblob uses (a key holding
+// "__0x", which fileblob escapes, goes through the bucket), so the bucket
+// lists, finds and deletes the objects, and objects of either kind read
+// back through both. An object that exists is replaced through the bucket's
+// rename, as before. The difference is what a crash mid-write leaves: a
+// partial object under the new key rather than under a temporary name.
+// Nothing refers to it, as the caller records a file's Sealed only after
+// Put returns, and keys are new ids; Stale lists it for the sweep like any
+// unreferenced object.
+//
 // fileblob creates files with mode 0666 minus the process umask and has no
 // option to change it. localfs.Open therefore creates the bucket directory and
 // every subdirectory with mode 0700, so other local users cannot reach the

@@ -13,6 +13,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -173,11 +174,41 @@ func sioConfig(key []byte) sio.Config {
 type Store struct {
 	bucket  *blob.Bucket
 	barrier barrier.Barrier
+	// dir is the local directory that holds bucket's objects, or "" (see
+	// LocalDir).
+	dir string
 }
 
+// Option configures the Store that New makes.
+type Option func(*Store)
+
+// LocalDir tells New that bucket is the local directory dir, as opened by
+// localfs.Open. Put then writes a new object straight into its file, and
+// ReadAll reads it straight from there, rather than through the blob driver's
+// temporary file, rename and metadata lookups: what the bucket stores, lists
+// and deletes is the same. See "Atomicity and durability" in the package
+// documentation.
+func LocalDir(dir string) Option { return func(s *Store) { s.dir = dir } }
+
 // New returns a Store over bucket that wraps file keys with b.
-func New(bucket *blob.Bucket, b barrier.Barrier) *Store {
-	return &Store{bucket: bucket, barrier: b}
+func New(bucket *blob.Bucket, b barrier.Barrier, opts ...Option) *Store {
+	s := &Store{bucket: bucket, barrier: b}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// filePath returns the path of the file that holds the object key in the
+// local directory, and false when the Store has none or when fileblob would
+// escape key (it turns a "__0x" sequence into an escape of its own): such a
+// key is stored and read through the bucket. The keys Ref.Key makes hold
+// nothing else that fileblob escapes.
+func (s *Store) filePath(key string) (string, bool) {
+	if s.dir == "" || strings.Contains(key, "__0x") {
+		return "", false
+	}
+	return filepath.Join(s.dir, filepath.FromSlash(key)), true
 }
 
 // Put encrypts the plaintext read from r until io.EOF and stores it at ref,
@@ -196,6 +227,14 @@ func (s *Store) Put(ctx context.Context, ref Ref, r io.Reader, maxBytes int64) (
 	fileKey := make([]byte, keyLen)
 	if _, err := rand.Read(fileKey); err != nil {
 		return Sealed{}, fmt.Errorf("file key: %w", err)
+	}
+	if path, ok := s.filePath(key); ok {
+		sealed, err := s.putFile(ctx, ref, key, path, fileKey, r, maxBytes)
+		if !errors.Is(err, os.ErrExist) {
+			return sealed, err
+		}
+		// An object is stored at ref already: replace it through the
+		// bucket's rename, which keeps it whole until the new one is.
 	}
 
 	wctx, cancel := context.WithCancel(ctx)
@@ -218,34 +257,9 @@ func (s *Store) Put(ctx context.Context, ref Ref, r io.Reader, maxBytes int64) (
 		_ = w.Close() // reports the cancellation; the write is discarded
 		return Sealed{}, err
 	}
-
-	stored := &countingHash{h: sha256.New()}
-	enc, err := sio.EncryptWriter(io.MultiWriter(w, stored), sioConfig(fileKey))
+	sealed, err := s.seal(ctx, ref, key, fileKey, w, r, maxBytes)
 	if err != nil {
-		return abort(fmt.Errorf("encrypt: %w", err))
-	}
-	plain := sha256.New()
-	limit := maxBytes
-	if limit < math.MaxInt64 {
-		limit++
-	}
-	n, err := io.Copy(io.MultiWriter(enc, plain), io.LimitReader(r, limit))
-	if err != nil {
-		return abort(fmt.Errorf("store %s: %w", key, err))
-	}
-	if n > maxBytes {
-		return abort(fmt.Errorf("%w: more than %d bytes", ErrTooLarge, maxBytes))
-	}
-	if err := enc.Close(); err != nil {
-		return abort(fmt.Errorf("store %s: %w", key, err))
-	}
-
-	sealed := Sealed{Size: n, StoredSize: stored.n}
-	plain.Sum(sealed.PlainSHA256[:0])
-	stored.h.Sum(sealed.StoredSHA256[:0])
-	sealed.WrappedKey, err = s.barrier.Seal(ctx, ref.place(), wrapPayload(fileKey, sealed))
-	if err != nil {
-		return abort(fmt.Errorf("wrap file key: %w", err))
+		return abort(err)
 	}
 	if tmp != nil {
 		if err := tmp.Sync(); err != nil {
@@ -256,6 +270,88 @@ func (s *Store) Put(ctx context.Context, ref Ref, r io.Reader, maxBytes int64) (
 		return Sealed{}, fmt.Errorf("store %s: %w", key, err)
 	}
 	return sealed, nil
+}
+
+// putFile stores the new object key as the file path, created exclusively
+// (mode 0600): an existing file fails with an error that is os.ErrExist,
+// before r is read. The file is synced before putFile returns; on any error
+// it is removed.
+func (s *Store) putFile(ctx context.Context, ref Ref, key, path string, fileKey []byte, r io.Reader, maxBytes int64) (Sealed, error) {
+	const flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	f, err := os.OpenFile(path, flags, 0o600)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return Sealed{}, fmt.Errorf("store %s: %w", key, err)
+		}
+		f, err = os.OpenFile(path, flags, 0o600)
+	}
+	if err != nil {
+		return Sealed{}, fmt.Errorf("store %s: %w", key, err)
+	}
+	sealed, err := s.seal(ctx, ref, key, fileKey, ctxWriter{ctx: ctx, w: f}, r, maxBytes)
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("store %s: %w", key, ctx.Err())
+	}
+	if err == nil {
+		if err = f.Sync(); err != nil {
+			err = fmt.Errorf("store %s: %w", key, err)
+		}
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("store %s: %w", key, cerr)
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		return Sealed{}, err
+	}
+	return sealed, nil
+}
+
+// seal encrypts the plaintext read from r (at most maxBytes) into w, the
+// object key's writer, and returns its Sealed, with the file key fileKey
+// wrapped.
+func (s *Store) seal(ctx context.Context, ref Ref, key string, fileKey []byte, w io.Writer, r io.Reader, maxBytes int64) (Sealed, error) {
+	stored := &countingHash{h: sha256.New()}
+	enc, err := sio.EncryptWriter(io.MultiWriter(w, stored), sioConfig(fileKey))
+	if err != nil {
+		return Sealed{}, fmt.Errorf("encrypt: %w", err)
+	}
+	plain := sha256.New()
+	limit := maxBytes
+	if limit < math.MaxInt64 {
+		limit++
+	}
+	n, err := io.Copy(io.MultiWriter(enc, plain), io.LimitReader(r, limit))
+	if err != nil {
+		return Sealed{}, fmt.Errorf("store %s: %w", key, err)
+	}
+	if n > maxBytes {
+		return Sealed{}, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, maxBytes)
+	}
+	if err := enc.Close(); err != nil {
+		return Sealed{}, fmt.Errorf("store %s: %w", key, err)
+	}
+	sealed := Sealed{Size: n, StoredSize: stored.n}
+	plain.Sum(sealed.PlainSHA256[:0])
+	stored.h.Sum(sealed.StoredSHA256[:0])
+	sealed.WrappedKey, err = s.barrier.Seal(ctx, ref.place(), wrapPayload(fileKey, sealed))
+	if err != nil {
+		return Sealed{}, fmt.Errorf("wrap file key: %w", err)
+	}
+	return sealed, nil
+}
+
+// ctxWriter fails its writes once ctx is done, as a blob writer does.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }
 
 // ReadAll verifies the object at ref completely against sealed and returns its
@@ -289,16 +385,13 @@ func (s *Store) ReadAll(ctx context.Context, ref Ref, sealed Sealed) ([]byte, er
 	}
 	fileKey := payload[1 : 1+keyLen]
 
-	r, err := s.bucket.NewReader(ctx, key, nil)
+	r, size, err := s.open(ctx, key)
 	if err != nil {
-		if gcerrors.Code(err) == gcerrors.NotFound {
-			return nil, fmt.Errorf("%w: %s", ErrNotFound, key)
-		}
-		return nil, fmt.Errorf("open %s: %w", key, err)
+		return nil, err
 	}
-	defer r.Close()
-	if r.Size() != sealed.StoredSize {
-		return nil, fmt.Errorf("%w: stored object is %d bytes, want %d", ErrTampered, r.Size(), sealed.StoredSize)
+	defer func() { _ = r.Close() }()
+	if size != sealed.StoredSize {
+		return nil, fmt.Errorf("%w: stored object is %d bytes, want %d", ErrTampered, size, sealed.StoredSize)
 	}
 
 	// Only a failure of the bucket itself is an I/O error; every other
@@ -342,6 +435,35 @@ func (s *Store) ReadAll(ctx context.Context, ref Ref, sealed Sealed) ([]byte, er
 		return nil, fmt.Errorf("%w: plaintext digest mismatch", ErrTampered)
 	}
 	return out, nil
+}
+
+// open opens the object key for reading and returns its size: from its file
+// in the local directory, or else from the bucket. A missing object is
+// ErrNotFound.
+func (s *Store) open(ctx context.Context, key string) (io.ReadCloser, int64, error) {
+	if path, ok := s.filePath(key); ok {
+		f, err := os.Open(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, key)
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("open %s: %w", key, err)
+		}
+		info, err := f.Stat()
+		if err != nil {
+			_ = f.Close()
+			return nil, 0, fmt.Errorf("open %s: %w", key, err)
+		}
+		return f, info.Size(), nil
+	}
+	r, err := s.bucket.NewReader(ctx, key, nil)
+	if err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, key)
+		}
+		return nil, 0, fmt.Errorf("open %s: %w", key, err)
+	}
+	return r, r.Size(), nil
 }
 
 // Exists reports whether an object is stored at ref. It does not verify it.

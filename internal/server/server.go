@@ -167,7 +167,13 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, generateKey 
 		s.Close()
 		return nil, err
 	}
-	s.Files = files.New(s.bucket, kr)
+	var fileOpts []files.Option
+	if cfg.Blob.Type == "file" {
+		// The local bucket's objects are files the Store may write and
+		// read directly.
+		fileOpts = append(fileOpts, files.LocalDir(cfg.Blob.File.Dir))
+	}
+	s.Files = files.New(s.bucket, kr, fileOpts...)
 	s.Audit = audit.NewEmitter(s.Backend, kr, nil)
 	if err := s.openAuditLog(generateKey); err != nil {
 		s.Close()

@@ -13,7 +13,10 @@
 // A record's declared index fields are held twice, written together: in
 // its row, as fields, a JSON object of strings, which Get and Query return
 // as the record's Index; and as one store_fields row each, the only index
-// b-tree. A query ordered by a field walks store_fields for that field, a
+// b-tree. Triggers on store_records (migration 0002) keep store_fields
+// equal to the records' fields, in the statement that writes the record:
+// a Put, Update or Delete is one statement, which writes only the
+// store_fields rows of fields that came, went or changed. A query ordered by a field walks store_fields for that field, a
 // query ordered by id the primary key of store_records. A condition of
 // equality joins the store_fields row it names; a condition of order on
 // another field than the ordering one reads the field from the record's
@@ -112,20 +115,19 @@ type Store struct {
 const getSQL = `SELECT version, body, fields FROM store_records WHERE collection = ? AND tenant = ? AND id = ?`
 
 // The statements of writes, prepared when the Store is made (see txExec).
-// An update or delete first reads the stored version and fields (currentSQL)
-// in its transaction: the version decides the compare-and-swap, the fields
-// which store_fields rows change.
+// The triggers of store_records write store_fields.
 const (
-	putSQL         = `INSERT INTO store_records (collection, tenant, id, version, body, fields) VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING`
-	currentSQL     = `SELECT version, fields FROM store_records WHERE collection = ? AND tenant = ? AND id = ?`
-	updateSQL      = `UPDATE store_records SET version = version + 1, body = ?, fields = ? WHERE collection = ? AND tenant = ? AND id = ?`
-	deleteSQL      = `DELETE FROM store_records WHERE collection = ? AND tenant = ? AND id = ?`
-	insertFieldSQL = `INSERT INTO store_fields (collection, tenant, field, value, id) VALUES (?, ?, ?, ?, ?)`
-	deleteFieldSQL = `DELETE FROM store_fields WHERE collection = ? AND tenant = ? AND field = ? AND value = ? AND id = ?`
+	putSQL    = `INSERT INTO store_records (collection, tenant, id, version, body, fields) VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING`
+	updateSQL = `UPDATE store_records SET version = version + 1, body = ?, fields = ? WHERE collection = ? AND tenant = ? AND id = ? AND version = ?`
+	deleteSQL = `DELETE FROM store_records WHERE collection = ? AND tenant = ? AND id = ? AND (? = 0 OR version = ?)`
 )
 
+// existsSQL tells a compare-and-swap that changed no row whether the record
+// exists (see casResult).
+const existsSQL = `SELECT 1 FROM store_records WHERE collection = ? AND tenant = ? AND id = ?`
+
 // fixedStatements lists the texts New prepares into Store.fixed.
-var fixedStatements = []string{getSQL, putSQL, currentSQL, updateSQL, deleteSQL, insertFieldSQL, deleteFieldSQL}
+var fixedStatements = []string{getSQL, putSQL, updateSQL, deleteSQL, existsSQL}
 
 var _ store.Backend = (*Store)(nil)
 
@@ -387,88 +389,53 @@ func (s *Store) put(ctx context.Context, tx *sql.Tx, rec store.Record) error {
 	} else if n == 0 {
 		return store.ErrConflict
 	}
-	return s.writeFields(ctx, tx, rec, nil)
+	return nil
 }
 
 func (s *Store) update(ctx context.Context, tx *sql.Tx, rec store.Record) error {
-	stored, err := s.current(ctx, tx, rec.Collection, rec.Tenant, rec.ID, rec.Version)
-	if err != nil {
-		return err
-	}
 	fields, err := encodeFields(rec.Index)
 	if err != nil {
 		return err
 	}
-	if _, err := s.txExec(ctx, tx,
+	res, err := s.txExec(ctx, tx,
 		updateSQL,
-		nonNil(rec.Body), fields, rec.Collection, rec.Tenant, rec.ID); err != nil {
+		nonNil(rec.Body), fields, rec.Collection, rec.Tenant, rec.ID, rec.Version)
+	if err != nil {
 		return err
 	}
-	return s.writeFields(ctx, tx, rec, stored)
+	return s.casResult(ctx, tx, res, rec.Collection, rec.Tenant, rec.ID)
 }
 
 func (s *Store) delete(ctx context.Context, tx *sql.Tx, rec store.Record) error {
-	version := rec.Version
-	if version == 0 {
-		version = anyVersion
-	}
-	stored, err := s.current(ctx, tx, rec.Collection, rec.Tenant, rec.ID, version)
+	res, err := s.txExec(ctx, tx,
+		deleteSQL,
+		rec.Collection, rec.Tenant, rec.ID, rec.Version, rec.Version)
 	if err != nil {
 		return err
 	}
-	if _, err := s.txExec(ctx, tx, deleteSQL, rec.Collection, rec.Tenant, rec.ID); err != nil {
-		return err
-	}
-	return s.writeFields(ctx, tx, store.Record{Collection: rec.Collection, Tenant: rec.Tenant, ID: rec.ID}, stored)
+	return s.casResult(ctx, tx, res, rec.Collection, rec.Tenant, rec.ID)
 }
 
-// anyVersion is the version that current matches with any stored one.
-const anyVersion = -1
-
-// current reads, in tx, the index fields of the stored record, after
-// checking its version: store.ErrNotFound if it is absent, store.ErrConflict
-// if its version is not version (anyVersion matches any; 0 none, as stored
-// versions start at 1).
-func (s *Store) current(ctx context.Context, tx *sql.Tx, collection, tenant, id string, version int64) (map[string]string, error) {
-	var (
-		stored int64
-		fields string
-	)
-	err := tx.StmtContext(ctx, s.fixed[currentSQL]).QueryRowContext(ctx, collection, tenant, id).Scan(&stored, &fields)
+// casResult turns a compare-and-swap statement that changed no row into
+// store.ErrNotFound or store.ErrConflict, by whether the record exists.
+// RowsAffected counts the record's row only, not what its triggers wrote.
+func (s *Store) casResult(ctx context.Context, tx *sql.Tx, res sql.Result, collection, tenant, id string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	var one int
+	err = tx.StmtContext(ctx, s.fixed[existsSQL]).QueryRowContext(ctx, collection, tenant, id).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.ErrNotFound
+		return store.ErrNotFound
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if version != anyVersion && stored != version {
-		return nil, store.ErrConflict
-	}
-	return decodeFields(fields)
-}
-
-// writeFields makes the store_fields rows of rec those of rec.Index, given
-// stored, the fields its rows hold now: it writes only the fields that
-// changed, came or went. An update usually changes a field or two of
-// several.
-func (s *Store) writeFields(ctx context.Context, tx *sql.Tx, rec store.Record, stored map[string]string) error {
-	for field, old := range stored {
-		if value, ok := rec.Index[field]; ok && value == old {
-			continue
-		}
-		if _, err := s.txExec(ctx, tx, deleteFieldSQL, rec.Collection, rec.Tenant, field, old, rec.ID); err != nil {
-			return err
-		}
-	}
-	for field, value := range rec.Index {
-		if old, ok := stored[field]; ok && old == value {
-			continue
-		}
-		if _, err := s.txExec(ctx, tx, insertFieldSQL, rec.Collection, rec.Tenant, field, value, rec.ID); err != nil {
-			return err
-		}
-	}
-	return nil
+	return store.ErrConflict
 }
 
 // encodeFields returns index as the JSON object a record's row holds.

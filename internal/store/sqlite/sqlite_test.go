@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -557,5 +558,74 @@ func TestCloseDuringQueries(t *testing.T) {
 	defer s.queries.mu.Unlock()
 	if len(s.queries.stmts) != 0 {
 		t.Errorf("cached statements after Close = %d, want none", len(s.queries.stmts))
+	}
+}
+
+// TestFieldRowsFollowRecords makes random puts, updates (index fields
+// changed, added, dropped or kept) and deletes, alone and in batches, and
+// checks after each that store_fields holds exactly one row per index field
+// of each record: what the triggers of migration 0002 maintain.
+func TestFieldRowsFollowRecords(t *testing.T) {
+	ctx := t.Context()
+	db := openDB(t, filepath.Join(t.TempDir(), "idvault.db"))
+	s := newStore(t, db)
+	rng := rand.New(rand.NewPCG(1, 2))
+	values := []string{"a", "b", "", `q"uote`, "é", "2026-11-29T10:00:00.000000000Z"}
+	fields := []string{"status", "x", "a.b", "updatedAt"}
+	randomIndex := func() map[string]string {
+		idx := map[string]string{}
+		for _, f := range fields {
+			if rng.IntN(2) == 0 {
+				idx[f] = values[rng.IntN(len(values))]
+			}
+		}
+		return idx
+	}
+	want := map[string]store.Record{} // by tenant/id
+	for step := range 400 {
+		tenant, id := fmt.Sprintf("t%d", rng.IntN(2)), fmt.Sprintf("r%d", rng.IntN(12))
+		key := tenant + "/" + id
+		cur, exists := want[key]
+		switch op := rng.IntN(4); {
+		case !exists:
+			rec, err := s.Put(ctx, store.Record{Collection: "c", Tenant: tenant, ID: id, Index: randomIndex(), Body: []byte{byte(step)}})
+			if err != nil {
+				t.Fatalf("step %d: Put(%s) = %v", step, key, err)
+			}
+			want[key] = rec
+		case op == 0:
+			if err := s.Delete(ctx, "c", tenant, id, cur.Version); err != nil {
+				t.Fatalf("step %d: Delete(%s) = %v", step, key, err)
+			}
+			delete(want, key)
+		case op == 1:
+			// A stale update changes nothing.
+			stale := cur
+			stale.Version--
+			stale.Index = randomIndex()
+			if _, err := s.Update(ctx, stale); !errors.Is(err, store.ErrConflict) {
+				t.Fatalf("step %d: stale Update(%s) = %v, want ErrConflict", step, key, err)
+			}
+		default:
+			cur.Index = randomIndex()
+			if rng.IntN(3) == 0 {
+				cur.Index = maps.Clone(want[key].Index)
+			}
+			recs, err := s.Apply(ctx, []store.Write{{Op: store.OpUpdate, Record: cur}})
+			if err != nil {
+				t.Fatalf("step %d: Apply(update %s) = %v", step, key, err)
+			}
+			want[key] = recs[0]
+		}
+		var rows []string
+		for _, rec := range want {
+			for f, v := range rec.Index {
+				rows = append(rows, "c/"+rec.Tenant+"/"+f+"="+v+"/"+rec.ID)
+			}
+		}
+		slices.Sort(rows)
+		if got := fieldRows(t, db); !slices.Equal(got, rows) {
+			t.Fatalf("step %d: index rows = %q, want %q", step, got, rows)
+		}
 	}
 }

@@ -153,6 +153,11 @@ type message struct {
 	Tenant   string `json:"tenant"`
 	Delivery string `json:"delivery"`
 	Schedule string `json:"schedule,omitempty"`
+	// written is the delivery as this process last wrote or read it, at
+	// version, when the process hands it over to itself: the claim starts
+	// from it rather than reading it back. It never goes on the queue.
+	written *deliveryRecord
+	version int64
 }
 
 // reschedule returns the writes that replace r's schedule record by one due
@@ -235,10 +240,12 @@ func getDelivery(ctx context.Context, v *store.View, id string) (deliveryRecord,
 	return r, rec.Version, nil
 }
 
-// publish hands a delivery to the worker. A failure is only logged: the
-// delivery's schedule record publishes it again after Options.Republish.
-func (s *Service) publish(ctx context.Context, tenant string, r deliveryRecord) {
-	if m := (message{Tenant: tenant, Delivery: r.ID, Schedule: r.Schedule}); !s.local.Offer(m) {
+// publish hands a delivery, r as stored at version, to the worker. A
+// failure is only logged: the delivery's schedule record publishes it again
+// after Options.Republish.
+func (s *Service) publish(ctx context.Context, tenant string, r deliveryRecord, version int64) {
+	m := message{Tenant: tenant, Delivery: r.ID, Schedule: r.Schedule}
+	if !s.local.Offer(message{Tenant: tenant, Delivery: r.ID, Schedule: r.Schedule, written: &r, version: version}) {
 		s.enqueue(ctx, m)
 	}
 }
@@ -364,11 +371,11 @@ func (s *Service) Enqueue(ctx context.Context, tenant string, ev Event) ([]strin
 		if err != nil {
 			return nil, err
 		}
-		_, err = saveDelivery(ctx, v, r, 0, ws)
+		version, err := saveDelivery(ctx, v, r, 0, ws)
 		if errors.Is(err, store.ErrConflict) {
 			// Enqueued before: hand it over again if it still waits,
 			// since the earlier call may have died before publishing.
-			if r, _, err = getDelivery(ctx, v, r.ID); err != nil {
+			if r, version, err = getDelivery(ctx, v, r.ID); err != nil {
 				return nil, fmt.Errorf("enqueue webhook event: %w", err)
 			}
 			if r.Status != DeliveryPending {
@@ -378,7 +385,7 @@ func (s *Service) Enqueue(ctx context.Context, tenant string, ev Event) ([]strin
 		} else if err != nil {
 			return nil, fmt.Errorf("enqueue webhook event: %w", err)
 		}
-		s.publish(ctx, tenant, r)
+		s.publish(ctx, tenant, r, version)
 		ids = append(ids, r.ID)
 	}
 	return ids, nil
@@ -436,7 +443,7 @@ func (s *Service) Attach(ctx context.Context, tenant, collection string, ev Even
 	})
 	return actx, func(ctx context.Context) {
 		for _, r := range built {
-			s.publish(ctx, tenant, r)
+			s.publish(ctx, tenant, r, 1)
 		}
 	}, nil
 }
@@ -515,14 +522,14 @@ func (s *Service) Redeliver(ctx context.Context, tenant, id string) (Delivery, e
 		if err != nil {
 			return Delivery{}, err
 		}
-		_, err = saveDelivery(ctx, v, r, version, ws)
+		version, err = saveDelivery(ctx, v, r, version, ws)
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
 		if err != nil {
 			return Delivery{}, fmt.Errorf("redeliver webhook: %w", err)
 		}
-		s.publish(ctx, tenant, r)
+		s.publish(ctx, tenant, r, version)
 		return r.public(), nil
 	}
 }

@@ -685,14 +685,17 @@ func TestScheduleRecordRemovedByHand(t *testing.T) {
 
 // TestHandOverInProcess: while the worker runs in this process, a delivery
 // the process stores goes to one of its idle workers without a queue
-// message, and is delivered; with the worker stopped it goes to the queue
-// again.
+// message, and is delivered; the worker claims it from the record it was
+// handed, without reading it back. With the worker stopped it goes to the
+// queue again.
 func TestHandOverInProcess(t *testing.T) {
 	rcv := newReceiver(t, false, time.Now, nil)
 	f := newFixture(t, setup{realTime: true, opts: webhook.Options{Policy: loopback, PollInterval: time.Hour}})
 	counted := &queuetest.Counting{Broker: f.env.Broker}
+	reads := &getCounter{Backend: f.env.Backend, collection: webhook.CollDeliveries}
 	deps := f.deps
 	deps.Broker = counted
+	deps.Backend = reads
 	svc, err := webhook.New(deps, f.opts)
 	if err != nil {
 		t.Fatal(err)
@@ -707,6 +710,7 @@ func TestHandOverInProcess(t *testing.T) {
 	for i := range warm + measured {
 		if i == warm {
 			counted.Reset()
+			reads.gets.Store(0)
 		}
 		ids = append(ids, f.enqueue(t, "acme", event(fmt.Sprintf("e%d", i), webhook.EventSessionCreated))...)
 		if got := rcv.next(t); got.payload.ID != fmt.Sprintf("e%d", i) || got.verifyErr["s"] != nil {
@@ -717,6 +721,9 @@ func TestHandOverInProcess(t *testing.T) {
 		t.Errorf("queue messages for %d deliveries handed to idle workers = %d, want 0", measured, n)
 	}
 	stop() // settles the attempts in progress
+	if n := reads.gets.Load(); n != 0 {
+		t.Errorf("delivery reads for %d deliveries handed over = %d, want 0", measured, n)
+	}
 	for _, id := range ids {
 		if d := f.delivery(t, "acme", id); d.Status != webhook.DeliveryDelivered || d.AttemptCount != 1 {
 			t.Errorf("delivery %s = %+v, want delivered at the first attempt", id, d)
@@ -731,6 +738,20 @@ func TestHandOverInProcess(t *testing.T) {
 	if d := f.delivery(t, "acme", ids[0]); d.Status != webhook.DeliveryDelivered {
 		t.Errorf("delivery after the stop = %+v, want delivered from the queue", d)
 	}
+}
+
+// getCounter counts the reads of one collection's records.
+type getCounter struct {
+	store.Backend
+	collection string
+	gets       atomic.Int64
+}
+
+func (b *getCounter) Get(ctx context.Context, collection, tenant, id string) (store.Record, error) {
+	if collection == b.collection {
+		b.gets.Add(1)
+	}
+	return b.Backend.Get(ctx, collection, tenant, id)
 }
 
 // queryCounter counts the queries of the subscriptions collection.

@@ -208,7 +208,18 @@ func (s *Service) handle(ctx context.Context, m message) error {
 // is empty when there is nothing to attempt.
 func (s *Service) claim(ctx context.Context, v *store.View, m message) (deliveryRecord, int64, string, error) {
 	for {
-		r, version, err := getDelivery(ctx, v, m.Delivery)
+		var (
+			r       deliveryRecord
+			version int64
+			err     error
+		)
+		if m.written != nil {
+			// The compare-and-swap on its version fails if anything
+			// changed the delivery since, and the next round reads it.
+			r, version, m.written = *m.written, m.version, nil
+		} else {
+			r, version, err = getDelivery(ctx, v, m.Delivery)
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			if strings.HasPrefix(m.Schedule, v.Tenant()+"/"+m.Delivery+"/") {
 				s.dropSchedule(ctx, m.Schedule)

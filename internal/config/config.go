@@ -468,7 +468,7 @@ func base() Config {
 		Sessions: Sessions{DefaultTTL: 24 * time.Hour, MaxTTL: 720 * time.Hour},
 		Scheduler: Scheduler{Interval: 30 * time.Second, LeaseTTL: 60 * time.Second, RepublishAfter: 30 * time.Second,
 			SweepInterval: time.Hour, OrphanGrace: time.Hour, VerifyInterval: 24 * time.Hour, VerifyBatch: 1000},
-		Workflow:  Workflow{Concurrency: 4},
+		Workflow:  Workflow{Concurrency: 16},
 		Auth:      Auth{OIDC: OIDC{Providers: []OIDCProvider{}}},
 		Audit:     baseAudit(),
 		Regula:    baseRegula(),

@@ -58,7 +58,7 @@ func (w Webhooks) AllowPrefixes() []netip.Prefix {
 func baseWebhooks() Webhooks {
 	return Webhooks{AllowNetworks: []string{}, Ports: []int{80, 443, 8080, 8443}, Timeout: 10 * time.Second,
 		Backoff: 30 * time.Second, MaxBackoff: time.Hour, RetryWindow: 24 * time.Hour, PollInterval: 5 * time.Second,
-		Republish: time.Minute, Concurrency: 4}
+		Republish: time.Minute, Concurrency: 16}
 }
 
 func (c Config) validateWebhooks(ps *problems, prod bool) {

@@ -74,7 +74,7 @@ func TestWebhooksFromEnv(t *testing.T) {
 		!slices.Equal(w.Ports, []int{41234}) || w.Backoff != time.Second || w.Republish != 5*time.Second {
 		t.Errorf("Webhooks = %+v, want the environment's values", w)
 	}
-	if w.Timeout != 10*time.Second || w.MaxBackoff != time.Hour || w.RetryWindow != 24*time.Hour || w.Concurrency != 4 {
+	if w.Timeout != 10*time.Second || w.MaxBackoff != time.Hour || w.RetryWindow != 24*time.Hour || w.Concurrency != 16 {
 		t.Errorf("Webhooks = %+v, want the documented defaults for the keys not set", w)
 	}
 }

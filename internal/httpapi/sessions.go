@@ -198,7 +198,7 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) error {
 	keyCommitted()
 	published(r.Context())
 	if handOver {
-		if err := a.d.WorkflowLocal.Publish(r.Context(), a.d.Broker, principalOf(r.Context()).Tenant, s.ID); err != nil {
+		if err := a.d.WorkflowLocal.PublishWritten(r.Context(), a.d.Broker, principalOf(r.Context()).Tenant, s); err != nil {
 			a.d.Log.Warn("workflow message not published; the scheduler will republish", "requestId", requestID(r.Context()), "err", err)
 		}
 	}
@@ -478,7 +478,7 @@ func (a *API) uploadFile(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !collected.Waits {
-		if err := a.d.WorkflowLocal.Publish(r.Context(), a.d.Broker, tenant, s.ID); err != nil {
+		if err := a.d.WorkflowLocal.PublishWritten(r.Context(), a.d.Broker, tenant, s); err != nil {
 			a.d.Log.Warn("workflow message not published; the scheduler will republish", "requestId", requestID(r.Context()), "err", err)
 		}
 	}

@@ -61,6 +61,12 @@ func Lookup(id string) (Definition, bool) {
 type Message struct {
 	Tenant  string `json:"tenant"`
 	Session string `json:"session"`
+	// written is the session as a publisher of this process wrote it,
+	// handed over with it (Local.PublishWritten) so that the consumer need
+	// not read it back: a compare-and-swap on its version fails if
+	// anything changed it since, and the session is read then. It never
+	// goes on the queue.
+	written *session.Session
 }
 
 // Publish publishes a message asking the workflow role to evaluate a session.
@@ -96,6 +102,16 @@ func (l *Local) Publish(ctx context.Context, b queue.Broker, tenant, sessionID s
 		return nil
 	}
 	return Publish(ctx, b, tenant, sessionID)
+}
+
+// PublishWritten is Publish for s, the session as the caller has just
+// written it: a consumer of this process takes a copy of it rather than
+// reading it again.
+func (l *Local) PublishWritten(ctx context.Context, b queue.Broker, tenant string, s *session.Session) error {
+	if l != nil && l.h.Offer(Message{Tenant: tenant, Session: s.ID, written: s.Clone()}) {
+		return nil
+	}
+	return Publish(ctx, b, tenant, s.ID)
 }
 
 // Advance evaluates s against its workflow: an open session holding every
@@ -259,12 +275,19 @@ func (r *Role) handle(ctx context.Context, m Message) error {
 			Details: map[string]string{"status": main.Record.Index["status"]}}
 	})
 	// A change carries its event; no change, no event.
-	s, err := session.NewRepo(v).Update(ctx, m.Session, r.now(), func(s *session.Session) error {
+	advance := func(s *session.Session) error {
 		if _, ok := Lookup(s.WorkflowID); !ok && r.runner != nil {
 			return errStored
 		}
 		return Advance(s)
-	})
+	}
+	repo := session.NewRepo(v)
+	var s *session.Session
+	if m.written != nil {
+		s, err = repo.UpdateFrom(ctx, m.written, r.now(), advance)
+	} else {
+		s, err = repo.Update(ctx, m.Session, r.now(), advance)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}

@@ -155,7 +155,7 @@ func (f *fixture) role(concurrency int) *workflow.Role {
 
 // complete stores a pending session that holds every required file and
 // waits for the workflow.
-func complete(t *testing.T, r *session.Repo, id string) {
+func complete(t *testing.T, r *session.Repo, id string) *session.Session {
 	t.Helper()
 	s := &session.Session{
 		ID: id, WorkflowID: workflow.DefaultID, Status: session.StatusPending, Advance: true,
@@ -165,6 +165,7 @@ func complete(t *testing.T, r *session.Repo, id string) {
 	if err := r.Create(context.Background(), s); err != nil {
 		t.Fatalf("Create(%s) = %v", id, err)
 	}
+	return s
 }
 
 func TestHandle(t *testing.T) {
@@ -381,5 +382,84 @@ func TestLocalHandOver(t *testing.T) {
 	waitReview(t, r, "unhanded")
 	if n := counted.Published(); n != 2 {
 		t.Errorf("queue messages after a nil Local's publish = %d, want 2", n)
+	}
+}
+
+// sessionReads counts the reads of session records.
+type sessionReads struct {
+	store.Backend
+	n atomic.Int64
+}
+
+func (b *sessionReads) Get(ctx context.Context, collection, tenant, id string) (store.Record, error) {
+	if collection == session.Collection {
+		b.n.Add(1)
+	}
+	return b.Backend.Get(ctx, collection, tenant, id)
+}
+
+// TestLocalHandOverWritten: a session handed over with the copy its
+// publisher wrote is evaluated from that copy, without reading it; a copy
+// that another write has overtaken fails its compare-and-swap, and the
+// session is read and evaluated as stored, that write kept.
+func TestLocalHandOverWritten(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	r := f.repo(t, "tenant-a")
+	reads := &sessionReads{Backend: f.backend}
+	counted := &queuetest.Counting{Broker: f.broker}
+	local := workflow.NewLocal()
+	role := workflow.NewRole(counted, reads, f.barrier, audit.NewEmitter(f.backend, f.barrier, nil), slog.New(slog.DiscardHandler),
+		func() time.Time { return t0.Add(time.Hour) }, 1).WithLocal(local)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- role.Run(runCtx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run() = %v", err)
+		}
+	}()
+	publish := func(s *session.Session) {
+		t.Helper()
+		if err := local.PublishWritten(ctx, counted, "tenant-a", s); err != nil {
+			t.Fatalf("PublishWritten(%s) = %v", s.ID, err)
+		}
+	}
+	// The first goes through once the consumer is up; after it, the
+	// consumer waits for the next (as TestLocalHandOver relies on).
+	publish(complete(t, r, "warm"))
+	waitReview(t, r, "warm")
+	counted.Reset()
+	reads.n.Store(0)
+
+	fresh := complete(t, r, "fresh")
+	publish(fresh)
+	waitReview(t, r, "fresh")
+	if n := reads.n.Load(); n != 0 {
+		t.Errorf("session reads for a session handed over as written = %d, want 0", n)
+	}
+
+	stale := complete(t, r, "stale")
+	if _, err := r.Update(ctx, "stale", t0, func(s *session.Session) error {
+		s.Reason = "overtaken"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	publish(stale)
+	waitReview(t, r, "stale")
+	if n := reads.n.Load(); n == 0 {
+		t.Errorf("session reads for an overtaken copy = 0, want it read after its compare-and-swap failed")
+	}
+	if n := counted.Published(); n != 0 {
+		t.Errorf("queue messages = %d, want 0: both sessions handed over", n)
+	}
+	got, err := r.Get(ctx, "stale")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Reason != "overtaken" {
+		t.Errorf("session after evaluating an overtaken copy: reason %q, want the overtaking write's %q kept", got.Reason, "overtaken")
 	}
 }

@@ -234,9 +234,8 @@ func TestAuditMarkers(t *testing.T) {
 		for name, v := range all {
 			var n int
 			err := db.QueryRowContext(ctx, `SELECT
-				(SELECT count(*) FROM store_fields WHERE instr(value, ?1) > 0 OR instr(field, ?1) > 0) +
-				(SELECT count(*) FROM store_records WHERE instr(id, ?1) > 0 OR instr(tenant, ?1) > 0 OR instr(collection, ?1) > 0
-					OR instr(fields, ?1) > 0)`, v).Scan(&n)
+				(SELECT count(*) FROM store_index WHERE instr(value, ?1) > 0 OR instr(field, ?1) > 0) +
+				(SELECT count(*) FROM store_records WHERE instr(id, ?1) > 0 OR instr(tenant, ?1) > 0 OR instr(collection, ?1) > 0)`, v).Scan(&n)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -39,9 +39,8 @@ var (
 )
 
 // Record is one stored record. Body is opaque sealed bytes; Index holds the
-// declared clear index fields, whose values are valid UTF-8 (others are
-// ErrInvalid). Version is assigned by the backend: 1 on Put, incremented by
-// every Update.
+// declared clear index fields. Version is assigned by the backend: 1 on Put,
+// incremented by every Update.
 type Record struct {
 	Collection string
 	Tenant     string

@@ -5,36 +5,32 @@
 //
 // Two tables, created by the embedded migrations of component "store":
 //
-//	store_records (collection, tenant, id, version, body BLOB, fields TEXT)
+//	store_records (collection, tenant, id, version, body BLOB)
 //	    PRIMARY KEY (collection, tenant, id)
-//	store_fields  (collection, tenant, field, value, id)
-//	    PRIMARY KEY (collection, tenant, field, value, id) WITHOUT ROWID
+//	store_index   (collection, tenant, id, field, value)
+//	    PRIMARY KEY (collection, tenant, id, field)
+//	    FOREIGN KEY (collection, tenant, id) -> store_records ON DELETE CASCADE
+//	    INDEX store_index_value (collection, tenant, field, value, id)
 //
-// A record's declared index fields are held twice, written together: in
-// its row, as fields, a JSON object of strings, which Get and Query return
-// as the record's Index; and as one store_fields row each, the only index
-// b-tree. Triggers on store_records (migration 0002) keep store_fields
-// equal to the records' fields, in the statement that writes the record:
-// a Put, Update or Delete is one statement, which writes only the
-// store_fields rows of fields that came, went or changed. A query ordered by a field walks store_fields for that field, a
-// query ordered by id the primary key of store_records. A condition of
-// equality joins the store_fields row it names; a condition of order on
-// another field than the ordering one reads the field from the record's
-// fields (json_extract), so that no condition makes a lookup scan a range
-// of values. Every value — collection, tenant, id, field names, JSON paths,
-// index values, versions and bodies — is bound as a statement parameter; the
-// SQL text is built only from fixed fragments.
+// Each declared index field of a record is one store_index row. A query
+// ordered by a field walks store_index_value for that field and joins one
+// store_index row per condition; a query ordered by id walks the primary key
+// of store_records. Every value — collection, tenant, id, field names, index
+// values, versions and bodies — is bound as a statement parameter; the SQL
+// text is built only from fixed fragments.
 //
 // Put, Update and Delete each run in one IMMEDIATE write transaction, so a
-// record's body, index and version change together or not at all. Get
-// reads one row and Query runs one statement, so a record's body and index
-// always come from the same snapshot.
+// record's body, index rows and version change together or not at all. Get
+// reads with one statement and Query in one read transaction, so a record's
+// body and index always come from the same snapshot.
 //
 // # Prepared statements
 //
 // Compiling SQL text took a fifth of the CPU of a Query page, so no call
-// compiles its SQL anew in the steady state. New prepares the fixed texts,
-// Get's and the writes'. Query prepares its generated text on first use
+// compiles its SQL anew in the steady state. New prepares the fixed texts:
+// Get's, the writes', and the index lookup of a Query page, whose IN list
+// is padded (with the page's last id) to one of a few lengths, 1, 2, 4, …,
+// 512 and store.MaxLimit. Query prepares its generated text on first use
 // and keeps it, up to maxCachedQueries texts; a text beyond that runs
 // unprepared. Every statement is prepared on the pool (db.PrepareContext)
 // before a transaction opens, never while one is held, and runs in the
@@ -43,9 +39,8 @@
 // connection — a writer holding the write lock above all — never waits
 // for the pool to give it another one, which callers waiting on it may hold.
 //
-// Index field names are 1 to 64 characters of [A-Za-z0-9_.]; index values
-// are valid UTF-8; collection, tenant and id are 1 to 256 bytes. Anything
-// else fails with store.ErrInvalid.
+// Index field names are 1 to 64 characters of [A-Za-z0-9_.]; collection,
+// tenant and id are 1 to 256 bytes. Anything else fails with store.ErrInvalid.
 // A Query with Limit <= 0 returns at most store.DefaultLimit records; a larger
 // Limit is capped at store.MaxLimit.
 //
@@ -83,14 +78,13 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"unicode/utf8"
 
 	"github.com/idvault/idvault/internal/sqlitedb"
 	"github.com/idvault/idvault/internal/store"
@@ -108,18 +102,26 @@ type Store struct {
 	// fixed holds the prepared statements of fixedStatements, by text.
 	// New fills it; it is read-only after.
 	fixed map[string]*sql.Stmt
+	// index holds the prepared index lookups of a page, one for each
+	// length of indexSizes. New fills it; it is read-only after.
+	index []*sql.Stmt
 	// queries caches the prepared statements of Query's generated texts.
 	queries stmtCache
 }
 
-const getSQL = `SELECT version, body, fields FROM store_records WHERE collection = ? AND tenant = ? AND id = ?`
+const getSQL = `SELECT version, body, NULL, NULL FROM store_records WHERE collection = ?1 AND tenant = ?2 AND id = ?3
+		UNION ALL
+		SELECT NULL, NULL, field, value FROM store_index WHERE collection = ?1 AND tenant = ?2 AND id = ?3`
 
 // The statements of writes, prepared when the Store is made (see txExec).
-// The triggers of store_records write store_fields.
 const (
-	putSQL    = `INSERT INTO store_records (collection, tenant, id, version, body, fields) VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING`
-	updateSQL = `UPDATE store_records SET version = version + 1, body = ?, fields = ? WHERE collection = ? AND tenant = ? AND id = ? AND version = ?`
-	deleteSQL = `DELETE FROM store_records WHERE collection = ? AND tenant = ? AND id = ? AND (? = 0 OR version = ?)`
+	putSQL         = `INSERT INTO store_records (collection, tenant, id, version, body) VALUES (?, ?, ?, 1, ?) ON CONFLICT DO NOTHING`
+	updateSQL      = `UPDATE store_records SET version = version + 1, body = ? WHERE collection = ? AND tenant = ? AND id = ? AND version = ?`
+	indexRowsSQL   = `SELECT field, value FROM store_index WHERE collection = ? AND tenant = ? AND id = ?`
+	setIndexSQL    = `UPDATE store_index SET value = ? WHERE collection = ? AND tenant = ? AND id = ? AND field = ?`
+	dropIndexSQL   = `DELETE FROM store_index WHERE collection = ? AND tenant = ? AND id = ? AND field = ?`
+	deleteSQL      = `DELETE FROM store_records WHERE collection = ? AND tenant = ? AND id = ? AND (? = 0 OR version = ?)`
+	insertIndexSQL = `INSERT INTO store_index (collection, tenant, id, field, value) VALUES (?, ?, ?, ?, ?)`
 )
 
 // existsSQL tells a compare-and-swap that changed no row whether the record
@@ -127,12 +129,27 @@ const (
 const existsSQL = `SELECT 1 FROM store_records WHERE collection = ? AND tenant = ? AND id = ?`
 
 // fixedStatements lists the texts New prepares into Store.fixed.
-var fixedStatements = []string{getSQL, putSQL, updateSQL, deleteSQL, existsSQL}
+var fixedStatements = []string{getSQL, putSQL, updateSQL, indexRowsSQL, setIndexSQL, dropIndexSQL, deleteSQL, insertIndexSQL, existsSQL}
+
+// indexSizes are the lengths of the IN lists of indexSQL, ascending; the
+// last is store.MaxLimit, the longest page. A page's ids are padded to the
+// next length, so a few statements serve every page size.
+var indexSizes = []int{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, store.MaxLimit}
+
+// indexSQL returns the text selecting (id, field, value) of the index rows
+// of n ids of one collection and tenant; its arguments are collection,
+// tenant and the n ids.
+func indexSQL(n int) string {
+	return `SELECT id, field, value FROM store_index WHERE collection = ? AND tenant = ? AND id IN (` +
+		strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + `)`
+}
 
 var _ store.Backend = (*Store)(nil)
 
 // New applies the store's migrations to db and returns a Store over it.
-// The caller keeps ownership of db and closes it after closing the Store.
+// sqlitedb.Open turns foreign keys on, which deletes rely on to remove index
+// rows. The caller keeps ownership of db and closes it after
+// closing the Store.
 func New(ctx context.Context, db *sqlitedb.DB) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("new sqlite store: nil db")
@@ -153,6 +170,14 @@ func New(ctx context.Context, db *sqlitedb.DB) (*Store, error) {
 		}
 		st.fixed[text] = p
 	}
+	for _, n := range indexSizes {
+		p, err := db.PrepareContext(ctx, indexSQL(n))
+		if err != nil {
+			_ = st.Close()
+			return nil, fmt.Errorf("new sqlite store: prepare index lookup of %d ids: %w", n, err)
+		}
+		st.index = append(st.index, p)
+	}
 	return st, nil
 }
 
@@ -165,6 +190,9 @@ func (s *Store) Close() error {
 	}
 	var errs []error
 	for _, st := range s.fixed {
+		errs = append(errs, st.Close())
+	}
+	for _, st := range s.index {
 		errs = append(errs, st.Close())
 	}
 	errs = append(errs, s.queries.close())
@@ -241,6 +269,15 @@ func (c *stmtCache) close() error {
 	return errors.Join(errs...)
 }
 
+// txQuery runs text with args within tx, through st, its prepared statement,
+// or unprepared when st is nil.
+func txQuery(ctx context.Context, tx *sql.Tx, st *sql.Stmt, text string, args ...any) (*sql.Rows, error) {
+	if st != nil {
+		return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return tx.QueryContext(ctx, text, args...)
+}
+
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if s.closed.Load() {
@@ -264,19 +301,36 @@ func (s *Store) Get(ctx context.Context, collection, tenant, id string) (store.R
 	return rec, nil
 }
 
-// get reads the record's row: version, body and index fields.
+// get reads the record and its index rows in one statement, so both come
+// from one snapshot without a transaction: the record row carries a version,
+// each index row a field.
 func (s *Store) get(ctx context.Context, collection, tenant, id string) (store.Record, error) {
-	rec := store.Record{Collection: collection, Tenant: tenant, ID: id}
-	var fields string
-	err := s.fixed[getSQL].QueryRowContext(ctx, collection, tenant, id).Scan(&rec.Version, &rec.Body, &fields)
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Record{}, store.ErrNotFound
-	}
+	rows, err := s.fixed[getSQL].QueryContext(ctx, collection, tenant, id)
 	if err != nil {
 		return store.Record{}, err
 	}
-	if rec.Index, err = decodeFields(fields); err != nil {
+	defer func() { _ = rows.Close() }()
+	rec := store.Record{Collection: collection, Tenant: tenant, ID: id, Index: map[string]string{}}
+	for rows.Next() {
+		var (
+			version      sql.NullInt64
+			body         []byte
+			field, value sql.NullString
+		)
+		if err := rows.Scan(&version, &body, &field, &value); err != nil {
+			return store.Record{}, err
+		}
+		if version.Valid {
+			rec.Version, rec.Body = version.Int64, body
+		} else {
+			rec.Index[field.String] = value.String
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return store.Record{}, err
+	}
+	if rec.Version == 0 {
+		return store.Record{}, store.ErrNotFound
 	}
 	return rec, nil
 }
@@ -311,7 +365,7 @@ func (s *Store) Update(ctx context.Context, rec store.Record) (store.Record, err
 
 // Delete removes the record if its stored version is version (0: any). It
 // returns store.ErrNotFound if the record is absent and store.ErrConflict on
-// a version mismatch. Its index goes with it.
+// a version mismatch. Its index rows go with it (foreign key cascade).
 func (s *Store) Delete(ctx context.Context, collection, tenant, id string, version int64) error {
 	rec := store.Record{Collection: collection, Tenant: tenant, ID: id, Version: version}
 	if err := s.checkDelete(rec); err != nil {
@@ -374,13 +428,9 @@ func (s *Store) Apply(ctx context.Context, writes []store.Write) ([]store.Record
 }
 
 func (s *Store) put(ctx context.Context, tx *sql.Tx, rec store.Record) error {
-	fields, err := encodeFields(rec.Index)
-	if err != nil {
-		return err
-	}
 	res, err := s.txExec(ctx, tx,
 		putSQL,
-		rec.Collection, rec.Tenant, rec.ID, nonNil(rec.Body), fields)
+		rec.Collection, rec.Tenant, rec.ID, nonNil(rec.Body))
 	if err != nil {
 		return err
 	}
@@ -389,21 +439,68 @@ func (s *Store) put(ctx context.Context, tx *sql.Tx, rec store.Record) error {
 	} else if n == 0 {
 		return store.ErrConflict
 	}
-	return nil
+	return s.insertIndex(ctx, tx, rec)
 }
 
 func (s *Store) update(ctx context.Context, tx *sql.Tx, rec store.Record) error {
-	fields, err := encodeFields(rec.Index)
-	if err != nil {
-		return err
-	}
 	res, err := s.txExec(ctx, tx,
 		updateSQL,
-		nonNil(rec.Body), fields, rec.Collection, rec.Tenant, rec.ID, rec.Version)
+		nonNil(rec.Body), rec.Collection, rec.Tenant, rec.ID, rec.Version)
 	if err != nil {
 		return err
 	}
-	return s.casResult(ctx, tx, res, rec.Collection, rec.Tenant, rec.ID)
+	if err := s.casResult(ctx, tx, res, rec.Collection, rec.Tenant, rec.ID); err != nil {
+		return err
+	}
+	return s.updateIndex(ctx, tx, rec)
+}
+
+// updateIndex makes the index rows of rec, an updated record, its Index:
+// it reads the stored rows and writes only the fields that changed, came or
+// went. An update usually changes a field or two of several, and each row
+// written is two b-tree entries (the row and store_index_value).
+func (s *Store) updateIndex(ctx context.Context, tx *sql.Tx, rec store.Record) error {
+	rows, err := txQuery(ctx, tx, s.fixed[indexRowsSQL], indexRowsSQL, rec.Collection, rec.Tenant, rec.ID)
+	if err != nil {
+		return err
+	}
+	stored := make(map[string]string, len(rec.Index))
+	for rows.Next() {
+		var field, value string
+		if err := rows.Scan(&field, &value); err != nil {
+			_ = rows.Close()
+			return err
+		}
+		stored[field] = value
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for field, value := range rec.Index {
+		old, ok := stored[field]
+		var err error
+		switch {
+		case !ok:
+			_, err = s.txExec(ctx, tx, insertIndexSQL, rec.Collection, rec.Tenant, rec.ID, field, value)
+		case old != value:
+			_, err = s.txExec(ctx, tx, setIndexSQL, value, rec.Collection, rec.Tenant, rec.ID, field)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for field := range stored {
+		if _, ok := rec.Index[field]; ok {
+			continue
+		}
+		if _, err := s.txExec(ctx, tx, dropIndexSQL, rec.Collection, rec.Tenant, rec.ID, field); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Store) delete(ctx context.Context, tx *sql.Tx, rec store.Record) error {
@@ -414,53 +511,6 @@ func (s *Store) delete(ctx context.Context, tx *sql.Tx, rec store.Record) error 
 		return err
 	}
 	return s.casResult(ctx, tx, res, rec.Collection, rec.Tenant, rec.ID)
-}
-
-// casResult turns a compare-and-swap statement that changed no row into
-// store.ErrNotFound or store.ErrConflict, by whether the record exists.
-// RowsAffected counts the record's row only, not what its triggers wrote.
-func (s *Store) casResult(ctx context.Context, tx *sql.Tx, res sql.Result, collection, tenant, id string) error {
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		return nil
-	}
-	var one int
-	err = tx.StmtContext(ctx, s.fixed[existsSQL]).QueryRowContext(ctx, collection, tenant, id).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.ErrNotFound
-	}
-	if err != nil {
-		return err
-	}
-	return store.ErrConflict
-}
-
-// encodeFields returns index as the JSON object a record's row holds.
-func encodeFields(index map[string]string) (string, error) {
-	if len(index) == 0 {
-		return "{}", nil
-	}
-	b, err := json.Marshal(index)
-	if err != nil {
-		return "", fmt.Errorf("encode index: %w", err)
-	}
-	return string(b), nil
-}
-
-// decodeFields reads the JSON object of a record's row into an index map,
-// empty and not nil when the record has no index fields.
-func decodeFields(fields string) (map[string]string, error) {
-	index := map[string]string{}
-	if fields == "{}" {
-		return index, nil
-	}
-	if err := json.Unmarshal([]byte(fields), &index); err != nil {
-		return nil, fmt.Errorf("stored index fields: %w", err)
-	}
-	return index, nil
 }
 
 // Query returns one page of the records of q.Collection in q.Tenant that
@@ -484,40 +534,56 @@ func (s *Store) Query(ctx context.Context, q store.Query) (store.Page, error) {
 		after = &c
 	}
 	text, args := buildQuery(q, after, limit+1)
+	// Prepare before the transaction holds a connection (see stmtCache.get).
 	st, err := s.queries.get(ctx, s.db.DB, text)
 	if err != nil {
 		return store.Page{}, fmt.Errorf("query %s: prepare: %w", q.Collection, err)
 	}
-	// One statement reads one snapshot: no transaction is needed.
-	var rows *sql.Rows
-	if st != nil {
-		rows, err = st.QueryContext(ctx, args...)
-	} else {
-		rows, err = s.db.QueryContext(ctx, text, args...)
-	}
-	if err != nil {
-		return store.Page{}, fmt.Errorf("query %s: %w", q.Collection, err)
-	}
-	defer func() { _ = rows.Close() }()
+
 	var page store.Page
-	var last cursor
-	for rows.Next() {
-		if len(page.Records) == limit {
-			page.Next = encodeCursor(shape, last)
-			break
+	err = s.read(ctx, func(tx *sql.Tx) error {
+		page = store.Page{}
+		rows, err := txQuery(ctx, tx, st, text, args...)
+		if err != nil {
+			return err
 		}
-		rec := store.Record{Collection: q.Collection, Tenant: q.Tenant}
-		var fields string
-		if err := rows.Scan(&rec.ID, &rec.Version, &rec.Body, &fields, &last.value); err != nil {
-			return store.Page{}, fmt.Errorf("query %s: %w", q.Collection, err)
+		defer func() { _ = rows.Close() }()
+		var last cursor
+		for rows.Next() {
+			if len(page.Records) == limit {
+				page.Next = encodeCursor(shape, last)
+				break
+			}
+			rec := store.Record{Collection: q.Collection, Tenant: q.Tenant}
+			if err := rows.Scan(&rec.ID, &rec.Version, &rec.Body, &last.value); err != nil {
+				return err
+			}
+			last.id = rec.ID
+			page.Records = append(page.Records, rec)
 		}
-		if rec.Index, err = decodeFields(fields); err != nil {
-			return store.Page{}, fmt.Errorf("query %s: %w", q.Collection, err)
+		if err := rows.Err(); err != nil {
+			return err
 		}
-		last.id = rec.ID
-		page.Records = append(page.Records, rec)
-	}
-	if err := rows.Err(); err != nil {
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if len(page.Records) == 0 {
+			return nil
+		}
+		ids := make([]string, len(page.Records))
+		for i, r := range page.Records {
+			ids[i] = r.ID
+		}
+		idx, err := s.loadIndex(ctx, tx, q.Collection, q.Tenant, ids)
+		if err != nil {
+			return err
+		}
+		for i := range page.Records {
+			page.Records[i].Index = idx[page.Records[i].ID]
+		}
+		return nil
+	})
+	if err != nil {
 		return store.Page{}, fmt.Errorf("query %s: %w", q.Collection, err)
 	}
 	return page, nil
@@ -533,9 +599,9 @@ var ops = map[store.Op]string{
 }
 
 // buildQuery returns the SQL and arguments selecting (id, version, body,
-// fields, order value) of at most limit records of q after position after.
-// The SQL holds only fixed fragments and generated aliases; every value is
-// an argument.
+// order value) of at most limit records of q after position after. The SQL
+// holds only fixed fragments and generated aliases; every value is an
+// argument.
 func buildQuery(q store.Query, after *cursor, limit int) (string, []any) {
 	var b strings.Builder
 	var args []any
@@ -546,38 +612,28 @@ func buildQuery(q store.Query, after *cursor, limit int) (string, []any) {
 	base := "r"
 	if q.OrderBy != "" {
 		base = "o"
-		b.WriteString(`SELECT r.id, r.version, r.body, r.fields, o.value FROM store_fields o
+		b.WriteString(`SELECT r.id, r.version, r.body, o.value FROM store_index o
 			JOIN store_records r ON r.collection = o.collection AND r.tenant = o.tenant AND r.id = o.id`)
 	} else {
-		b.WriteString(`SELECT r.id, r.version, r.body, r.fields, '' FROM store_records r`)
+		b.WriteString(`SELECT r.id, r.version, r.body, '' FROM store_records r`)
 	}
-	// A condition of equality joins its store_fields row, a point lookup
-	// that may also lead the query; a condition of order reads the record's
-	// fields, as a lookup of (field, id) in store_fields would scan the
-	// field's values. Aliases are numbered by join, not by condition, so
-	// the text does not depend on where the conditions on OrderBy stand:
-	// fewer texts to prepare.
-	var onOrder, ranges []store.Cond
+	// Aliases are numbered by join, not by condition, so the text does not
+	// depend on where the conditions on OrderBy stand: fewer texts to
+	// prepare.
+	var onOrder []store.Cond
 	i := 0
 	for _, c := range q.Where {
-		switch {
-		case c.Field == q.OrderBy:
+		if c.Field == q.OrderBy {
 			onOrder = append(onOrder, c)
-		case c.Op != store.Eq:
-			ranges = append(ranges, c)
-		default:
-			fmt.Fprintf(&b, "\nJOIN store_fields c%[1]d ON c%[1]d.collection = %[2]s.collection AND c%[1]d.tenant = %[2]s.tenant"+
-				" AND c%[1]d.field = ? AND c%[1]d.value = ? AND c%[1]d.id = %[2]s.id", i, base)
-			args = append(args, c.Field, c.Value)
-			i++
+			continue
 		}
+		fmt.Fprintf(&b, "\nJOIN store_index c%[1]d ON c%[1]d.collection = %[2]s.collection AND c%[1]d.tenant = %[2]s.tenant"+
+			" AND c%[1]d.id = %[2]s.id AND c%[1]d.field = ? AND c%[1]d.value %[3]s ?", i, base, ops[c.Op])
+		args = append(args, c.Field, c.Value)
+		i++
 	}
 	fmt.Fprintf(&b, "\nWHERE %[1]s.collection = ? AND %[1]s.tenant = ?", base)
 	args = append(args, q.Collection, q.Tenant)
-	for _, c := range ranges {
-		fmt.Fprintf(&b, " AND json_extract(r.fields, ?) %s ?", ops[c.Op])
-		args = append(args, fieldPath(c.Field), c.Value)
-	}
 	if q.OrderBy != "" {
 		b.WriteString(" AND o.field = ?")
 		args = append(args, q.OrderBy)
@@ -602,16 +658,93 @@ func buildQuery(q store.Query, after *cursor, limit int) (string, []any) {
 	return b.String(), args
 }
 
-// fieldPath returns the JSON path of an index field in a record's fields.
-// Field names are [A-Za-z0-9_.] (checkField), so quoting keeps a dot in a
-// name from reading as a step of the path.
-func fieldPath(field string) string { return `$."` + field + `"` }
+// loadIndex returns the index fields of the records ids of (collection,
+// tenant), by id. A record without index fields gets an empty map. ids holds
+// 1 to store.MaxLimit ids; they are padded with the last one to the next
+// length of indexSizes, which changes no result.
+func (s *Store) loadIndex(ctx context.Context, tx *sql.Tx, collection, tenant string, ids []string) (map[string]map[string]string, error) {
+	k, _ := slices.BinarySearch(indexSizes, len(ids))
+	if len(ids) == 0 || k == len(indexSizes) {
+		return nil, fmt.Errorf("load index of %d records: not in 1..%d", len(ids), store.MaxLimit)
+	}
+	out := make(map[string]map[string]string, len(ids))
+	n := 2 + indexSizes[k]
+	args := make([]any, 0, n)
+	args = append(args, collection, tenant)
+	for _, id := range ids {
+		out[id] = map[string]string{}
+		args = append(args, id)
+	}
+	for len(args) < n {
+		args = append(args, ids[len(ids)-1])
+	}
+	rows, err := tx.StmtContext(ctx, s.index[k]).QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		var id, field, value string
+		if err := rows.Scan(&id, &field, &value); err != nil {
+			return nil, err
+		}
+		out[id][field] = value
+	}
+	return out, rows.Err()
+}
+
+// insertIndex writes the index rows of rec.
+func (s *Store) insertIndex(ctx context.Context, tx *sql.Tx, rec store.Record) error {
+	for field, value := range rec.Index {
+		if _, err := s.txExec(ctx, tx,
+			insertIndexSQL,
+			rec.Collection, rec.Tenant, rec.ID, field, value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// casResult turns a compare-and-swap statement that changed no row into
+// store.ErrNotFound or store.ErrConflict, by whether the record exists.
+func (s *Store) casResult(ctx context.Context, tx *sql.Tx, res sql.Result, collection, tenant, id string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	var one int
+	err = tx.StmtContext(ctx, s.fixed[existsSQL]).QueryRowContext(ctx, collection, tenant, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return store.ErrConflict
+}
 
 // write runs fn in a write transaction of the database's writer, which may
 // share it with other callers' writes (see sqlitedb.DB.Write): fn MUST run
 // its statements with the ctx it is given.
 func (s *Store) write(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
 	return s.db.Write(ctx, fn)
+}
+
+// read runs fn in a read-only transaction, so all its statements see one
+// snapshot.
+func (s *Store) read(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 func nonNil(b []byte) []byte {
@@ -639,12 +772,9 @@ func (s *Store) checkRecord(rec store.Record) error {
 	if err := s.check(rec.Collection, rec.Tenant, rec.ID); err != nil {
 		return err
 	}
-	for field, value := range rec.Index {
+	for field := range rec.Index {
 		if err := checkField(field); err != nil {
 			return err
-		}
-		if !utf8.ValidString(value) {
-			return fmt.Errorf("index field %q: value is not valid UTF-8: %w", field, store.ErrInvalid)
 		}
 	}
 	return nil

@@ -454,6 +454,11 @@ func (s *Store) open(ctx context.Context, key string) (io.ReadCloser, int64, err
 			_ = f.Close()
 			return nil, 0, fmt.Errorf("open %s: %w", key, err)
 		}
+		if !info.Mode().IsRegular() {
+			// As fileblob: what is not a file is no object.
+			_ = f.Close()
+			return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, key)
+		}
 		return f, info.Size(), nil
 	}
 	r, err := s.bucket.NewReader(ctx, key, nil)

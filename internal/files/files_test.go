@@ -741,3 +741,22 @@ func TestDirectFileMode(t *testing.T) {
 		t.Errorf("mode of the object = %v, want 0600", got)
 	}
 }
+
+// TestDirectDirectoryIsNoObject: a directory where an object's file would
+// be is not found, as through the bucket.
+func TestDirectDirectoryIsNoObject(t *testing.T) {
+	forModes(t, func(t *testing.T, newEnv func(testing.TB) env) {
+		e := newEnv(t)
+		s := e.put(t, ref1, []byte("x"))
+		path := e.objectPath(ref1)
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(path, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := e.store.ReadAll(t.Context(), ref1, s); !errors.Is(err, files.ErrNotFound) {
+			t.Errorf("ReadAll(directory) = %d bytes, %v, want ErrNotFound", len(got), err)
+		}
+	})
+}

@@ -245,7 +245,9 @@ func getDelivery(ctx context.Context, v *store.View, id string) (deliveryRecord,
 // after Options.Republish.
 func (s *Service) publish(ctx context.Context, tenant string, r deliveryRecord, version int64) {
 	m := message{Tenant: tenant, Delivery: r.ID, Schedule: r.Schedule}
-	if !s.local.Offer(message{Tenant: tenant, Delivery: r.ID, Schedule: r.Schedule, written: &r, version: version}) {
+	held := m
+	held.written, held.version = &r, version
+	if !s.local.Offer(held) {
 		s.enqueue(ctx, m)
 	}
 }

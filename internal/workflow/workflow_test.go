@@ -326,6 +326,21 @@ func waitReview(t *testing.T, r *session.Repo, id string) {
 	}
 }
 
+// runRole runs role until the returned stop is called, which waits for Run
+// to return.
+func runRole(t *testing.T, role *workflow.Role) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- role.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run() = %v", err)
+		}
+	}
+}
+
 // TestLocalHandOver: sessions published through a Local while the role
 // runs with it go to its idle consumers without a queue message; one whose
 // evaluation fails goes to the queue and is evaluated from there; a nil
@@ -339,15 +354,7 @@ func TestLocalHandOver(t *testing.T) {
 	local := workflow.NewLocal()
 	role := workflow.NewRole(counted, backend, f.barrier, audit.NewEmitter(f.backend, f.barrier, nil), slog.New(slog.DiscardHandler),
 		func() time.Time { return t0.Add(time.Hour) }, 2).WithLocal(local)
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- role.Run(runCtx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run() = %v", err)
-		}
-	}()
+	defer runRole(t, role)()
 
 	const warm, measured = 3, 10
 	for i := range warm + measured {
@@ -411,15 +418,7 @@ func TestLocalHandOverWritten(t *testing.T) {
 	local := workflow.NewLocal()
 	role := workflow.NewRole(counted, reads, f.barrier, audit.NewEmitter(f.backend, f.barrier, nil), slog.New(slog.DiscardHandler),
 		func() time.Time { return t0.Add(time.Hour) }, 1).WithLocal(local)
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- role.Run(runCtx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run() = %v", err)
-		}
-	}()
+	defer runRole(t, role)()
 	publish := func(s *session.Session) {
 		t.Helper()
 		if err := local.PublishWritten(ctx, counted, "tenant-a", s); err != nil {

@@ -29,6 +29,7 @@ package docreader
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -267,10 +268,13 @@ type imagesField struct {
 	ValueList []imagesFieldValue `json:"valueList"`
 }
 
-// imagesFieldValue is rt-images.yml ImagesFieldValue.
+// imagesFieldValue is rt-images.yml ImagesFieldValue. Value stays raw: of
+// every image of an answer (the pages, their crops, signatures) only the
+// portrait's is read, and unquoting the others, the bulk of an answer,
+// took a third of its decoding.
 type imagesFieldValue struct {
-	Source string `json:"source"`
-	Value  string `json:"value"`
+	Source string          `json:"source"`
+	Value  json.RawMessage `json:"value"`
 }
 
 // oneCandidate is rt-doc-type-old.yml OneCandidate.
@@ -386,12 +390,18 @@ func readPortrait(item int, list []imagesField) ([]byte, error) {
 		if *f.FieldType != graphicPortrait {
 			continue
 		}
-		for _, v := range f.ValueList {
-			if v.Value == "" {
+		for k, v := range f.ValueList {
+			var value string
+			if v.Value != nil {
+				if err := json.Unmarshal(v.Value, &value); err != nil {
+					return nil, malformed("ContainerList.List[%d].Images.fieldList[%d].valueList[%d].value is not a string", item, j, k)
+				}
+			}
+			if value == "" {
 				continue
 			}
 			if rank := sourcePreference[v.Source]; rank > bestRank {
-				best, bestRank = v.Value, rank
+				best, bestRank = value, rank
 			}
 		}
 	}

@@ -329,6 +329,7 @@ func TestReadResult(t *testing.T) {
 		{name: "Images missing", body: answer(status(1), `{"result_type":37}`), wantErr: httpx.ErrMalformed},
 		{name: "image field without type", body: answer(status(1), `{"result_type":37,"Images":{"fieldList":[{"valueList":[]}]}}`), wantErr: httpx.ErrMalformed},
 		{name: "portrait not base64", body: answer(status(1), `{"result_type":37,"Images":{"fieldList":[{"fieldType":201,"valueList":[`+portrait("VISUAL", "%%%")+`]}]}}`), wantErr: httpx.ErrMalformed},
+		{name: "portrait value not a string", body: answer(status(1), `{"result_type":37,"Images":{"fieldList":[{"fieldType":201,"valueList":[{"source":"VISUAL","value":42}]}]}}`), wantErr: httpx.ErrMalformed},
 		{name: "OneCandidate missing", body: answer(status(1), `{"result_type":9}`), wantErr: httpx.ErrMalformed},
 		{name: "OneCandidate without ID", body: answer(status(1), `{"result_type":9,"OneCandidate":{"DocumentName":"X"}}`), wantErr: httpx.ErrMalformed},
 		{
@@ -348,6 +349,19 @@ func TestReadResult(t *testing.T) {
 			check: func(t *testing.T, r Result) {
 				if string(r.Portrait) != "rfid" {
 					t.Errorf("Portrait = %q, want the RFID one", r.Portrait)
+				}
+			},
+		},
+		{
+			// Only the portrait's value is read: another image's is left
+			// as it came, unread.
+			name: "other images left unread",
+			body: answer(status(1), `{"result_type":37,"Images":{"fieldList":[`+
+				`{"fieldType":207,"valueList":[{"source":"VISUAL","value":{"not":"a string"}}]},`+
+				`{"fieldType":201,"valueList":[`+portrait("VISUAL", "dmlzdWFs")+`,{"source":"RFID","value":null}]}]}}`),
+			check: func(t *testing.T, r Result) {
+				if string(r.Portrait) != "visual" {
+					t.Errorf("Portrait = %q, want the visual one (the RFID value is null)", r.Portrait)
 				}
 			},
 		},

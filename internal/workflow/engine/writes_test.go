@@ -117,6 +117,25 @@ func overtaking(t *testing.T, f *fixture) *engine.Engine {
 	return newEngine(t, cfg)
 }
 
+// handleOvertaken has a process handle session id while another process
+// (overtaking) takes the session over and handles it to its end: wrap
+// installs, in the first process's config, the call during which
+// takeOver runs. Neither process's Handle may fail.
+func handleOvertaken(t *testing.T, f *fixture, id string, wrap func(cfg *engine.Config, takeOver func())) {
+	t.Helper()
+	later := overtaking(t, f)
+	var laterErr error
+	cfg := f.config()
+	wrap(&cfg, func() { laterErr = later.Handle(context.Background(), message(id)) })
+	e := newEngine(t, cfg)
+	if err := e.Handle(context.Background(), message(id)); err != nil {
+		t.Errorf("Handle() of the overtaken process = %v, want nil", err)
+	}
+	if laterErr != nil {
+		t.Errorf("Handle() of the process that took over = %v, want nil", laterErr)
+	}
+}
+
 // TestLateResultIsDropped: a process whose attempt was taken over during
 // its call gets its result after the step was completed by the other
 // process; the result, held for the run's next write, is never written, and
@@ -125,17 +144,9 @@ func TestLateResultIsDropped(t *testing.T) {
 	f := newFixture(t)
 	f.define(t, strings.Replace(kycYAML, "timeout: 1s", "timeout: 10s", 1))
 	id := f.newSession(t, "kyc", nil, docAndSelfie...)
-	later := overtaking(t, f)
-	var laterErr error
-	cfg := f.config()
-	cfg.DocReader = &takeover{DocReader: f.drc, run: func() { laterErr = later.Handle(context.Background(), message(id)) }}
-	e := newEngine(t, cfg)
-	if err := e.Handle(context.Background(), message(id)); err != nil {
-		t.Errorf("Handle() of the overtaken process = %v, want nil", err)
-	}
-	if laterErr != nil {
-		t.Errorf("Handle() of the process that took over = %v, want nil", laterErr)
-	}
+	handleOvertaken(t, f, id, func(cfg *engine.Config, takeOver func()) {
+		cfg.DocReader = &takeover{DocReader: f.drc, run: takeOver}
+	})
 	if s := f.session(t, id); s.Status != session.StatusApproved {
 		t.Fatalf("session = %s %q, want approved", s.Status, s.Reason)
 	}
@@ -174,17 +185,9 @@ func TestLateOutcomeIsDropped(t *testing.T) {
 	f := newFixture(t)
 	f.define(t, kycYAML)
 	id := f.newSession(t, "kyc", nil, docAndSelfie...)
-	later := overtaking(t, f)
-	var laterErr error
-	cfg := f.config()
-	cfg.FaceAPI = &faceTakeover{FaceAPI: f.fac, run: func() { laterErr = later.Handle(context.Background(), message(id)) }}
-	e := newEngine(t, cfg)
-	if err := e.Handle(context.Background(), message(id)); err != nil {
-		t.Errorf("Handle() of the overtaken process = %v, want nil", err)
-	}
-	if laterErr != nil {
-		t.Errorf("Handle() of the process that took over = %v, want nil", laterErr)
-	}
+	handleOvertaken(t, f, id, func(cfg *engine.Config, takeOver func()) {
+		cfg.FaceAPI = &faceTakeover{FaceAPI: f.fac, run: takeOver}
+	})
 	if s := f.session(t, id); s.Status != session.StatusApproved || s.Advance {
 		t.Fatalf("session = %s %q advance %t, want approved", s.Status, s.Reason, s.Advance)
 	}
